@@ -1,0 +1,135 @@
+"""Helpers shared by every benchmark side process (standard library only).
+
+Each side (``_jobify_side.py``, ``_trio_side.py``, ``_raw_side.py``) is a script that
+``run.py`` starts in its own interpreter. A side registers its measurements in a
+:class:`Registry`; :func:`side_main` runs one of them and prints a single JSON line,
+prefixed with :data:`RESULT_MARKER`, on stdout.
+
+This module must stay importable by the Jobify 0.14.0 virtualenv, which has neither
+trio nor jobify_trio installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+RESULT_MARKER = "BENCH_RESULT "
+
+Values = dict[str, float | int | str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Params:
+    """What one side process is asked to measure."""
+
+    n: int
+    repeat: int
+    mem_n: int
+
+
+MetricFn = Callable[[Params], Values]
+
+
+@dataclass(kw_only=True)
+class Registry:
+    """The measurements one side can run, by metric name."""
+
+    side: str
+    unavailable: str | None = None
+    metrics: dict[str, MetricFn] = field(default_factory=dict)
+
+    def metric(self, name: str) -> Callable[[MetricFn], MetricFn]:
+        """Register ``fn`` as the measurement for ``name``."""
+
+        def register(fn: MetricFn) -> MetricFn:
+            if name in self.metrics:
+                raise ValueError(f"metric {name!r} registered twice on side {self.side!r}")
+            self.metrics[name] = fn
+            return fn
+
+        return register
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process now, in bytes (Linux), else peak RSS."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            resident_pages = int(statm.read().split()[1])
+        return resident_pages * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def settle_memory() -> None:
+    """Collect garbage thoroughly before an RSS reading."""
+    for _ in range(3):
+        gc.collect()
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of an already sorted, non-empty list (``q`` in [0, 1])."""
+    if not sorted_values:
+        raise ValueError("percentile of an empty list")
+    rank = round(q * (len(sorted_values) - 1))
+    return sorted_values[rank]
+
+
+def latency_summary(samples_ns: list[int]) -> Values:
+    """Mean, p50 and p99 of per-operation latencies, in microseconds."""
+    ordered = sorted(s / 1000.0 for s in samples_ns)
+    return {
+        "mean_us": sum(ordered) / len(ordered),
+        "p50_us": percentile(ordered, 0.50),
+        "p99_us": percentile(ordered, 0.99),
+        "samples": len(ordered),
+    }
+
+
+def best_latency(rounds: list[Values]) -> Values:
+    """The round with the lowest mean latency (the least disturbed one)."""
+    return min(rounds, key=lambda r: float(r["mean_us"]))
+
+
+def now() -> float:
+    """Monotonic high-resolution seconds."""
+    return time.perf_counter()
+
+
+def _emit(payload: dict[str, object]) -> None:
+    sys.stdout.write(RESULT_MARKER + json.dumps(payload) + "\n")
+    sys.stdout.flush()
+
+
+def side_main(registry: Registry, argv: list[str] | None = None) -> int:
+    """Run one registered metric and print its JSON result; always exits 0 if it printed."""
+    parser = argparse.ArgumentParser(description=f"benchmark side: {registry.side}")
+    parser.add_argument("--metric", required=True)
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--mem-n", type=int, default=100_000)
+    args = parser.parse_args(argv)
+    base: dict[str, object] = {"side": registry.side, "metric": args.metric}
+    if registry.unavailable is not None:
+        _emit({**base, "status": "unavailable", "reason": registry.unavailable})
+        return 0
+    fn = registry.metrics.get(args.metric)
+    if fn is None:
+        _emit({**base, "status": "unsupported", "reason": "metric not implemented"})
+        return 0
+    params = Params(n=args.n, repeat=args.repeat, mem_n=args.mem_n)
+    try:
+        values = fn(params)
+    except Exception as exc:  # a half-built library must not kill the whole run
+        _emit({**base, "status": "error", "reason": f"{type(exc).__name__}: {exc}"})
+        return 0
+    _emit({**base, "status": "ok", "values": values})
+    return 0

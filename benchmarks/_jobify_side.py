@@ -1,0 +1,143 @@
+"""Jobify 0.14.0 (asyncio) side of the benchmarks.
+
+Run by ``run.py`` with the interpreter of the ``.bench/jobify-0.14.0`` virtualenv:
+``python benchmarks/_jobify_side.py --metric throughput --n 10000 --repeat 5``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from typing import Any
+
+from _common import (
+    Params,
+    Registry,
+    Values,
+    best_latency,
+    latency_summary,
+    now,
+    rss_bytes,
+    settle_memory,
+    side_main,
+)
+
+registry = Registry(side="jobify")
+WARMUP_JOBS = 100
+
+try:
+    from jobify import Jobify
+except Exception as exc:  # reported as "unavailable", never a crash
+    registry.unavailable = f"cannot import jobify: {type(exc).__name__}: {exc}"
+
+
+def _make_app() -> tuple[Any, Any]:
+    app = Jobify(storage=False)
+
+    async def noop() -> None:
+        return None
+
+    task = app.task(name="bench:noop")(noop)
+    return app, task
+
+
+async def _warm_up(app: Any, task: Any) -> None:
+    for _ in range(WARMUP_JOBS):
+        await task.push()
+    await app.wait_all()
+
+
+async def _throughput_loop(app: Any, task: Any, n: int) -> float:
+    """Push ``n`` jobs one after another, then wait for all of them."""
+    settle_memory()
+    start = now()
+    for _ in range(n):
+        await task.push()
+    await app.wait_all()
+    return n / (now() - start)
+
+
+async def _throughput_gather(app: Any, task: Any, n: int) -> float:
+    """Jobify's own benchmark: ``asyncio.gather`` of ``n`` pushes, then ``wait_all``."""
+    settle_memory()
+    start = now()
+    await asyncio.gather(*(task.push() for _ in range(n)))
+    await app.wait_all()
+    return n / (now() - start)
+
+
+@registry.metric("throughput")
+def throughput(p: Params) -> Values:
+    async def main() -> Values:
+        app, task = _make_app()
+        loop_rates: list[float] = []
+        gather_rates: list[float] = []
+        async with app:
+            await _warm_up(app, task)
+            for _ in range(p.repeat):
+                loop_rates.append(await _throughput_loop(app, task, p.n))
+                gather_rates.append(await _throughput_gather(app, task, p.n))
+        best_loop, best_gather = max(loop_rates), max(gather_rates)
+        return {
+            "jobs_per_s": max(best_loop, best_gather),
+            "loop_jobs_per_s": best_loop,
+            "gather_jobs_per_s": best_gather,
+            "n": p.n,
+            "rounds": p.repeat,
+        }
+
+    return asyncio.run(main())
+
+
+@registry.metric("latency")
+def latency(p: Params) -> Values:
+    async def one_round(task: Any, n: int) -> Values:
+        settle_memory()
+        samples: list[int] = []
+        clock = time.perf_counter_ns
+        for _ in range(n):
+            start = clock()
+            job = await task.push()
+            await job.wait()
+            samples.append(clock() - start)
+        return latency_summary(samples)
+
+    async def main() -> Values:
+        app, task = _make_app()
+        async with app:
+            await _warm_up(app, task)
+            rounds = [await one_round(task, p.n) for _ in range(p.repeat)]
+        return best_latency(rounds)
+
+    return asyncio.run(main())
+
+
+@registry.metric("memory_delayed")
+def memory_delayed(p: Params) -> Values:
+    async def main() -> Values:
+        app, task = _make_app()
+        async with app:
+            await task.schedule().delay(3600)  # first-use allocations stay out of the delta
+            settle_memory()
+            before = rss_bytes()
+            start = now()
+            for _ in range(p.mem_n):
+                await task.schedule().delay(3600)
+            elapsed = now() - start
+            settle_memory()
+            after = rss_bytes()
+            pending = len(app.get_active_jobs())
+        return {
+            "bytes_per_job": (after - before) / p.mem_n,
+            "rss_growth_bytes": after - before,
+            "jobs": p.mem_n,
+            "pending_seen": pending,
+            "schedule_per_s": p.mem_n / elapsed,
+        }
+
+    return asyncio.run(main())
+
+
+if __name__ == "__main__":
+    sys.exit(side_main(registry))
