@@ -1,0 +1,1 @@
+"""The actors of the runtime, one module each. See ``docs/design.rst``."""

@@ -1,0 +1,99 @@
+"""The retry supervisor actor: decides what a failed attempt leads to.
+
+Executors report every failed or timed-out attempt as :class:`AttemptFailed`. The
+supervisor asks the pure :func:`~jobify_trio._retry.decide_retry` whether to retry; a
+retry is re-armed through the scheduler after the backoff (the executor is never held
+during a backoff). When retries are exhausted or the exception is not retryable, it
+resolves an exception handler level-first (task, routers, app) with the task's
+:class:`~jobify_trio._handler_resolution.HandlerTable` and runs it in its own nursery;
+the handler's return value becomes the result, a handler that raises fails the job.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import trio
+
+from .._clock import WallClock
+from .._handler_resolution import ExceptionHandler, is_async_handler
+from .._job import Job, JobStatus
+from .._messages import AttemptFailed
+from .._outcomes import Outcomes
+from .._retry import RetryAfter, decide_retry
+from ..exceptions import JobTimeoutError
+
+__all__ = ["Supervisor"]
+
+ContextFactory = Callable[[Job[Any], int], Any]
+
+
+class Supervisor:
+    """Receives failed attempts; retries them, hands them to a handler, or fails the job."""
+
+    def __init__(
+        self,
+        *,
+        attempt_failed_receive: trio.MemoryReceiveChannel[AttemptFailed],
+        outcomes: Outcomes,
+        wall_clock: WallClock,
+        make_context: ContextFactory,
+        uniform: Callable[[float, float], float] = random.uniform,
+    ) -> None:
+        self._attempt_failed_receive = attempt_failed_receive
+        self._outcomes = outcomes
+        self._wall_clock = wall_clock
+        self._make_context = make_context
+        self._uniform = uniform
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Handle failures until cancelled or the inbox closes."""
+        async with trio.open_nursery() as handlers:
+            task_status.started()
+            async for event in self._attempt_failed_receive:
+                self._on_attempt_failed(event, handlers)
+
+    def _on_attempt_failed(self, event: AttemptFailed, handlers: trio.Nursery) -> None:
+        job = event.job
+        if event.generation != job._generation or job.status is JobStatus.CANCELLED:
+            return
+        job.exception = event.exception
+        decision = decide_retry(
+            job._task.options.retry,
+            attempt=event.attempt,
+            exc=event.exception,
+            uniform=self._uniform,
+        )
+        if isinstance(decision, RetryAfter):
+            job.exec_at = self._wall_clock.now() + timedelta(seconds=decision.delay)
+            self._outcomes.rearm(job, attempt=decision.next_attempt)
+            return
+        handler = job._task.handlers.resolve(event.exception)
+        if handler is None:
+            self._fail(job, event.exception)
+        else:
+            handlers.start_soon(self._run_handler, handler, event)
+
+    async def _run_handler(self, handler: ExceptionHandler, event: AttemptFailed) -> None:
+        job = event.job
+        context = self._make_context(job, event.attempt)
+        try:
+            if is_async_handler(handler):
+                result = await handler(event.exception, context)
+            else:
+                result = await trio.to_thread.run_sync(handler, event.exception, context)
+        except Exception as exc:
+            if exc.__cause__ is None and exc is not event.exception:
+                exc.__cause__ = event.exception
+            if event.generation == job._generation:
+                self._outcomes.failed(job, JobStatus.FAILED, exc)
+            return
+        if event.generation == job._generation:
+            self._outcomes.succeeded(job, result)
+
+    def _fail(self, job: Job[Any], exception: Exception) -> None:
+        status = JobStatus.TIMEOUT if isinstance(exception, JobTimeoutError) else JobStatus.FAILED
+        self._outcomes.failed(job, status, exception)

@@ -1,0 +1,192 @@
+"""The public facade: :class:`Jobify`."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from datetime import UTC, tzinfo
+from types import TracebackType
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import trio
+import trio_parallel
+
+from ._clock import SystemWallClock, WallClock, check_wall_clock
+from ._handler_resolution import ExceptionHandler, HandlerTable, validate_exception_handlers
+from ._job import Job
+from ._registrar import Registrar
+from ._runtime import Runtime
+from ._state import State
+from ._task import Task
+from .exceptions import ApplicationStateError
+
+__all__ = ["Jobify"]
+
+DEFAULT_MAX_CONCURRENCY = 10_000
+
+
+def _check_tz(tz: object) -> tzinfo:
+    if tz is None:
+        return UTC
+    if isinstance(tz, str):
+        return ZoneInfo(tz)
+    if not isinstance(tz, tzinfo):
+        raise TypeError(f"tz must be a tzinfo, a zone name or None, got {tz!r}")
+    return tz
+
+
+def _check_max_concurrency(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"max_concurrency must be an int >= 1, got {value!r}")
+    return value
+
+
+class Jobify(Registrar):
+    """A job scheduler app for trio. Register tasks, then run it with ``async with app:``.
+
+    ``max_concurrency`` bounds how many attempts run at once; past it, scheduling calls
+    wait for a free slot (backpressure) instead of piling up tasks.
+    """
+
+    def __init__(
+        self,
+        *,
+        tz: tzinfo | str | None = None,
+        state: Mapping[str, Any] | None = None,
+        exception_handlers: Mapping[type[BaseException], ExceptionHandler] | None = None,
+        wall_clock: WallClock | None = None,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+    ) -> None:
+        super().__init__()
+        self.tz = _check_tz(tz)
+        self.state = State(state)
+        self.exception_handlers = validate_exception_handlers(exception_handlers, owner="app")
+        self.wall_clock: WallClock = (
+            SystemWallClock() if wall_clock is None else check_wall_clock(wall_clock)
+        )
+        self.max_concurrency = _check_max_concurrency(max_concurrency)
+        self._runtime: Runtime | None = None
+        self._stack: contextlib.AsyncExitStack | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def is_running(self) -> bool:
+        """True between ``__aenter__`` and the end of ``__aexit__``."""
+        return self._stack is not None
+
+    def _registration_open(self) -> bool:
+        return self._stack is None
+
+    def _scheduling_runtime(self, task: Task[..., Any]) -> Runtime:
+        runtime = self._runtime
+        if runtime is None:
+            raise ApplicationStateError(
+                f"task {task.name!r}: the app is not running; "
+                "schedule jobs inside `async with app:`"
+            )
+        return runtime
+
+    async def __aenter__(self) -> Jobify:
+        if self._stack is not None:
+            raise ApplicationStateError("the app is already running")
+        stack = contextlib.AsyncExitStack()
+        self._stack = stack
+        try:
+            await self._start(stack)
+        except BaseException:
+            self._stack = None
+            self._runtime = None
+            await stack.aclose()
+            raise
+        return self
+
+    async def _start(self, stack: contextlib.AsyncExitStack) -> None:
+        self._prepare_tasks()
+        processes = await stack.enter_async_context(
+            trio_parallel.open_worker_context(grace_period=5.0)
+        )
+        nursery = await stack.enter_async_context(trio.open_nursery())
+        runtime = Runtime(self, nursery=nursery, processes=processes)
+        stack.push_async_callback(runtime.after_stop)
+        stack.push_async_callback(runtime.stop)
+        await runtime.start()
+        self._runtime = runtime
+
+    def _prepare_tasks(self) -> None:
+        for task in self._tasks.values():
+            task.handlers = HandlerTable.build(
+                [task.options.exception_handlers, self.exception_handlers]
+            )
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        stack = self._stack
+        assert stack is not None
+        try:
+            await stack.__aexit__(exc_type, exc, tb)
+        except BaseExceptionGroup as group:
+            raise _unwrap(group, exc) from None
+        finally:
+            self._stack = None
+            self._runtime = None
+        return False
+
+    # -- introspection -------------------------------------------------------------------
+
+    def find_job(self, job_id: str) -> Job[Any] | None:
+        """The scheduled or running job with this id, or None."""
+        runtime = self._runtime
+        return None if runtime is None else runtime.registry.get(job_id)
+
+    def get_active_jobs(self) -> list[Job[Any]]:
+        """Every scheduled or running job."""
+        runtime = self._runtime
+        return [] if runtime is None else list(runtime.registry)
+
+    async def wait_all(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        """Return when no job is scheduled or running; ``TimeoutError`` if ``timeout`` passes."""
+        runtime = self._runtime
+        if runtime is None:
+            raise ApplicationStateError("wait_all() needs a running app")
+        if timeout is None:
+            await runtime.registry.wait_idle()
+            return
+        with trio.move_on_after(timeout):
+            await runtime.registry.wait_idle()
+            return
+        raise TimeoutError(f"jobs still active after {timeout:g} s: {len(runtime.registry)}")
+
+    def __repr__(self) -> str:
+        state = "running" if self.is_running else "stopped"
+        return f"<Jobify tasks={len(self._tasks)} tz={self.tz} {state}>"
+
+
+def _unwrap(
+    group: BaseExceptionGroup[BaseException], body_exc: BaseException | None
+) -> BaseException:
+    """The exception to raise instead of a group: the body's own, or the only one inside."""
+    leaves = _leaves(group)
+    if body_exc is not None and any(leaf is body_exc for leaf in leaves):
+        return body_exc
+    non_cancel = [leaf for leaf in leaves if not isinstance(leaf, trio.Cancelled)]
+    if len(non_cancel) == 1:
+        return non_cancel[0]
+    if not non_cancel:
+        return leaves[0]
+    return group
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            out.extend(_leaves(exc))
+        else:
+            out.append(exc)
+    return out

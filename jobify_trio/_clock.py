@@ -1,0 +1,56 @@
+"""Wall clocks: where cron and ``at()`` arithmetic get the current aware time.
+
+Sleeping always happens on trio's clock. A wall clock only answers "what time is it",
+so the scheduler converts a wall-clock instant into a trio deadline when it arms a
+timer, and re-reads the wall clock when the timer fires (see :mod:`._actors._scheduler`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, tzinfo
+from typing import Protocol, runtime_checkable
+
+__all__ = ["SystemWallClock", "WallClock", "check_wall_clock"]
+
+
+@runtime_checkable
+class WallClock(Protocol):
+    """Anything with ``now() -> datetime`` returning an aware datetime."""
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware."""
+        ...
+
+
+class SystemWallClock:
+    """The system's real-time clock (``datetime.now(UTC)``).
+
+    Jumps of this clock (NTP steps, a suspended laptop) are noticed because every timer
+    re-reads it when it fires, and no timer sleeps longer than
+    :data:`~jobify_trio._actors._scheduler.MAX_SLEEP` seconds of trio time at once.
+    """
+
+    __slots__ = ()
+
+    def now(self) -> datetime:
+        """The current time in UTC."""
+        return datetime.now(UTC)
+
+    def __repr__(self) -> str:
+        return "SystemWallClock()"
+
+
+def check_wall_clock(clock: object) -> WallClock:
+    """Validate a user-supplied wall clock, naming the value when it is wrong."""
+    if not isinstance(clock, WallClock):
+        raise TypeError(
+            f"wall_clock must have a now() method returning an aware datetime, got {clock!r}"
+        )
+    return clock
+
+
+def to_tz(moment: datetime, tz: tzinfo) -> datetime:
+    """``moment`` as an aware datetime in ``tz``; a naive ``moment`` is taken to be in ``tz``."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        return moment.replace(tzinfo=tz)
+    return moment.astimezone(tz)

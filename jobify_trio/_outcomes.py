@@ -1,0 +1,88 @@
+"""Where a run of a job ends: status, result, waiters, re-runs and the registry.
+
+Every actor that ends a run (an executor on success, the supervisor after a failure,
+the facade on cancel) goes through :class:`Outcomes`, so the bookkeeping of an ending
+run lives in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from ._job import Job, JobStatus
+from ._messages import ArmTimer, TimerMessage
+from ._registry import JobRegistry
+
+__all__ = ["Outcomes", "RunEndHook"]
+
+RunEndHook = Callable[[Job[Any]], bool]
+"""Called when a run ends; returns True if it took over the job (a cron trigger re-arms it)."""
+
+
+class Outcomes:
+    """Applies the outcome of a run to its :class:`Job` and tells whoever must know."""
+
+    __slots__ = ("_registry", "_timer_send", "job_ended_hooks")
+
+    def __init__(
+        self, *, registry: JobRegistry, timer_send: trio.MemorySendChannel[TimerMessage]
+    ) -> None:
+        self._registry = registry
+        self._timer_send = timer_send
+        self.job_ended_hooks: list[Callable[[Job[Any]], None]] = []
+
+    def succeeded(self, job: Job[Any], result: Any) -> None:
+        """The run returned ``result`` (or a handler turned its failure into it)."""
+        job._result = result
+        job.exception = None
+        self._end_run(job, JobStatus.SUCCESS)
+
+    def failed(self, job: Job[Any], status: JobStatus, exception: BaseException) -> None:
+        """The run ended without success for good (FAILED or TIMEOUT)."""
+        job.exception = exception
+        self._end_run(job, status)
+
+    def cancelled(self, job: Job[Any], *, shutting_down: bool = False) -> None:
+        """The job was cancelled: it ends now, whatever it was doing.
+
+        At shutdown the ``job_ended_hooks`` are not told: a durable job stays stored.
+        """
+        job._rerun = None
+        job._generation += 1
+        if job._scope is not None:
+            job._scope.cancel()
+        job.status = JobStatus.CANCELLED
+        self._finish(job, notify=not shutting_down)
+
+    def _end_run(self, job: Job[Any], status: JobStatus) -> None:
+        if job.status is JobStatus.CANCELLED:  # cancelled while its outcome was on the way
+            return
+        job.status = status
+        hook = job._on_run_end
+        if hook is not None and hook(job):
+            job._wake_waiters()
+            return
+        rerun = job._rerun
+        if rerun is not None:
+            job._rerun = None
+            job._wake_waiters()
+            job.exec_at = rerun
+            self.rearm(job)
+            return
+        self._finish(job)
+
+    def rearm(self, job: Job[Any], *, attempt: int = 1) -> None:
+        """Arm ``job`` again for its ``exec_at`` (the scheduler runs it at once if due)."""
+        job._generation += 1
+        job.status = JobStatus.SCHEDULED
+        self._timer_send.send_nowait(ArmTimer(job=job, generation=job._generation, attempt=attempt))
+
+    def _finish(self, job: Job[Any], *, notify: bool = True) -> None:
+        job._wake_waiters()
+        self._registry.discard(job)
+        if notify:
+            for hook in self.job_ended_hooks:
+                hook(job)

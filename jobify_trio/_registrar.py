@@ -1,0 +1,119 @@
+"""Task registration shared by the app and (later) routers: the ``task`` decorator."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, ParamSpec, TypeVar, overload
+
+from ._cron import Cron
+from ._handler_resolution import ExceptionHandler
+from ._retry import SmartRetry
+from ._run_mode import RunMode
+from ._task import Task, TaskOptions, TaskOwner
+from .exceptions import ApplicationStateError, RouteAlreadyRegisteredError
+
+__all__ = ["Registrar"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Registrar(TaskOwner):
+    """Something tasks are registered on: ``@registrar.task`` / ``@registrar.task(...)``."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, Task[..., Any]] = {}
+
+    @property
+    def tasks(self) -> Mapping[str, Task[..., Any]]:
+        """The tasks registered here, by name."""
+        return dict(self._tasks)
+
+    def _registration_open(self) -> bool:
+        return True
+
+    def _qualify_name(self, name: str) -> str:
+        return name
+
+    @overload
+    def task(self, func: Callable[P, R], /) -> Task[P, R]: ...
+
+    @overload
+    def task(
+        self,
+        func: None = None,
+        /,
+        *,
+        name: str | None = None,
+        cron: str | Cron | None = None,
+        retry: int | SmartRetry | None = None,
+        timeout: float | None = None,
+        durable: bool | None = None,
+        run_mode: RunMode | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        exception_handlers: Mapping[type[BaseException], ExceptionHandler] | None = None,
+    ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+    @overload
+    def task(
+        self,
+        func: Callable[P, R],
+        /,
+        *,
+        name: str | None = None,
+        cron: str | Cron | None = None,
+        retry: int | SmartRetry | None = None,
+        timeout: float | None = None,
+        durable: bool | None = None,
+        run_mode: RunMode | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        exception_handlers: Mapping[type[BaseException], ExceptionHandler] | None = None,
+    ) -> Task[P, R]: ...
+
+    def task(self, func: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+        """Register a function as a task; usable bare, with options, or called directly."""
+        unknown = set(options) - _OPTION_NAMES
+        if unknown:
+            raise TypeError(f"task() got unknown option(s): {', '.join(sorted(unknown))}")
+        full = dict.fromkeys(_OPTION_NAMES) | options
+        if func is not None:
+            return self._register(func, full, stacklevel=3)
+
+        def decorator(f: Callable[P, R]) -> Task[P, R]:
+            return self._register(f, full, stacklevel=3)  # type: ignore[return-value]
+
+        return decorator
+
+    def _register(
+        self, func: Callable[..., Any], options: dict[str, Any], *, stacklevel: int
+    ) -> Task[..., Any]:
+        if not self._registration_open():
+            raise ApplicationStateError("cannot register tasks on an app that is running")
+        if isinstance(func, Task):
+            raise TypeError(f"{func!r} is already a registered task")
+        name = options.pop("name")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"task name must be a non-empty str, got {name!r}")
+        validated = TaskOptions.validate(func, name=name, stacklevel=stacklevel + 2, **options)
+        full_name = self._qualify_name(validated.name)
+        if full_name != validated.name:
+            validated = _with_name(validated, full_name)
+        self._check_name_free(full_name)
+        task: Task[..., Any] = Task._create(func, options=validated, owner=self)
+        self._tasks[full_name] = task
+        return task
+
+    def _check_name_free(self, name: str) -> None:
+        if name in self._tasks:
+            raise RouteAlreadyRegisteredError(name)
+
+
+_OPTION_NAMES = frozenset(
+    {"name", "cron", "retry", "timeout", "durable", "run_mode", "metadata", "exception_handlers"}
+)
+
+
+def _with_name(options: TaskOptions, name: str) -> TaskOptions:
+    import attrs
+
+    return attrs.evolve(options, name=name)

@@ -1,0 +1,285 @@
+"""One running session of an app: the actors, their channels, and the scheduling facade.
+
+A :class:`Runtime` lives for one ``async with app:`` block. It opens one nursery and
+starts the actors in it with ``nursery.start`` (so each is ready when ``__aenter__``
+returns): the executor (worker pool), the retry supervisor and the scheduler (timers).
+Channels::
+
+    facade ──push──────────────────────────────▶ executor ──AttemptFailed──▶ supervisor
+    facade ──ArmTimer/DisarmTimer──▶ scheduler ──RunJob──▶ executor              │
+                                        ▲                                       │
+                                        └──────────ArmTimer (retry) ────────────┘
+
+Only the executor's inbox is bounded (zero buffer plus a bounded worker pool): that is
+where backpressure comes from. The scheduler's and supervisor's inboxes are unbounded,
+but each message stands for a job that is already held in memory (a pending timer or a
+finished attempt), so they grow only with the number of jobs, never with time.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import os
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import trio
+import trio_parallel
+
+from ._actors._executor import Executor
+from ._actors._scheduler import Scheduler
+from ._actors._supervisor import Supervisor
+from ._clock import WallClock, to_tz
+from ._context import JobContext
+from ._job import FINAL_STATUSES, Job, JobStatus
+from ._messages import AttemptFailed, DisarmTimer, RunJob, TimerMessage
+from ._outcomes import Outcomes
+from ._registry import JobRegistry
+from ._state import RequestState
+from .exceptions import ApplicationStateError, DuplicateJobError
+
+if TYPE_CHECKING:
+    from ._app import Jobify
+    from ._cron import Cron
+    from ._task import Task
+
+__all__ = ["Runtime"]
+
+
+class _ThreadTracker:
+    """Counts job functions running in worker threads, so shutdown can wait for them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self._idle = threading.Event()
+        self._idle.set()
+
+    def wrap(self, call: Callable[[], Any]) -> Callable[[], Any]:
+        with self._lock:
+            self._running += 1
+            self._idle.clear()
+
+        def tracked() -> Any:
+            try:
+                return call()
+            finally:
+                with self._lock:
+                    self._running -= 1
+                    if not self._running:
+                        self._idle.set()
+
+        return tracked
+
+    @property
+    def busy(self) -> bool:
+        return not self._idle.is_set()
+
+    def wait_idle(self) -> None:
+        self._idle.wait()
+
+
+class Runtime:
+    """The actors of one app session and the operations the public facade calls."""
+
+    def __init__(
+        self, app: Jobify, *, nursery: trio.Nursery, processes: trio_parallel.WorkerContext
+    ):
+        self.app = app
+        self.registry = JobRegistry()
+        self._nursery = nursery
+        self._processes = processes
+        self._threads = _ThreadTracker()
+        self._wall_clock: WallClock = app.wall_clock
+        self._tz = app.tz
+        self._ids = itertools.count(1)
+        self._id_prefix = os.urandom(6).hex() + "-"
+        self._closed = False
+        self._timer_send, timer_receive = trio.open_memory_channel[TimerMessage](math.inf)
+        failed_send, failed_receive = trio.open_memory_channel[AttemptFailed](math.inf)
+        self.outcomes = Outcomes(registry=self.registry, timer_send=self._timer_send)
+        self.executor = Executor(
+            outcomes=self.outcomes,
+            attempt_failed_send=failed_send,
+            max_concurrency=app.max_concurrency,
+        )
+        self.supervisor = Supervisor(
+            attempt_failed_receive=failed_receive,
+            outcomes=self.outcomes,
+            wall_clock=self._wall_clock,
+            make_context=self.make_context,
+        )
+        self.scheduler = Scheduler(
+            timer_receive=timer_receive, executor=self.executor, wall_clock=self._wall_clock
+        )
+
+    async def start(self) -> None:
+        """Start every actor; returns when all are ready."""
+        await self._nursery.start(self.executor.run)
+        await self._nursery.start(self.supervisor.run)
+        await self._nursery.start(self.scheduler.run)
+
+    async def stop(self) -> None:
+        """Refuse new jobs, cancel the actors and running jobs, and wait for them."""
+        self._closed = True
+        for job in self.registry:
+            if job._scope is not None:
+                job._scope.cancel()
+        self._nursery.cancel_scope.cancel()
+
+    async def after_stop(self) -> None:
+        """Once the nursery has exited: wait for job threads, end every job still active."""
+        if self._threads.busy:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(self._threads.wait_idle)
+        for job in self.registry:
+            self.outcomes.cancelled(job, shutting_down=True)
+
+    # -- helpers the actors and tasks use ------------------------------------------------
+
+    def now(self) -> datetime:
+        """The wall clock's time in the app's tz."""
+        return self._wall_clock.now().astimezone(self._tz)
+
+    def make_context(self, job: Job[Any], attempt: int) -> JobContext:
+        """A fresh :class:`JobContext` for one attempt (or its exception handler)."""
+        return JobContext(
+            app=self.app,
+            job=job,
+            task=job._task,
+            state=self.app.state,
+            request_state=RequestState(),
+            attempt=attempt,
+        )
+
+    async def run_in_thread(self, call: Callable[[], Any]) -> Any:
+        """Run a sync job function in a worker thread; abandoned (not killed) on cancel."""
+        return await trio.to_thread.run_sync(self._threads.wrap(call), abandon_on_cancel=True)
+
+    async def run_in_process(self, call: functools.partial[Any]) -> Any:
+        """Run a sync job function in a worker process; the process is killed on cancel."""
+        return await self._processes.run_sync(call, kill_on_cancel=True)
+
+    # -- scheduling ----------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ApplicationStateError("the app is shutting down; no new jobs are accepted")
+
+    def _active(self, job_id: str | None, replace: bool) -> Job[Any] | None:
+        if job_id is None:
+            return None
+        existing = self.registry.get(job_id)
+        if existing is not None and not replace:
+            raise DuplicateJobError(job_id)
+        return existing
+
+    def _new_job(
+        self,
+        task: Task[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        job_id: str | None,
+        exec_at: datetime,
+    ) -> Job[Any]:
+        if job_id is None:
+            job_id = f"{self._id_prefix}{next(self._ids)}"
+        job: Job[Any] = Job._create(
+            job_id=job_id,
+            task=task,
+            args=args,
+            kwargs=kwargs,
+            exec_at=exec_at,
+            cancel_hook=self.cancel,
+        )
+        self.registry.add(job)
+        return job
+
+    async def push(
+        self,
+        task: Task[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        job_id: str | None = None,
+        replace: bool = False,
+        force: bool = False,
+    ) -> Job[Any]:
+        """Run now (see contract §4 for ``job_id``/``replace``/``force``)."""
+        self._check_open()
+        existing = self._active(job_id, replace)
+        if existing is not None:
+            if force:
+                self._reschedule(existing, task, args, kwargs, self.now())
+            await trio.lowlevel.checkpoint()
+            return existing
+        job = self._new_job(task, args, kwargs, job_id, self.now())
+        job.status = JobStatus.SCHEDULED
+        job._generation = 1
+        await self.executor.submit(RunJob(job=job, generation=1))
+        return job
+
+    async def at(
+        self,
+        task: Task[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        at: datetime,
+        *,
+        job_id: str | None = None,
+        replace: bool = False,
+        force: bool = False,
+    ) -> Job[Any]:
+        """Run at the wall-clock time ``at`` (naive: in the app's tz)."""
+        self._check_open()
+        exec_at = to_tz(at, self._tz)
+        existing = self._active(job_id, replace)
+        if existing is not None:
+            if force or exec_at != existing.exec_at:
+                self._reschedule(existing, task, args, kwargs, exec_at)
+            await trio.lowlevel.checkpoint()
+            return existing
+        job = self._new_job(task, args, kwargs, job_id, exec_at)
+        self.outcomes.rearm(job)
+        await trio.lowlevel.checkpoint()
+        return job
+
+    async def cron(
+        self, task: Task[..., Any], cron: Cron, *, job_id: str, replace: bool, force: bool
+    ) -> Job[Any]:
+        """Schedule a cron job (the cron trigger actors arrive with cron support)."""
+        raise ApplicationStateError(
+            f"task {task.name!r}: cron scheduling is not available in this build"
+        )
+
+    def _reschedule(
+        self,
+        job: Job[Any],
+        task: Task[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        exec_at: datetime,
+    ) -> None:
+        """Re-arm an active job in place; a running one runs again after its current run."""
+        job._task, job._args, job._kwargs = task, args, kwargs
+        if job.status is JobStatus.RUNNING:
+            job._rerun = exec_at
+            return
+        self._disarm(job)
+        job.exec_at = exec_at
+        self.outcomes.rearm(job)
+
+    def _disarm(self, job: Job[Any]) -> None:
+        if job._timer is not None:
+            self._timer_send.send_nowait(DisarmTimer(job=job))
+
+    async def cancel(self, job: Job[Any]) -> None:
+        """Cancel ``job``: disarm its timer, cancel its running attempt, end it."""
+        if job.status not in FINAL_STATUSES:
+            self._disarm(job)
+            self.outcomes.cancelled(job)
+        await trio.lowlevel.checkpoint()
