@@ -126,9 +126,6 @@ class Runtime:
     async def stop(self) -> None:
         """Refuse new jobs, cancel the actors and running jobs, and wait for them."""
         self._closed = True
-        for job in self.registry:
-            if job._scope is not None:
-                job._scope.cancel()
         self._nursery.cancel_scope.cancel()
 
     async def after_stop(self) -> None:

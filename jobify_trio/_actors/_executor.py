@@ -15,11 +15,10 @@ retries and exception handlers.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import trio
 
-from .._job import Job, JobStatus
+from .._job import JobStatus
 from .._messages import AttemptFailed, RunJob
 from .._outcomes import Outcomes
 from ..exceptions import JobTimeoutError
@@ -72,22 +71,37 @@ class Executor:
                 return
         await trio.lowlevel.checkpoint()
 
-    async def _worker(self, command: RunJob) -> None:
+    async def _worker(self, command: RunJob | None) -> None:
+        """Run commands until idle workers are plentiful.
+
+        Entering a cancel scope costs several microseconds, so a worker does not open one
+        per attempt: it runs attempts inside one scope until that scope is cancelled (a
+        running job was cancelled, or its timeout set the scope's deadline), then opens
+        a fresh one. ``job._scope`` points at the scope only while the job runs.
+        """
         receive = self._run_job_receive
         try:
             while True:
-                await self._run_attempt(command)
-                if self._idle >= self._max_idle:
-                    return
-                self._idle += 1
-                try:
-                    command = await receive.receive()
-                finally:
-                    self._idle -= 1
+                running: RunJob | None = None
+                with trio.CancelScope() as scope:
+                    while True:
+                        if command is not None:
+                            running, command = command, None
+                            await self._run_attempt(running, scope)
+                            running = None
+                        if self._idle >= self._max_idle:
+                            return
+                        self._idle += 1
+                        try:
+                            command = await receive.receive()
+                        finally:
+                            self._idle -= 1
+                if running is not None:  # the scope interrupted this attempt
+                    await self._interrupted(running, scope)
         finally:
             self._workers -= 1
 
-    async def _run_attempt(self, command: RunJob) -> None:
+    async def _run_attempt(self, command: RunJob, scope: trio.CancelScope) -> None:
         job = command.job
         if job._generation != command.generation or job.status is not JobStatus.SCHEDULED:
             return  # cancelled or re-armed after this command was sent
@@ -95,37 +109,40 @@ class Executor:
         job._attempt = command.attempt
         task = job._task
         timeout = task.options.timeout
-        scope = trio.CancelScope(
-            deadline=math.inf if timeout is None else trio.current_time() + timeout
-        )
+        if timeout is not None:
+            scope.deadline = trio.current_time() + timeout
         job._scope = scope
-        failure: Exception | None = None
-        result: Any = None
-        with scope:
-            try:
-                result = await task._invoke(job._args, job._kwargs)
-            except Exception as exc:
-                failure = exc
-        job._scope = None
-        await self._report(command, job, scope, result, failure)
-
-    async def _report(
-        self,
-        command: RunJob,
-        job: Job[Any],
-        scope: trio.CancelScope,
-        result: Any,
-        failure: Exception | None,
-    ) -> None:
-        if job.status is JobStatus.CANCELLED:
-            return  # cancel() already ended the job
-        if scope.cancelled_caught:
-            timeout = job._task.options.timeout
-            assert timeout is not None
-            failure = JobTimeoutError(job.id, timeout)
-        if failure is None:
-            self._outcomes.succeeded(job, result)
+        try:
+            result = await task._invoke(job._args, job._kwargs)
+        except Exception as exc:
+            job._scope = None
+            if timeout is not None and not scope.cancel_called:
+                scope.deadline = math.inf
+            if scope.cancel_called:  # the job turned our Cancelled into an exception
+                await self._interrupted(command, scope)
+            else:
+                await self._failed(command, exc)
             return
+        job._scope = None
+        if timeout is not None:
+            scope.deadline = math.inf
+        if job.status is JobStatus.RUNNING:
+            self._outcomes.succeeded(job, result)
+
+    async def _interrupted(self, command: RunJob, scope: trio.CancelScope) -> None:
+        """The attempt was cut short by its scope: cancelled by the user, or timed out."""
+        job = command.job
+        job._scope = None
+        if job.status is not JobStatus.RUNNING or job._generation != command.generation:
+            return  # cancel() already ended the job
+        timeout = job._task.options.timeout
+        if timeout is not None:  # else the app is shutting down
+            await self._failed(command, JobTimeoutError(job.id, timeout))
+
+    async def _failed(self, command: RunJob, failure: Exception) -> None:
+        job = command.job
+        if job.status is not JobStatus.RUNNING:
+            return  # cancel() already ended the job
         await self._attempt_failed_send.send(
             AttemptFailed(
                 job=job, generation=command.generation, attempt=command.attempt, exception=failure
