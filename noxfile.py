@@ -1,0 +1,50 @@
+"""Developer sessions: ``nox -s tests lint typing docs bench``.
+
+Every session installs what it needs into its own virtualenv, so a fresh machine with
+Python 3.11+ and ``pip install nox`` can run all of them.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typing", "docs"]
+nox.options.reuse_existing_virtualenvs = True
+
+LINT_PATHS = ["jobify_trio", "tests", "examples", "benchmarks", "noxfile.py"]
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite (extra arguments go to pytest)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff lint (including the ASYNC rules) and the formatting check."""
+    session.install("ruff")
+    session.run("ruff", "check", *LINT_PATHS)
+    session.run("ruff", "format", "--check", *LINT_PATHS)
+
+
+@nox.session
+def typing(session: nox.Session) -> None:
+    """mypy --strict on the package."""
+    session.install("-e", ".", "mypy", "types-croniter")
+    session.run("mypy", "--strict", "jobify_trio")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the Sphinx docs; any warning fails the build."""
+    session.install("-e", ".[docs]")
+    session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks side by side with Jobify 0.14.0 (extra arguments go to run.py)."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/run.py", *session.posargs)
