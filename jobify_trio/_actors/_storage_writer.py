@@ -1,0 +1,95 @@
+"""The storage writer actor: group commit of durable job rows.
+
+Every write to storage goes through one :class:`StorageWriter`. Writers queue a
+:class:`~jobify_trio.storage.Write` into the *open batch*; the actor takes the whole open
+batch, commits it in one :meth:`~jobify_trio.storage.Storage.apply` call (one thread hop,
+one transaction) and wakes everyone waiting on that batch. While a batch is being
+committed, new writes gather in the next one, so under load each hop commits many
+scheduling calls' rows at once, and each call still returns only after its own row is
+committed (:meth:`write`). Writes that nobody waits for (deleting a finished job,
+recording cron state or a pending retry) use :meth:`write_nowait`; they are committed in
+order with the others.
+
+Commits are shielded from cancellation (a batch that started is finished). At shutdown
+the app commits whatever is still queued with :meth:`flush` after the actors stopped.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import trio
+
+from ..storage import Storage, StorageError, Write
+
+__all__ = ["StorageWriter"]
+
+
+class _Batch:
+    __slots__ = ("done", "error", "unwatched", "writes")
+
+    def __init__(self) -> None:
+        self.writes: list[Write] = []
+        self.unwatched = 0  # writes nobody waits for: their errors can only be warned about
+        self.done = trio.Event()
+        self.error: StorageError | None = None
+
+
+class StorageWriter:
+    """Commits queued writes in batches; see the module docs."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self._open = _Batch()
+        self._wakeup = trio.Event()
+        self.batches = 0  # commits made (for tests and benchmarks)
+
+    def write_nowait(self, write: Write) -> None:
+        """Queue ``write``; it is committed with the next batch (errors are warned about)."""
+        batch = self._open
+        batch.writes.append(write)
+        batch.unwatched += 1
+        self._wakeup.set()
+
+    async def write(self, write: Write) -> None:
+        """Queue ``write`` and return once it is committed; :class:`StorageError` if not."""
+        batch = self._open
+        batch.writes.append(write)
+        self._wakeup.set()
+        await batch.done.wait()
+        if batch.error is not None:
+            raise batch.error
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Commit batches until cancelled."""
+        task_status.started()
+        while True:
+            await self._wakeup.wait()
+            self._wakeup = trio.Event()
+            await self._commit_open_batch()
+
+    async def flush(self) -> None:
+        """Commit everything queued so far (used at shutdown, after the actors stopped)."""
+        with trio.CancelScope(shield=True):
+            while self._open.writes:
+                await self._commit_open_batch()
+
+    async def _commit_open_batch(self) -> None:
+        batch, self._open = self._open, _Batch()
+        if not batch.writes:
+            batch.done.set()
+            return
+        try:
+            with trio.CancelScope(shield=True):
+                await self._storage.apply(batch.writes)
+        except StorageError as exc:
+            batch.error = exc
+            if batch.unwatched:
+                warnings.warn(
+                    f"{batch.unwatched} job storage write(s) were not saved: {exc}",
+                    RuntimeWarning,
+                    stacklevel=1,
+                )
+        finally:
+            self.batches += 1
+            batch.done.set()

@@ -1,0 +1,1 @@
+"""Durable storage internals: the SQLite table, its thread, and what is stored when."""

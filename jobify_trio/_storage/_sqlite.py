@@ -1,0 +1,287 @@
+"""The synchronous SQLite job table: schema, reads and writes, and error translation.
+
+Used by :class:`~jobify_trio.storage.SQLiteStorage` from its one dedicated thread, and
+directly by the operator CLI (``python -m jobify_trio jobs``). Every ``sqlite3`` error is
+turned into :class:`~jobify_trio.storage.StorageError` here, at the boundary, with the file
+name and a hint.
+
+Times are stored as UTC ISO-8601 text with microseconds (``2026-01-01T00:00:00.000000+00:00``):
+readable in any SQLite shell, and ordered correctly by plain text comparison.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ..storage import (
+    SCHEMA_VERSION,
+    CorruptRow,
+    Delete,
+    LoadResult,
+    StorageError,
+    StoredJob,
+    StoredState,
+    Write,
+    validate_table_name,
+)
+
+__all__ = ["SQLiteDatabase", "from_db_time", "to_db_time"]
+
+_COLUMNS = (
+    "job_id, task, trigger, next_run_at, arguments, attempt, state, cron, "
+    "lease_owner, lease_expires_at"
+)
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS {t} (
+    job_id TEXT PRIMARY KEY NOT NULL,
+    task TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    next_run_at TEXT NOT NULL,
+    arguments BLOB NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 1,
+    state TEXT NOT NULL DEFAULT 'scheduled',
+    cron TEXT,
+    lease_owner TEXT,
+    lease_expires_at TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS {t}_next_run_at ON {t} (next_run_at);
+"""
+
+
+def to_db_time(moment: datetime) -> str:
+    """An aware datetime as sortable UTC text."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def from_db_time(text: str) -> datetime:
+    """Stored UTC text back to an aware datetime (``ValueError`` if it is not one)."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"stored time {text!r} has no UTC offset")
+    return moment
+
+
+class SQLiteDatabase:
+    """One open connection to a job database file (not thread-safe: one thread uses it)."""
+
+    def __init__(self, path: Path, table_name: str, *, busy_timeout: float = 5.0) -> None:
+        self.path = path
+        self.table = validate_table_name(table_name)
+        self.meta = f"{self.table}_meta"
+        with self._errors("open"):
+            self._conn = sqlite3.connect(
+                path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
+        try:
+            self._prepare()
+        except BaseException:
+            self._conn.close()
+            raise
+        self._upsert = (
+            f"INSERT OR REPLACE INTO {self.table} ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)"
+        )
+        self._delete = f"DELETE FROM {self.table} WHERE job_id = ?"
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise StorageError(_explain(self.path, action, exc)) from exc
+
+    def _prepare(self) -> None:
+        with self._errors("open"):
+            mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            if mode is None or (str(mode[0]).lower() != "wal" and str(self.path) != ":memory:"):
+                raise StorageError(
+                    f"job database {str(self.path)!r}: cannot switch to WAL mode (got {mode!r})"
+                )
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._create_or_check()
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def _create_or_check(self) -> None:
+        conn = self._conn
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {self.meta} (key TEXT PRIMARY KEY, value TEXT)")
+        row = conn.execute(f"SELECT value FROM {self.meta} WHERE key='schema_version'").fetchone()
+        if row is None:
+            for statement in _SCHEMA.format(t=self.table).split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(
+                f"INSERT INTO {self.meta} (key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+        elif row[0] != str(SCHEMA_VERSION):
+            raise StorageError(
+                f"job database {str(self.path)!r}, table {self.table!r}: schema version "
+                f"{row[0]!r} is not supported (this jobify_trio reads version {SCHEMA_VERSION}); "
+                "use the jobify_trio release that wrote it, or another table_name"
+            )
+
+    def close(self) -> None:
+        """Close the connection (WAL is checkpointed by SQLite on the last close)."""
+        with self._errors("close"):
+            self._conn.close()
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        """Every row as raw column values, ordered by next run."""
+        with self._errors("read"):
+            return self._conn.execute(
+                f"SELECT {_COLUMNS} FROM {self.table} ORDER BY next_run_at, job_id"
+            ).fetchall()
+
+    def load(self) -> LoadResult:
+        """Every row; rows whose columns do not parse come back as :class:`CorruptRow`."""
+        jobs: list[StoredJob] = []
+        corrupt: list[CorruptRow] = []
+        for raw in self.rows():
+            try:
+                jobs.append(row_to_job(raw))
+            except (ValueError, TypeError) as exc:
+                corrupt.append(
+                    CorruptRow(job_id=str(raw[0]), task_name=str(raw[1]), reason=str(exc))
+                )
+        return LoadResult(jobs=jobs, corrupt=corrupt)
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def apply(self, writes: Sequence[Write]) -> None:
+        """Apply every write in order, in one transaction."""
+        conn = self._conn
+        with self._errors("write"):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for write in writes:
+                    if isinstance(write, Delete):
+                        conn.execute(self._delete, (write.job_id,))
+                    else:
+                        conn.execute(self._upsert, job_to_row(write.job))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def delete(self, job_ids: Sequence[str]) -> int:
+        """Delete rows by id; the number deleted."""
+        with self._errors("write"):
+            before = self._conn.total_changes
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.executemany(self._delete, [(job_id,) for job_id in job_ids])
+            self._conn.execute("COMMIT")
+            return self._conn.total_changes - before
+
+    def claim_due(
+        self, *, owner: str, now: datetime, lease: timedelta, limit: int
+    ) -> list[StoredJob]:
+        """Lease up to ``limit`` due, unleased (or lease-expired) rows to ``owner``."""
+        stamp, until = to_db_time(now), to_db_time(now + lease)
+        conn = self._conn
+        with self._errors("claim"):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                raw = conn.execute(
+                    f"SELECT {_COLUMNS} FROM {self.table} WHERE next_run_at <= ? "
+                    "AND state != 'permanently_failed' AND (lease_owner IS NULL "
+                    "OR lease_owner = ? OR lease_expires_at < ?) ORDER BY next_run_at LIMIT ?",
+                    (stamp, owner, stamp, limit),
+                ).fetchall()
+                conn.executemany(
+                    f"UPDATE {self.table} SET lease_owner = ?, lease_expires_at = ? "
+                    "WHERE job_id = ?",
+                    [(owner, until, row[0]) for row in raw],
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        claimed = [row_to_job(row) for row in raw]
+        return [_leased(job, owner, now + lease) for job in claimed]
+
+    def release(self, *, owner: str, job_ids: Sequence[str]) -> None:
+        """Clear ``owner``'s leases on ``job_ids``."""
+        with self._errors("release"):
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.executemany(
+                f"UPDATE {self.table} SET lease_owner = NULL, lease_expires_at = NULL "
+                "WHERE job_id = ? AND lease_owner = ?",
+                [(job_id, owner) for job_id in job_ids],
+            )
+            self._conn.execute("COMMIT")
+
+
+def _leased(job: StoredJob, owner: str, until: datetime) -> StoredJob:
+    import attrs
+
+    return attrs.evolve(job, lease_owner=owner, lease_expires_at=until)
+
+
+def job_to_row(job: StoredJob) -> tuple[Any, ...]:
+    """The column values of a :class:`StoredJob`, in ``_COLUMNS`` order."""
+    lease = job.lease_expires_at
+    return (
+        job.job_id,
+        job.task_name,
+        job.trigger.value,
+        to_db_time(job.next_run_at),
+        job.arguments,
+        job.attempt,
+        job.state.value,
+        job.cron,
+        job.lease_owner,
+        None if lease is None else to_db_time(lease),
+    )
+
+
+def row_to_job(raw: tuple[Any, ...]) -> StoredJob:
+    """Column values back to a :class:`StoredJob`; ``ValueError``/``TypeError`` if corrupt."""
+    job_id, task, trigger, next_run_at, arguments, attempt, state, cron, owner, lease = raw
+    if not isinstance(job_id, str) or not isinstance(task, str):
+        raise TypeError("job_id and task must be text")
+    if not isinstance(arguments, bytes):
+        raise TypeError(f"arguments must be a blob, got {type(arguments).__name__}")
+    if not isinstance(attempt, int) or attempt < 1:
+        raise ValueError(f"attempt must be an integer >= 1, got {attempt!r}")
+    if cron is not None and not isinstance(cron, str):
+        raise TypeError("cron must be text")
+    return StoredJob(
+        job_id=job_id,
+        task_name=task,
+        trigger=trigger,
+        next_run_at=from_db_time(next_run_at),
+        arguments=arguments,
+        attempt=attempt,
+        state=StoredState(state),
+        cron=cron,
+        lease_owner=owner,
+        lease_expires_at=None if lease is None else from_db_time(lease),
+    )
+
+
+def _explain(path: Path, action: str, exc: sqlite3.Error) -> str:
+    text = str(exc)
+    hint = ""
+    lowered = text.lower()
+    if "not a database" in lowered or "malformed" in lowered:
+        hint = " (the file exists but is not a SQLite database, or it is damaged)"
+    elif "unable to open" in lowered:
+        hint = " (does the directory exist, and is it a directory you can write to?)"
+    elif "readonly" in lowered or "read-only" in lowered:
+        hint = " (the file or its directory is read-only; SQLite's WAL needs to write both)"
+    elif "locked" in lowered or "busy" in lowered:
+        hint = " (another process holds a lock on it)"
+    return f"job database {str(path)!r}: cannot {action}: {text}{hint}"

@@ -1,0 +1,280 @@
+"""Durable job storage: the :class:`Storage` interface and the default :class:`SQLiteStorage`.
+
+A durable job is stored as one :class:`StoredJob` row: which task, which trigger, when it
+runs next, its encoded arguments (see :mod:`jobify_trio.serializers`), the attempt it is
+at, and for a cron job its schedule and counters. The app writes rows through a single
+*storage writer* actor that groups the writes of many scheduling calls into one
+transaction (group commit); a scheduling call returns once its own row is committed.
+
+A store implements five coroutine methods: :meth:`Storage.startup`, :meth:`Storage.shutdown`,
+:meth:`Storage.load`, :meth:`Storage.apply` (an ordered batch of upserts and deletes in one
+transaction) and, for stores that several app instances share, :meth:`Storage.claim_due`
+and :meth:`Storage.release` (leases). ``add``, ``update`` and ``delete`` are conveniences
+built on ``apply``. See ``docs/durability.rst``.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import re
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
+
+import attrs
+
+from .exceptions import BaseJobifyError
+
+if TYPE_CHECKING:
+    from ._storage._sqlite_thread import SQLiteThread
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "CorruptRow",
+    "Delete",
+    "LoadResult",
+    "RestoreWarning",
+    "SQLiteStorage",
+    "Storage",
+    "StorageError",
+    "StoredJob",
+    "StoredState",
+    "Trigger",
+    "Upsert",
+    "Write",
+    "validate_table_name",
+]
+
+#: Version of the table layout written by :class:`SQLiteStorage`.
+SCHEMA_VERSION: Final = 1
+
+_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+class StorageError(BaseJobifyError):
+    """The job store failed (cannot open, not a database, read-only, unknown schema...)."""
+
+
+class RestoreWarning(UserWarning):
+    """Stored rows were kept but not restored (unknown task, undecodable arguments...)."""
+
+
+class Trigger(enum.StrEnum):
+    """What kind of schedule a stored row holds."""
+
+    PUSH = "push"
+    AT = "at"
+    CRON = "cron"
+
+
+class StoredState(enum.StrEnum):
+    """Where a stored job is: waiting for its run, for a retry, or failed for good (crons)."""
+
+    SCHEDULED = "scheduled"
+    RETRYING = "retrying"
+    PERMANENTLY_FAILED = "permanently_failed"
+
+
+def _aware(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None and attribute.name == "lease_expires_at":
+        return
+    if not isinstance(value, datetime) or value.utcoffset() is None:
+        raise ValueError(f"{attribute.name} must be an aware datetime, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class StoredJob:
+    """One stored job.
+
+    ``arguments`` is the envelope written by
+    :func:`~jobify_trio.serializers.encode_call_arguments`. ``attempt`` is the attempt
+    the job runs next (``> 1`` for a pending retry). ``cron`` is a JSON text holding a
+    cron job's schedule and counters (``None`` for one-off jobs). ``lease_owner`` and
+    ``lease_expires_at`` are set while an app instance holds a claim on the row.
+    """
+
+    job_id: str
+    task_name: str
+    trigger: Trigger = attrs.field(converter=Trigger)
+    next_run_at: datetime = attrs.field(validator=_aware)
+    arguments: bytes
+    attempt: int = 1
+    state: StoredState = attrs.field(default=StoredState.SCHEDULED, converter=StoredState)
+    cron: str | None = None
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = attrs.field(default=None, validator=_aware)
+
+
+@attrs.frozen(kw_only=True)
+class CorruptRow:
+    """A stored row that could not even be read as a :class:`StoredJob`; it is kept."""
+
+    job_id: str
+    task_name: str
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class LoadResult:
+    """What :meth:`Storage.load` found: readable rows, and rows it could not read."""
+
+    jobs: Sequence[StoredJob]
+    corrupt: Sequence[CorruptRow] = ()
+
+
+@attrs.frozen(kw_only=True)
+class Upsert:
+    """Insert the row, or replace the row with the same ``job_id``."""
+
+    job: StoredJob
+
+
+@attrs.frozen(kw_only=True)
+class Delete:
+    """Delete the row with this id (no error if there is none)."""
+
+    job_id: str
+
+
+Write: TypeAlias = Upsert | Delete
+
+
+def validate_table_name(table_name: object) -> str:
+    """``table_name`` if it is a plain SQL identifier, else ``ValueError`` naming it."""
+    if not isinstance(table_name, str) or not _TABLE_NAME.fullmatch(table_name):
+        raise ValueError(
+            f"invalid table name {table_name!r}: use 1-63 letters, digits and underscores, "
+            "not starting with a digit"
+        )
+    return table_name
+
+
+class Storage(abc.ABC):
+    """Where durable jobs are kept. Subclass it to add a backend.
+
+    The app calls :meth:`startup` once when it starts (before :meth:`load`, which the
+    restore step calls once), :meth:`apply` from one storage-writer task at a time, and
+    :meth:`shutdown` once when it stops, after the last :meth:`apply`. Errors should be
+    raised as :class:`StorageError`.
+
+    Several app instances sharing one store (a future server-backed store) coordinate
+    with leases: an instance :meth:`claim_due` s the rows due at ``now`` for itself for
+    ``lease``; a row whose lease is held by another live owner is not returned, a row
+    whose lease expired is (its owner died). :meth:`release` gives rows back. The
+    single-process runtime does not claim rows yet; :class:`SQLiteStorage` implements the
+    methods so that the interface is exercised and tested.
+    """
+
+    @abc.abstractmethod
+    async def startup(self) -> None:
+        """Open the store (create tables, check the schema version)."""
+
+    @abc.abstractmethod
+    async def shutdown(self) -> None:
+        """Close the store. Rows stay stored."""
+
+    @abc.abstractmethod
+    async def load(self) -> LoadResult:
+        """Every stored row."""
+
+    @abc.abstractmethod
+    async def apply(self, writes: Sequence[Write], /) -> None:
+        """Apply ``writes`` in order, in one transaction: all of them or none."""
+
+    @abc.abstractmethod
+    async def claim_due(
+        self, *, owner: str, now: datetime, lease: timedelta, limit: int
+    ) -> list[StoredJob]:
+        """Lease up to ``limit`` rows due at ``now`` to ``owner`` until ``now + lease``."""
+
+    @abc.abstractmethod
+    async def release(self, *, owner: str, job_ids: Sequence[str]) -> None:
+        """End ``owner``'s leases on these rows (rows leased to others are untouched)."""
+
+    async def add(self, *jobs: StoredJob) -> None:
+        """Store new rows (an existing row with the same id is replaced)."""
+        await self.apply([Upsert(job=job) for job in jobs])
+
+    async def update(self, *jobs: StoredJob) -> None:
+        """Replace stored rows (a missing row is inserted)."""
+        await self.apply([Upsert(job=job) for job in jobs])
+
+    async def delete(self, *job_ids: str) -> None:
+        """Delete rows by id."""
+        await self.apply([Delete(job_id=job_id) for job_id in job_ids])
+
+
+class SQLiteStorage(Storage):
+    """Jobs in a SQLite file (the default: ``jobify.db`` in the working directory).
+
+    One connection, opened and used by one dedicated thread; every call from trio hands
+    work to that thread and waits without blocking the event loop. The database runs in
+    WAL mode with ``synchronous=NORMAL``: a commit survives a crash of the process (kill
+    -9); after a power loss the last commits may be lost. ``table_name`` is validated;
+    a second table ``<table_name>_meta`` holds the schema version.
+    """
+
+    def __init__(
+        self,
+        path: str | Path = "jobify.db",
+        *,
+        table_name: str = "jobify_jobs",
+        busy_timeout: float = 5.0,
+    ) -> None:
+        if not isinstance(path, str | Path) or not str(path):
+            raise TypeError(f"SQLiteStorage path must be a non-empty str or Path, got {path!r}")
+        self.path = Path(path)
+        self.table_name = validate_table_name(table_name)
+        self.busy_timeout = float(busy_timeout)
+        self._thread: SQLiteThread | None = None
+
+    async def startup(self) -> None:
+        """Start the connection's thread, open the file, create or check the tables."""
+        from ._storage._sqlite_thread import SQLiteThread
+
+        if self._thread is not None:
+            raise StorageError(f"{self!r} is already open")
+        thread = SQLiteThread(self.path, self.table_name, busy_timeout=self.busy_timeout)
+        await thread.open()
+        self._thread = thread
+
+    async def shutdown(self) -> None:
+        """Close the connection and stop its thread (after every queued write)."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            await thread.close()
+
+    def _open_thread(self) -> SQLiteThread:
+        if self._thread is None:
+            raise StorageError(f"{self!r} is not open; call startup() first")
+        return self._thread
+
+    async def load(self) -> LoadResult:
+        """Every stored row (unreadable rows come back as :class:`CorruptRow`)."""
+        thread = self._open_thread()
+        return await thread.call(lambda db: db.load())
+
+    async def apply(self, writes: Sequence[Write], /) -> None:
+        """Apply the writes in one transaction."""
+        if writes:
+            thread = self._open_thread()
+            await thread.call(lambda db: db.apply(writes))
+
+    async def claim_due(
+        self, *, owner: str, now: datetime, lease: timedelta, limit: int
+    ) -> list[StoredJob]:
+        """Lease due rows to ``owner`` (``BEGIN IMMEDIATE`` makes the claim atomic)."""
+        thread = self._open_thread()
+        return await thread.call(
+            lambda db: db.claim_due(owner=owner, now=now, lease=lease, limit=limit)
+        )
+
+    async def release(self, *, owner: str, job_ids: Sequence[str]) -> None:
+        """End ``owner``'s leases on ``job_ids``."""
+        thread = self._open_thread()
+        await thread.call(lambda db: db.release(owner=owner, job_ids=job_ids))
+
+    def __repr__(self) -> str:
+        return f"SQLiteStorage({str(self.path)!r}, table_name={self.table_name!r})"
