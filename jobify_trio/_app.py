@@ -13,6 +13,7 @@ import trio
 import trio_parallel
 
 from ._clock import SystemWallClock, WallClock, check_wall_clock
+from ._events import JobListener
 from ._handler_resolution import ExceptionHandler, HandlerTable, validate_exception_handlers
 from ._job import Job
 from ._registrar import Registrar
@@ -68,6 +69,7 @@ class Jobify(Registrar):
         self.max_concurrency = _check_max_concurrency(max_concurrency)
         self._runtime: Runtime | None = None
         self._stack: contextlib.AsyncExitStack | None = None
+        self._listeners: list[JobListener] = []
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -136,6 +138,35 @@ class Jobify(Registrar):
             self._stack = None
             self._runtime = None
         return False
+
+    def add_listener(self, listener: JobListener) -> None:
+        """Call ``listener(event)`` with a :class:`~jobify_trio.JobEvent` for every attempt
+        that starts, every retry and every run that ends (registered before the app starts).
+
+        Listeners run synchronously inside the runtime, so they must be quick; an exception
+        they raise is logged and ignored. With no listener, events cost nothing.
+        """
+        if not callable(listener):
+            raise TypeError(f"a listener must be callable, got {listener!r}")
+        if not self._registration_open():
+            raise ApplicationStateError("add listeners before the app starts")
+        self._listeners.append(listener)
+
+    async def shutdown(self, grace: float = 0.0) -> None:
+        """Begin a graceful stop inside ``async with app:``, then leave the block.
+
+        From this call on no job is accepted and no attempt starts (due jobs stay
+        scheduled, durable ones stay stored); attempts already running get up to
+        ``grace`` seconds to finish. It returns when they have all finished or the grace
+        has passed; leaving the ``async with`` block then cancels whatever still runs.
+        The app cannot schedule again until it is restarted.
+        """
+        if grace < 0:
+            raise ValueError(f"grace must be >= 0 seconds, got {grace!r}")
+        runtime = self._runtime
+        if runtime is None:
+            raise ApplicationStateError("shutdown() needs a running app")
+        await runtime.drain(grace)
 
     # -- introspection -------------------------------------------------------------------
 

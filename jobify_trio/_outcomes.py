@@ -8,13 +8,16 @@ run lives in one place.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from ._job import Job, JobStatus
 from ._messages import ArmTimer, TimerMessage
 from ._registry import JobRegistry
+
+if TYPE_CHECKING:
+    from ._events import EventDispatcher
 
 __all__ = ["Outcomes", "RunEndHook"]
 
@@ -25,7 +28,7 @@ RunEndHook = Callable[[Job[Any]], bool]
 class Outcomes:
     """Applies the outcome of a run to its :class:`Job` and tells whoever must know."""
 
-    __slots__ = ("_registry", "_timer_send", "job_ended_hooks")
+    __slots__ = ("_registry", "_timer_send", "events", "job_ended_hooks")
 
     def __init__(
         self, *, registry: JobRegistry, timer_send: trio.MemorySendChannel[TimerMessage]
@@ -33,17 +36,24 @@ class Outcomes:
         self._registry = registry
         self._timer_send = timer_send
         self.job_ended_hooks: list[Callable[[Job[Any]], None]] = []
+        self.events: EventDispatcher | None = None  # set only when the app has listeners
 
     def succeeded(self, job: Job[Any], result: Any) -> None:
         """The run returned ``result`` (or a handler turned its failure into it)."""
         job._result = result
         job.exception = None
         self._end_run(job, JobStatus.SUCCESS)
+        events = self.events
+        if events is not None and job.status is not JobStatus.CANCELLED:
+            events.ended(job, JobStatus.SUCCESS)
 
     def failed(self, job: Job[Any], status: JobStatus, exception: BaseException) -> None:
         """The run ended without success for good (FAILED or TIMEOUT)."""
         job.exception = exception
         self._end_run(job, status)
+        events = self.events
+        if events is not None and job.status is not JobStatus.CANCELLED:
+            events.ended(job, status)
 
     def cancelled(self, job: Job[Any], *, shutting_down: bool = False) -> None:
         """The job was cancelled: it ends now, whatever it was doing.
@@ -54,8 +64,12 @@ class Outcomes:
         job._generation += 1
         if job._scope is not None:
             job._scope.cancel()
+        was_running = job.status is JobStatus.RUNNING
         job.status = JobStatus.CANCELLED
         self._finish(job, notify=not shutting_down)
+        events = self.events
+        if events is not None and (was_running or not shutting_down):
+            events.ended(job, JobStatus.CANCELLED)
 
     def _end_run(self, job: Job[Any], status: JobStatus) -> None:
         if job.status is JobStatus.CANCELLED:  # cancelled while its outcome was on the way

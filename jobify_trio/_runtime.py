@@ -35,6 +35,7 @@ from ._actors._scheduler import Scheduler
 from ._actors._supervisor import Supervisor
 from ._clock import WallClock, to_tz
 from ._context import JobContext
+from ._events import EventDispatcher
 from ._job import FINAL_STATUSES, Job, JobStatus
 from ._messages import AttemptFailed, DisarmTimer, RunJob, TimerMessage
 from ._outcomes import Outcomes
@@ -102,6 +103,8 @@ class Runtime:
         self._timer_send, timer_receive = trio.open_memory_channel[TimerMessage](math.inf)
         failed_send, failed_receive = trio.open_memory_channel[AttemptFailed](math.inf)
         self.outcomes = Outcomes(registry=self.registry, timer_send=self._timer_send)
+        if app._listeners:
+            self.outcomes.events = EventDispatcher(app._listeners)
         self.executor = Executor(
             outcomes=self.outcomes,
             attempt_failed_send=failed_send,
@@ -122,6 +125,14 @@ class Runtime:
         await self._nursery.start(self.executor.run)
         await self._nursery.start(self.supervisor.run)
         await self._nursery.start(self.scheduler.run)
+
+    async def drain(self, grace: float) -> None:
+        """Refuse new jobs, start no attempt, and give running attempts ``grace`` seconds."""
+        self._closed = True
+        self.executor.drain()
+        with trio.move_on_after(grace):
+            while self.executor.busy:  # noqa: ASYNC110 -- shutdown only; keeps workers lean
+                await trio.sleep(0.01)
 
     async def stop(self) -> None:
         """Refuse new jobs, cancel the actors and running jobs, and wait for them."""

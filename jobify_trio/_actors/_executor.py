@@ -44,12 +44,22 @@ class Executor:
         self._max_idle = max_idle
         self._workers = 0
         self._idle = 0
+        self._draining = False
         self._nursery: trio.Nursery | None = None
 
     @property
     def running(self) -> int:
         """Number of worker tasks alive (busy or idle)."""
         return self._workers
+
+    @property
+    def busy(self) -> int:
+        """Number of workers running an attempt right now."""
+        return self._workers - self._idle
+
+    def drain(self) -> None:
+        """Start no attempt from now on (graceful shutdown); running ones go on."""
+        self._draining = True
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Own the workers' nursery until cancelled."""
@@ -105,8 +115,13 @@ class Executor:
         job = command.job
         if job._generation != command.generation or job.status is not JobStatus.SCHEDULED:
             return  # cancelled or re-armed after this command was sent
+        if self._draining:
+            return  # shutting down: the job stays scheduled (and stored, if durable)
         job.status = JobStatus.RUNNING
         job._attempt = command.attempt
+        events = self._outcomes.events
+        if events is not None:
+            events.started(job, command.attempt)
         task = job._task
         timeout = task.options.timeout
         if timeout is not None:

@@ -70,6 +70,9 @@ class Supervisor:
         if isinstance(decision, RetryAfter):
             job.exec_at = self._wall_clock.now() + timedelta(seconds=decision.delay)
             self._outcomes.rearm(job, attempt=decision.next_attempt)
+            events = self._outcomes.events
+            if events is not None:
+                events.retrying(job, event.attempt, event.exception, job.exec_at)
             return
         handler = job._task.handlers.resolve(event.exception)
         if handler is None:
