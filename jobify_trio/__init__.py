@@ -7,10 +7,13 @@ schedule, with retries, timeouts and durable storage, all inside ``async with ap
 from __future__ import annotations
 
 from ._app import Jobify
-from ._context import JobContext
+from ._context import JobContext, OuterContext
 from ._cron import Cron, GracePolicy, MisfirePolicy
+from ._inject import INJECT
 from ._job import Job, JobStatus
+from ._lifespan import Plugin
 from ._retry import SmartRetry
+from ._router import JobRouter
 from ._run_mode import RunMode
 from ._schedule import ScheduleBuilder
 from ._state import RequestState, State
@@ -18,12 +21,16 @@ from ._task import Task
 
 __all__ = [
     "Cron",
+    "INJECT",
     "GracePolicy",
     "Job",
     "JobContext",
+    "JobRouter",
     "JobStatus",
     "Jobify",
     "MisfirePolicy",
+    "OuterContext",
+    "Plugin",
     "RequestState",
     "RunMode",
     "ScheduleBuilder",

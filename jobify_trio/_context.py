@@ -1,9 +1,11 @@
-"""``JobContext``: what a running job, its middleware and its exception handlers see."""
+"""``JobContext`` (what a running job, its middleware and its handlers see) and
+``OuterContext`` (what outer middleware sees around a scheduling call)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
@@ -12,14 +14,22 @@ from ._state import RequestState, State
 
 if TYPE_CHECKING:
     from ._app import Jobify
+    from ._cron import Cron
     from ._task import Task, TaskOptions
 
-__all__ = ["JobContext"]
+__all__ = ["JobContext", "OuterContext", "Trigger"]
+
+Trigger = Literal["push", "at", "cron"]
+"""Which scheduling call an :class:`OuterContext` stands for (``delay`` is ``"at"``)."""
 
 
 @attrs.frozen(kw_only=True)
 class JobContext:
-    """The context of one attempt of a job."""
+    """The context of one attempt of a job (also given to exception handlers).
+
+    ``request_state`` is fresh for each attempt and shared by the inner middleware and
+    the task (through ``INJECT``); ``state`` is the app's :class:`State`.
+    """
 
     app: Jobify
     job: Job[Any]
@@ -29,8 +39,56 @@ class JobContext:
     attempt: int
 
     @property
+    def runnable(self) -> Task[..., Any]:
+        """The task being run (Jobify's name for it)."""
+        return self.task
+
+    @property
     def options(self) -> TaskOptions:
         """The task's registration options."""
+        return self.task.options
+
+    @property
+    def route_options(self) -> TaskOptions:
+        """The task's registration options (Jobify's name for them)."""
+        return self.task.options
+
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        """The task's ``metadata``."""
+        return self.task.options.metadata
+
+
+@attrs.frozen(kw_only=True)
+class OuterContext:
+    """One scheduling call as outer middleware sees it.
+
+    Middleware may pass a changed copy to ``call_next`` (``attrs.evolve(context,
+    exec_at=...)``); the scheduling is done from the context that reaches the end of
+    the chain. ``exec_at`` is the requested run time (``push``: now; ``cron``: None).
+    """
+
+    app: Jobify
+    task: Task[..., Any]
+    state: State
+    request_state: RequestState
+    trigger: Trigger
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    job_id: str | None
+    exec_at: datetime | None
+    cron: Cron | None
+    replace: bool
+    force: bool
+
+    @property
+    def options(self) -> TaskOptions:
+        """The task's registration options."""
+        return self.task.options
+
+    @property
+    def route_options(self) -> TaskOptions:
+        """The task's registration options (Jobify's name for them)."""
         return self.task.options
 
     @property

@@ -95,13 +95,18 @@ class Registrar(TaskOwner):
         if name is not None and not isinstance(name, str):
             raise TypeError(f"task name must be a non-empty str, got {name!r}")
         validated = TaskOptions.validate(func, name=name, stacklevel=stacklevel + 2, **options)
-        full_name = self._qualify_name(validated.name)
+        local_name = validated.name
+        full_name = self._qualify_name(local_name)
         if full_name != validated.name:
             validated = _with_name(validated, full_name)
         self._check_name_free(full_name)
         task: Task[..., Any] = Task._create(func, options=validated, owner=self)
-        self._tasks[full_name] = task
+        self._store_task(local_name, task)
         return task
+
+    def _store_task(self, local_name: str, task: Task[..., Any]) -> None:
+        """Keep ``task`` (routers also remember its name before prefixing)."""
+        self._tasks[task.name] = task
 
     def _check_name_free(self, name: str) -> None:
         if name in self._tasks:

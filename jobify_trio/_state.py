@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
 __all__ = ["RequestState", "State"]
 
 
-class _Namespace:
+class _Namespace(MutableMapping[str, Any]):
     """A small mutable namespace readable both as attributes and as a mapping."""
 
     __slots__ = ("_data",)
@@ -37,6 +37,9 @@ class _Namespace:
     def __setitem__(self, key: str, value: Any) -> None:
         self._data[key] = value
 
+    def __delitem__(self, key: str) -> None:
+        del self._data[key]
+
     def __contains__(self, key: object) -> bool:
         return key in self._data
 
@@ -45,14 +48,6 @@ class _Namespace:
 
     def __len__(self) -> int:
         return len(self._data)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """The value under ``key``, or ``default``."""
-        return self._data.get(key, default)
-
-    def update(self, values: Mapping[str, Any]) -> None:
-        """Merge ``values`` in."""
-        self._data.update(values)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._data!r})"

@@ -16,11 +16,13 @@ import trio
 from ._binding import ArgumentBinder
 from ._cron import Cron
 from ._handler_resolution import ExceptionHandler, HandlerTable, validate_exception_handlers
+from ._inject import InjectPlan
 from ._retry import SmartRetry
 from ._run_mode import RunMode, is_async_callable, resolve_run_mode
 
 if TYPE_CHECKING:
     from ._job import Job
+    from ._middleware_chain import AttemptRunner, OuterChain
     from ._schedule import ScheduleBuilder
 
 __all__ = ["Task", "TaskOptions", "TaskOwner", "default_task_name"]
@@ -132,6 +134,9 @@ class Task(Generic[P, R]):
     _owner: TaskOwner
     _binder: ArgumentBinder
     _invoke: Callable[[tuple[Any, ...], dict[str, Any]], Awaitable[Any]]
+    _inject: InjectPlan | None
+    _runner: AttemptRunner | None  # set when the app starts: middleware and/or INJECT
+    _outer: OuterChain | None  # set when the app starts: outer middleware
 
     def __init__(self) -> None:
         raise TypeError("Task has no public constructor; use @app.task")
@@ -144,10 +149,25 @@ class Task(Generic[P, R]):
         self.options = options
         self.name = options.name
         self._owner = owner
-        self._binder = ArgumentBinder.for_callable(func, task_name=options.name)
+        self._inject = InjectPlan.for_callable(
+            func, task_name=options.name, run_mode=options.run_mode
+        )
+        self._binder = self._make_binder()
         self.handlers = HandlerTable.build([options.exception_handlers])
         self._invoke = self._pick_invoker()
+        self._runner = None
+        self._outer = None
         return self
+
+    def _make_binder(self) -> ArgumentBinder:
+        hidden = () if self._inject is None else self._inject.names
+        return ArgumentBinder.for_callable(self.func, task_name=self.name, hidden=hidden)
+
+    def _rename(self, name: str) -> None:
+        """Give the task its full name (a router was included); before the app starts."""
+        self.name = name
+        self.options = attrs.evolve(self.options, name=name)
+        self._binder = self._make_binder()
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.func(*args, **kwargs)

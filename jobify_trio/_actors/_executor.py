@@ -123,12 +123,16 @@ class Executor:
         if events is not None:
             events.started(job, command.attempt)
         task = job._task
-        timeout = task.options.timeout
+        runner = task._runner  # middleware / INJECT: the runner applies the timeout itself
+        timeout = task.options.timeout if runner is None else None
         if timeout is not None:
             scope.deadline = trio.current_time() + timeout
         job._scope = scope
         try:
-            result = await task._invoke(job._args, job._kwargs)
+            if runner is None:
+                result = await task._invoke(job._args, job._kwargs)
+            else:
+                result = await runner(job, command.attempt)
         except Exception as exc:
             job._scope = None
             if timeout is not None and not scope.cancel_called:
