@@ -257,11 +257,9 @@ def datetime_like(text: str) -> bool:
     return datetime.fromisoformat(text).tzinfo is not None
 
 
-def test_jobs_subcommand_dispatches(capsys: pytest.CaptureFixture[str]) -> None:
-    try:
-        import jobify_trio._cli_jobs  # noqa: F401
-    except ModuleNotFoundError:
-        assert main(["jobs", "list"]) == 2
-        assert "not available" in capsys.readouterr().err
-    else:
-        assert main(["jobs", "--help"]) in (0, 2)
+def test_jobs_with_a_missing_database_is_a_clear_error(tmp_path: Path) -> None:
+    done = cli("jobs", "--db", str(tmp_path / "missing.db"), "list")
+    assert done.returncode == 2
+    assert "jobify-trio jobs: error:" in done.stderr
+    assert "missing.db" in done.stderr
+    assert not (tmp_path / "missing.db").exists()
