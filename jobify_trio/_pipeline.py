@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ._handler_resolution import HandlerTable
 from ._middleware_chain import OuterChain, build_runner
 from ._router import JobRouter
+from .middleware import QueueMiddleware, check_priority
 
 if TYPE_CHECKING:
     from ._app import Jobify
@@ -47,6 +48,8 @@ def prepare_pipelines(app: Jobify) -> None:
         top_down = routers[::-1]
         inner = [*app._middleware, *(m for r in top_down for m in r._middleware)]
         outer = [*app._outer_middleware, *(m for r in top_down for m in r._outer_middleware)]
+        if any(isinstance(m, QueueMiddleware) for m in inner):
+            check_priority(task)
         task._runner = build_runner(app, task, inner, task._inject)
         task._outer = OuterChain(app, task, outer) if outer else None
 

@@ -26,6 +26,7 @@ from ._context import JobContext, OuterContext
 
 if TYPE_CHECKING:
     from ._job import Job
+    from ._task import Task
 
 __all__ = [
     "BaseMiddleware",
@@ -156,9 +157,12 @@ class QueueMiddleware:
 
 
 def _priority(context: JobContext) -> int:
-    value = context.task.options.metadata.get("priority", 0)
+    priority: int = context.task.options.metadata.get("priority", 0)
+    return priority
+
+
+def check_priority(task: Task[..., Any]) -> None:
+    """``TypeError`` unless the task's ``metadata["priority"]`` is absent or an int."""
+    value = task.options.metadata.get("priority", 0)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(
-            f"task {context.task.name!r}: metadata['priority'] must be an int, got {value!r}"
-        )
-    return value
+        raise TypeError(f"task {task.name!r}: metadata['priority'] must be an int, got {value!r}")
