@@ -9,6 +9,7 @@ from __future__ import annotations
 from ._app import Jobify
 from ._context import JobContext, OuterContext
 from ._cron import Cron, GracePolicy, MisfirePolicy
+from ._events import JobEvent, JobEventKind
 from ._inject import INJECT
 from ._job import Job, JobStatus
 from ._lifespan import Plugin
@@ -25,6 +26,8 @@ __all__ = [
     "GracePolicy",
     "Job",
     "JobContext",
+    "JobEvent",
+    "JobEventKind",
     "JobRouter",
     "JobStatus",
     "Jobify",
