@@ -1,0 +1,139 @@
+"""Crash test with real processes: kill -9 at random moments, restart, lose nothing.
+
+A child process runs an app with 2,000 durable jobs (push, delay and cron) whose function
+appends the job's id to a result file. After each scheduling call returns, the child
+appends the id to an "acked" file: from then on the job must not be lost. The parent kills
+the child with SIGKILL at random moments (at least 5 times), restarts it each time (the
+restarted child restores from SQLite and schedules the ids not yet acked), then lets it
+finish. Every acked job must have run at least once; jobs running at a kill may run again
+(at-least-once), and the number of such duplicates is printed.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+N_PUSH, N_DELAY, N_CRON = 1000, 800, 200
+CRON_RUNS = 4
+KILLS = 6
+
+CHILD = r"""
+import os, sys, trio
+from datetime import timedelta
+from jobify_trio import Cron, Jobify
+from jobify_trio.storage import SQLiteStorage
+
+db, results, acked_path = sys.argv[1:4]
+N_PUSH, N_DELAY, N_CRON, CRON_RUNS = (int(x) for x in sys.argv[4:8])
+app = Jobify(storage=SQLiteStorage(db))
+out = os.open(results, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+ack = os.open(acked_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+
+@app.task(name="crash:work")
+async def work(job_id: str) -> None:
+    os.write(out, f"{job_id}\n".encode())
+    await trio.sleep(0.01)
+
+def already_acked():
+    with open(acked_path) as f:
+        return {line.strip() for line in f if line.endswith("\n")}
+
+async def schedule(job_id: str) -> None:
+    builder = work.schedule(job_id)
+    n = int(job_id[1:])
+    if job_id[0] == "p":
+        await builder.push(job_id=job_id, replace=True)
+    elif job_id[0] == "d":
+        await builder.delay(timedelta(milliseconds=(n * 7) % 5000), job_id=job_id, replace=True)
+    else:
+        cron = Cron("* * * * * * *", max_runs=CRON_RUNS)
+        await builder.cron(cron, job_id=job_id, replace=True)
+    os.write(ack, f"{job_id}\n".encode())
+
+async def main() -> None:
+    ids = [f"p{i}" for i in range(N_PUSH)] + [f"d{i}" for i in range(N_DELAY)]
+    ids += [f"c{i}" for i in range(N_CRON)]
+    done = already_acked()
+    todo = [i for i in ids if i not in done]
+    async with app:
+        for start in range(0, len(todo), 100):
+            async with trio.open_nursery() as nursery:
+                for job_id in todo[start:start + 100]:
+                    nursery.start_soon(schedule, job_id)
+        await app.wait_all()
+
+trio.run(main)
+"""
+
+
+def _start(tmp: Path, script: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    repo = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [repo, env.get("PYTHONPATH")]))
+    env["PYTHONWARNINGS"] = "ignore"
+    args = [str(tmp / "jobs.db"), str(tmp / "results.txt"), str(tmp / "acked.txt")]
+    args += [str(n) for n in (N_PUSH, N_DELAY, N_CRON, CRON_RUNS)]
+    return subprocess.Popen(
+        [sys.executable, str(script), *args], cwd=tmp, env=env, stderr=subprocess.PIPE
+    )
+
+
+def _lines(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    return [line for line in path.read_text().split("\n")[:-1] if line]
+
+
+@pytest.mark.slow
+def test_kill_9_loses_no_job(tmp_path: Path) -> None:
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    (tmp_path / "acked.txt").touch()
+    rng = random.Random(int(os.environ.get("CRASH_SEED", "0")) or None)
+    kills = 0
+    started = time.monotonic()
+    for _ in range(30):
+        if kills >= KILLS:
+            break
+        child = _start(tmp_path, script)
+        time.sleep(rng.uniform(0.3, 1.2))
+        if child.poll() is None:  # else it finished its work before the kill
+            os.kill(child.pid, signal.SIGKILL)
+            kills += 1
+        _, stderr = child.communicate()
+        assert child.returncode in (0, -signal.SIGKILL), stderr.decode()[-2000:]
+    assert kills >= KILLS
+    final = _start(tmp_path, script)
+    _, stderr = final.communicate(timeout=60)
+    assert final.returncode == 0, stderr.decode()[-2000:]
+    elapsed = time.monotonic() - started
+
+    all_ids = {f"p{i}" for i in range(N_PUSH)} | {f"d{i}" for i in range(N_DELAY)}
+    all_ids |= {f"c{i}" for i in range(N_CRON)}
+    acked = set(_lines(tmp_path / "acked.txt"))
+    runs = Counter(_lines(tmp_path / "results.txt"))
+    assert acked == all_ids
+    lost = sorted(job_id for job_id in acked if runs[job_id] == 0)
+    assert lost == [], f"{len(lost)} acknowledged jobs never ran: {lost[:20]}"
+    short_crons = sorted(i for i in all_ids if i[0] == "c" and runs[i] < CRON_RUNS)
+    assert short_crons == [], f"crons that ran fewer than {CRON_RUNS} times: {short_crons[:20]}"
+    with sqlite3.connect(tmp_path / "jobs.db") as conn:
+        left = conn.execute("SELECT job_id FROM jobify_jobs").fetchall()
+    conn.close()
+    assert left == []
+    expected = {job_id: CRON_RUNS if job_id[0] == "c" else 1 for job_id in all_ids}
+    duplicates = sum(max(0, runs[j] - expected[j]) for j in all_ids)
+    print(
+        f"\ncrash test: {kills} kills, {sum(runs.values())} runs of {len(all_ids)} jobs, "
+        f"{duplicates} duplicate runs, {elapsed:.1f} s"
+    )
