@@ -139,5 +139,9 @@ def memory_delayed(p: Params) -> Values:
     return asyncio.run(main())
 
 
+from _durable_jobify import register_durable  # noqa: E402
+
+register_durable(registry)
+
 if __name__ == "__main__":
     sys.exit(side_main(registry))

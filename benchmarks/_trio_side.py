@@ -125,5 +125,9 @@ def memory_delayed(p: Params) -> Values:
     return result
 
 
+from _durable_trio import register_durable  # noqa: E402
+
+register_durable(registry)
+
 if __name__ == "__main__":
     sys.exit(side_main(registry))

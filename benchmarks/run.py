@@ -99,6 +99,10 @@ PLAN = (
             Measurement(side=side, metric="throughput", key="jobs_per_s", higher_is_better=True),
             Measurement(side=side, metric="latency", key="mean_us", higher_is_better=False),
             Measurement(
+                side=side, metric="durable_throughput", key="jobs_per_s", higher_is_better=True
+            ),
+            Measurement(side=side, metric="restore", key="seconds", higher_is_better=False),
+            Measurement(
                 side=side,
                 metric="memory_delayed",
                 key="bytes_per_job",
@@ -114,6 +118,19 @@ ROWS = (
     Row(label="latency mean (µs)", metric="latency", key="mean_us", target="lower", fmt="{:.1f}"),
     Row(label="latency p50 (µs)", metric="latency", key="p50_us", target="info", fmt="{:.1f}"),
     Row(label="latency p99 (µs)", metric="latency", key="p99_us", target="info", fmt="{:.1f}"),
+    Row(
+        label="durable push, SQLite file (jobs/s; target >= 10x)",
+        metric="durable_throughput",
+        key="jobs_per_s",
+        target="info",
+    ),
+    Row(
+        label="restore 100k stored jobs (s; target <= 2)",
+        metric="restore",
+        key="seconds",
+        target="lower",
+        fmt="{:.2f}",
+    ),
     Row(
         label="memory per delayed job (B)",
         metric="memory_delayed",
