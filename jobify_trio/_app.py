@@ -3,29 +3,25 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, tzinfo
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import trio
 import trio_parallel
 
 from ._clock import SystemWallClock, WallClock, check_wall_clock
+from ._cron_runtime import start_declared_crons
 from ._events import JobListener
-from ._handler_resolution import ExceptionHandler, validate_exception_handlers
+from ._handler_resolution import ExceptionHandler, HandlerTable, validate_exception_handlers
 from ._job import Job
-from ._lifespan import Lifespan, Plugin, check_plugins, enter_lifespans, start_plugins
-from ._pipeline import app_lifespans, prepare_pipelines
-from ._router import Layer
+from ._registrar import Registrar
 from ._runtime import Runtime
 from ._state import State
 from ._task import Task
 from .exceptions import ApplicationStateError
-
-if TYPE_CHECKING:
-    from .middleware import BaseMiddleware, BaseOuterMiddleware
 
 __all__ = ["Jobify"]
 
@@ -48,7 +44,7 @@ def _check_max_concurrency(value: object) -> int:
     return value
 
 
-class Jobify(Layer):
+class Jobify(Registrar):
     """A job scheduler app for trio. Register tasks, then run it with ``async with app:``.
 
     ``max_concurrency`` bounds how many attempts run at once; past it, scheduling calls
@@ -63,16 +59,8 @@ class Jobify(Layer):
         exception_handlers: Mapping[type[BaseException], ExceptionHandler] | None = None,
         wall_clock: WallClock | None = None,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
-        lifespan: Lifespan | None = None,
-        middleware: Sequence[BaseMiddleware] | None = None,
-        outer_middleware: Sequence[BaseOuterMiddleware] | None = None,
-        plugins: Iterable[Plugin] = (),
     ) -> None:
         super().__init__()
-        self._init_layer(
-            owner="app", middleware=middleware, outer_middleware=outer_middleware, lifespan=lifespan
-        )
-        self.plugins: list[Plugin] = check_plugins(plugins)
         self.tz = _check_tz(tz)
         self.state = State(state)
         self.exception_handlers = validate_exception_handlers(exception_handlers, owner="app")
@@ -91,15 +79,8 @@ class Jobify(Layer):
         """True between ``__aenter__`` and the end of ``__aexit__``."""
         return self._stack is not None
 
-    _is_app = True
-
     def _registration_open(self) -> bool:
         return self._stack is None
-
-    def add_plugin(self, plugin: Plugin, /) -> None:
-        """Register a plugin (``startup(app)`` / ``shutdown()``) before the app starts."""
-        self._check_open("add a plugin")
-        self.plugins.extend(check_plugins([plugin]))
 
     def _scheduling_runtime(self, task: Task[..., Any]) -> Runtime:
         runtime = self._runtime
@@ -108,8 +89,7 @@ class Jobify(Layer):
                 f"task {task.name!r}: the app is not running; "
                 "schedule jobs inside `async with app:`"
             )
-        outer = task._outer  # outer middleware: scheduling goes through its chain
-        return runtime if outer is None else outer.bind(runtime)  # type: ignore[return-value]
+        return runtime
 
     async def __aenter__(self) -> Jobify:
         if self._stack is not None:
@@ -127,8 +107,6 @@ class Jobify(Layer):
 
     async def _start(self, stack: contextlib.AsyncExitStack) -> None:
         self._prepare_tasks()
-        await start_plugins(stack, self, self.plugins)
-        await enter_lifespans(stack, self, app_lifespans(self))
         processes = await stack.enter_async_context(
             trio_parallel.open_worker_context(grace_period=5.0)
         )
@@ -138,9 +116,15 @@ class Jobify(Layer):
         stack.push_async_callback(runtime.stop)
         await runtime.start()
         self._runtime = runtime
+        finder = getattr(self, "_all_tasks", None)  # routers may add tasks beyond self._tasks
+        tasks: Mapping[str, Task[..., Any]] = finder() if callable(finder) else self._tasks
+        await start_declared_crons(runtime, tasks.values())  # armed before __aenter__ returns
 
     def _prepare_tasks(self) -> None:
-        prepare_pipelines(self)  # handler levels, middleware chains and INJECT, per task
+        for task in self._tasks.values():
+            task.handlers = HandlerTable.build(
+                [task.options.exception_handlers, self.exception_handlers]
+            )
 
     async def __aexit__(
         self,

@@ -71,6 +71,11 @@ class Outcomes:
         if events is not None and (was_running or not shutting_down):
             events.ended(job, JobStatus.CANCELLED)
 
+    def ended(self, job: Job[Any], status: JobStatus) -> None:
+        """``job`` ends between runs with the final ``status`` (a cron job with no slot left)."""
+        job.status = status
+        self._finish(job)
+
     def _end_run(self, job: Job[Any], status: JobStatus) -> None:
         if job.status is JobStatus.CANCELLED:  # cancelled while its outcome was on the way
             return

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 import trio
 import trio_parallel
 
+from . import _cron_runtime
+from ._actors._cron_trigger import CronTriggers
 from ._actors._executor import Executor
 from ._actors._scheduler import Scheduler
 from ._actors._supervisor import Supervisor
@@ -119,12 +121,17 @@ class Runtime:
         self.scheduler = Scheduler(
             timer_receive=timer_receive, executor=self.executor, wall_clock=self._wall_clock
         )
+        self.cron_triggers = CronTriggers(
+            executor=self.executor, outcomes=self.outcomes, wall_clock=self._wall_clock, tz=self._tz
+        )
 
     async def start(self) -> None:
         """Start every actor; returns when all are ready."""
+        _cron_runtime.attach_storage(self)
         await self._nursery.start(self.executor.run)
         await self._nursery.start(self.supervisor.run)
         await self._nursery.start(self.scheduler.run)
+        await self._nursery.start(self.cron_triggers.run)
 
     async def drain(self, grace: float) -> None:
         """Refuse new jobs, start no attempt, and give running attempts ``grace`` seconds."""
@@ -257,12 +264,26 @@ class Runtime:
         return job
 
     async def cron(
-        self, task: Task[..., Any], cron: Cron, *, job_id: str, replace: bool, force: bool
+        self,
+        task: Task[..., Any],
+        cron: Cron,
+        *,
+        job_id: str,
+        replace: bool,
+        force: bool,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
     ) -> Job[Any]:
-        """Schedule a cron job (the cron trigger actors arrive with cron support)."""
-        raise ApplicationStateError(
-            f"task {task.name!r}: cron scheduling is not available in this build"
-        )
+        """Run ``task`` on ``cron`` under ``job_id`` (contract §4, §11; see ``_cron_runtime``)."""
+        self._check_open()
+        return await _cron_runtime.schedule_cron(
+            self, task, cron, job_id=job_id, replace=replace, force=force, args=args,
+            kwargs=kwargs or {},
+        )  # fmt: skip
+
+    def restore_cron(self, task: Task[..., Any], row: Any) -> str | None:
+        """Re-arm a stored cron row at startup (see ``_cron_runtime.restore_cron``)."""
+        return _cron_runtime.restore_cron(self, task, row)
 
     def _reschedule(
         self,
@@ -289,5 +310,7 @@ class Runtime:
         """Cancel ``job``: disarm its timer, cancel its running attempt, end it."""
         if job.status not in FINAL_STATUSES:
             self._disarm(job)
+            if job._cron is not None:
+                self.cron_triggers.stop(job)
             self.outcomes.cancelled(job)
         await trio.lowlevel.checkpoint()

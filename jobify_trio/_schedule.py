@@ -120,7 +120,13 @@ class ScheduleBuilder(Generic[R]):
             )
         runtime = self._task._owner._scheduling_runtime(self._task)
         return await runtime.cron(  # type: ignore[no-any-return]
-            self._task, value, job_id=job_id, replace=replace, force=force
+            self._task,
+            value,
+            job_id=job_id,
+            replace=replace,
+            force=force,
+            args=self._args,
+            kwargs=self._kwargs,
         )
 
     def _check_delay(self, seconds: object) -> timedelta:
