@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, tzinfo
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import trio
@@ -15,13 +15,18 @@ import trio_parallel
 from ._clock import SystemWallClock, WallClock, check_wall_clock
 from ._cron_runtime import start_declared_crons
 from ._events import JobListener
-from ._handler_resolution import ExceptionHandler, HandlerTable, validate_exception_handlers
+from ._handler_resolution import ExceptionHandler, validate_exception_handlers
 from ._job import Job
-from ._registrar import Registrar
+from ._lifespan import Lifespan, Plugin, check_plugins, enter_lifespans, start_plugins
+from ._pipeline import app_lifespans, prepare_pipelines
+from ._router import Layer
 from ._runtime import Runtime
 from ._state import State
 from ._task import Task
 from .exceptions import ApplicationStateError
+
+if TYPE_CHECKING:
+    from .middleware import BaseMiddleware, BaseOuterMiddleware
 
 __all__ = ["Jobify"]
 
@@ -44,7 +49,7 @@ def _check_max_concurrency(value: object) -> int:
     return value
 
 
-class Jobify(Registrar):
+class Jobify(Layer):
     """A job scheduler app for trio. Register tasks, then run it with ``async with app:``.
 
     ``max_concurrency`` bounds how many attempts run at once; past it, scheduling calls
@@ -59,8 +64,16 @@ class Jobify(Registrar):
         exception_handlers: Mapping[type[BaseException], ExceptionHandler] | None = None,
         wall_clock: WallClock | None = None,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        lifespan: Lifespan | None = None,
+        middleware: Sequence[BaseMiddleware] | None = None,
+        outer_middleware: Sequence[BaseOuterMiddleware] | None = None,
+        plugins: Iterable[Plugin] = (),
     ) -> None:
         super().__init__()
+        self._init_layer(
+            owner="app", middleware=middleware, outer_middleware=outer_middleware, lifespan=lifespan
+        )
+        self.plugins: list[Plugin] = check_plugins(plugins)
         self.tz = _check_tz(tz)
         self.state = State(state)
         self.exception_handlers = validate_exception_handlers(exception_handlers, owner="app")
@@ -79,8 +92,15 @@ class Jobify(Registrar):
         """True between ``__aenter__`` and the end of ``__aexit__``."""
         return self._stack is not None
 
+    _is_app = True
+
     def _registration_open(self) -> bool:
         return self._stack is None
+
+    def add_plugin(self, plugin: Plugin, /) -> None:
+        """Register a plugin (``startup(app)`` / ``shutdown()``) before the app starts."""
+        self._check_open("add a plugin")
+        self.plugins.extend(check_plugins([plugin]))
 
     def _scheduling_runtime(self, task: Task[..., Any]) -> Runtime:
         runtime = self._runtime
@@ -89,7 +109,8 @@ class Jobify(Registrar):
                 f"task {task.name!r}: the app is not running; "
                 "schedule jobs inside `async with app:`"
             )
-        return runtime
+        outer = task._outer  # outer middleware: scheduling goes through its chain
+        return runtime if outer is None else outer.bind(runtime)  # type: ignore[return-value]
 
     async def __aenter__(self) -> Jobify:
         if self._stack is not None:
@@ -107,6 +128,8 @@ class Jobify(Registrar):
 
     async def _start(self, stack: contextlib.AsyncExitStack) -> None:
         self._prepare_tasks()
+        await start_plugins(stack, self, self.plugins)
+        await enter_lifespans(stack, self, app_lifespans(self))
         processes = await stack.enter_async_context(
             trio_parallel.open_worker_context(grace_period=5.0)
         )
@@ -121,10 +144,7 @@ class Jobify(Registrar):
         await start_declared_crons(runtime, tasks.values())  # armed before __aenter__ returns
 
     def _prepare_tasks(self) -> None:
-        for task in self._tasks.values():
-            task.handlers = HandlerTable.build(
-                [task.options.exception_handlers, self.exception_handlers]
-            )
+        prepare_pipelines(self)  # handler levels, middleware chains and INJECT, per task
 
     async def __aexit__(
         self,
