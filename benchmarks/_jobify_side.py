@@ -143,5 +143,44 @@ from _durable_jobify import register_durable  # noqa: E402
 
 register_durable(registry)
 
+
+def _run_cron(measure: Any, log: Any) -> Values:
+    from _cron_bench import FireLog
+
+    fire_log = log if log is not None else FireLog()
+
+    async def main() -> Values:
+        app = Jobify(storage=False)
+
+        async def tick() -> None:
+            fire_log.fire()
+
+        task = app.task(name="bench:tick")(tick)
+
+        async def schedule(i: int, expression: str) -> Any:
+            return await task.schedule().cron(expression, job_id=f"c{i}")
+
+        async with app:
+            values: Values = await measure(schedule, asyncio.sleep)
+        return values
+
+    return asyncio.run(main())
+
+
+@registry.metric("cron_fire")
+def cron_fire(p: Params) -> Values:
+    from _cron_bench import FireLog, measure_fires
+
+    log = FireLog()
+    return _run_cron(lambda s, sl: measure_fires(s, sl, log), log)
+
+
+@registry.metric("cron_idle")
+def cron_idle(p: Params) -> Values:
+    from _cron_bench import measure_idle
+
+    return _run_cron(measure_idle, None)
+
+
 if __name__ == "__main__":
     sys.exit(side_main(registry))

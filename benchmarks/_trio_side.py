@@ -129,5 +129,51 @@ from _durable_trio import register_durable  # noqa: E402
 
 register_durable(registry)
 
+
+def _cron_app(log: Any) -> tuple[Any, Any]:
+    try:
+        app = Jobify(storage=False)
+    except TypeError:  # a build without storage
+        app = Jobify()
+
+    async def tick() -> None:
+        log.fire()
+
+    return app, app.task(name="bench:tick")(tick)
+
+
+def _run_cron(measure: Any, log: Any) -> Values:
+    from _cron_bench import FireLog
+
+    fire_log = log if log is not None else FireLog()
+    app, task = _cron_app(fire_log)
+
+    async def main() -> Values:
+        async def schedule(i: int, expression: str) -> Any:
+            return await task.schedule().cron(expression, job_id=f"c{i}")
+
+        async with app:
+            values: Values = await measure(schedule, trio.sleep)
+        return values
+
+    result: Values = trio.run(main)
+    return result
+
+
+@registry.metric("cron_fire")
+def cron_fire(p: Params) -> Values:
+    from _cron_bench import FireLog, measure_fires
+
+    log = FireLog()
+    return _run_cron(lambda s, sl: measure_fires(s, sl, log), log)
+
+
+@registry.metric("cron_idle")
+def cron_idle(p: Params) -> Values:
+    from _cron_bench import measure_idle
+
+    return _run_cron(measure_idle, None)
+
+
 if __name__ == "__main__":
     sys.exit(side_main(registry))

@@ -102,6 +102,11 @@ PLAN = (
                 side=side, metric="durable_throughput", key="jobs_per_s", higher_is_better=True
             ),
             Measurement(side=side, metric="restore", key="seconds", higher_is_better=False),
+            # cron: 10,000 every-second crons (BENCH_CRON_SECONDS), and 10,000 idle ones
+            Measurement(
+                side=side, metric="cron_fire", key="cpu_us_per_fire", higher_is_better=False
+            ),
+            Measurement(side=side, metric="cron_idle", key="idle_cpu_ms", higher_is_better=False),
             Measurement(
                 side=side,
                 metric="memory_delayed",
@@ -130,6 +135,40 @@ ROWS = (
         key="seconds",
         target="lower",
         fmt="{:.2f}",
+    ),
+    Row(
+        label="cron fires/s (10k x every second)",
+        metric="cron_fire",
+        key="fires_per_s",
+        target="info",
+    ),
+    Row(
+        label="cron lateness p50 (ms)",
+        metric="cron_fire",
+        key="lateness_p50_ms",
+        target="info",
+        fmt="{:.1f}",
+    ),
+    Row(
+        label="cron lateness p99 (ms)",
+        metric="cron_fire",
+        key="lateness_p99_ms",
+        target="lower",
+        fmt="{:.1f}",
+    ),
+    Row(
+        label="cron CPU per fire (µs)",
+        metric="cron_fire",
+        key="cpu_us_per_fire",
+        target="lower",
+        fmt="{:.1f}",
+    ),
+    Row(
+        label="cron idle CPU, 10k jobs (ms; target <= 50)",
+        metric="cron_idle",
+        key="idle_cpu_ms",
+        target="info",
+        fmt="{:.1f}",
     ),
     Row(
         label="memory per delayed job (B)",
@@ -335,8 +374,14 @@ def parse_settings(argv: list[str] | None) -> tuple[Settings, bool, bool]:
     parser.add_argument("--repeat", type=int, help="rounds per measurement (best kept)")
     parser.add_argument("--mem-n", type=int, help="delayed jobs for the memory figure")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
+    parser.add_argument("--cron-long", action="store_true", help="cron fires for 60 s, not 10")
+    parser.add_argument("--idle-seconds", type=float, help="cron idle window (default 60)")
     args = parser.parse_args(argv)
     quick = bool(args.quick)
+    cron_seconds = 60 if args.cron_long else (3 if quick else 10)
+    os.environ.setdefault("BENCH_CRON_SECONDS", str(cron_seconds))  # read by _cron_bench.py
+    idle = args.idle_seconds or (5.0 if quick else 60.0)
+    os.environ.setdefault("BENCH_IDLE_SECONDS", str(idle))
     settings = Settings(
         n=args.n or (2_000 if quick else 10_000),
         repeat=args.repeat or (2 if quick else 7),

@@ -25,6 +25,7 @@ or no slot left).
 from __future__ import annotations
 
 import collections
+import heapq
 import math
 from collections.abc import Callable
 from datetime import datetime, tzinfo
@@ -118,6 +119,11 @@ class _Slots:
         memo = self._memo
         if key in memo:
             return memo[key]
+        if memo:  # no slot lies between a memoized moment and its answer
+            last = next(reversed(memo))
+            answer = memo[last]
+            if answer is not None and last < key < answer.timestamp():
+                return answer
         if self._iter is None or self._iter_last != key:
             self._iter = self._expr.iterate(moment)
         try:
@@ -138,6 +144,66 @@ class _Slots:
         return following
 
 
+class _AlarmEntry:
+    __slots__ = ("deadline", "task")
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.task: trio.lowlevel.Task | None = None
+
+    def __lt__(self, other: _AlarmEntry) -> bool:
+        return self.deadline < other.deadline
+
+
+class _Alarm:
+    """Wakes sleeping triggers at their trio deadlines: one heap and one sleeping task.
+
+    Each trigger still sleeps in its own task until its own deadline; parking it here
+    instead of in a cancel scope of its own costs a heap push instead of a trio deadline
+    registration plus a raised and caught ``Cancelled`` per fire.
+    """
+
+    __slots__ = ("_heap", "_scope")
+
+    def __init__(self) -> None:
+        self._heap: list[_AlarmEntry] = []
+        self._scope: trio.CancelScope | None = None
+
+    async def sleep(self, entry: _AlarmEntry) -> None:
+        """Park the calling task until ``entry.deadline`` (trio time); cancellable."""
+        entry.task = trio.lowlevel.current_task()
+        heapq.heappush(self._heap, entry)
+        scope = self._scope
+        if scope is not None and entry.deadline < scope.deadline:
+            scope.deadline = entry.deadline
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            entry.task = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
+
+    def wake_early(self, entry: _AlarmEntry) -> None:
+        """Wake the task parked on ``entry`` now."""
+        task, entry.task = entry.task, None
+        if task is not None:
+            trio.lowlevel.reschedule(task)
+
+    async def run(self) -> None:
+        heap = self._heap
+        while True:
+            with trio.CancelScope(deadline=heap[0].deadline if heap else math.inf) as scope:
+                self._scope = scope
+                await trio.sleep_forever()
+            self._scope = None
+            now = trio.current_time()
+            while heap and heap[0].deadline <= now:
+                entry = heapq.heappop(heap)
+                task, entry.task = entry.task, None
+                if task is not None:
+                    trio.lowlevel.reschedule(task)
+
+
 class CronTrigger:
     """The actor of one cron job (see the module docs)."""
 
@@ -154,7 +220,7 @@ class CronTrigger:
         "_more_missed",
         "_offset",
         "_scope",
-        "_sleep_scope",
+        "_sleep_entry",
         "_slots",
         "failures",
         "run_count",
@@ -178,7 +244,7 @@ class CronTrigger:
         self._inherited = job.status is JobStatus.RUNNING  # a run from before a replace
         self._last_status = JobStatus.SUCCESS
         self._scope = trio.CancelScope()
-        self._sleep_scope: trio.CancelScope | None = None
+        self._sleep_entry: _AlarmEntry | None = None
 
     # -- state -----------------------------------------------------------------------------
 
@@ -261,20 +327,19 @@ class CronTrigger:
         self._done = None
 
     async def _sleep_until(self, due_stamp: float) -> None:
-        clock = self._group.wall_clock
+        clock, alarm = self._group.wall_clock, self._group.alarm
         while True:
             remaining = due_stamp - clock.now().timestamp()
             if remaining <= EARLY_TOLERANCE:
                 return
-            with trio.CancelScope(deadline=trio.current_time() + remaining) as scope:
-                self._sleep_scope = scope
-                await trio.sleep_forever()
-            self._sleep_scope = None
+            entry = self._sleep_entry = _AlarmEntry(trio.current_time() + remaining)
+            await alarm.sleep(entry)
+            self._sleep_entry = None
 
     def wake(self) -> None:
         """Re-read the wall clock now (used after a wall-clock jump)."""
-        if self._sleep_scope is not None:
-            self._sleep_scope.deadline = -math.inf
+        if self._sleep_entry is not None:
+            self._group.alarm.wake_early(self._sleep_entry)
 
     def stop(self) -> None:
         """End this trigger's task (the job was cancelled or replaced)."""
@@ -340,6 +405,7 @@ class CronTriggers:
         self._nursery: trio.Nursery | None = None
         self._pending: list[CronTrigger] = []  # armed before the group started (restore)
         self.run_ended_hooks: list[CronRunEndedHook] = []
+        self.alarm = _Alarm()
         # ids of restored cron jobs that had ended PERMANENTLY_FAILED, with their Cron: a
         # declarative cron unchanged in code is not started again for them.
         self.failed_ids: dict[str, Cron] = {}
@@ -355,6 +421,7 @@ class CronTriggers:
         """Own the triggers' nursery and watch for wall-clock jumps until cancelled."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            nursery.start_soon(self.alarm.run)
             pending, self._pending = self._pending, []
             for trigger in pending:
                 if not trigger._ended:
