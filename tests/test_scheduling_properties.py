@@ -150,7 +150,8 @@ def run_scenario(ops: list[tuple[Any, ...]]) -> None:
             model.now += op[1]
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
-    assert [(t, k, v) for t, k, v in runs] == [(float(t), k, v) for t, k, v in model.expected]
+    # Jobs due at the same instant may run in either order; every run is exact and once.
+    assert sorted(runs) == sorted((float(t), k, v) for t, k, v in model.expected)
     times = [t for t, _, _ in runs]
     assert times == sorted(times)
 
