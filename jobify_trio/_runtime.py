@@ -43,7 +43,9 @@ from ._messages import AttemptFailed, DisarmTimer, RunJob, TimerMessage
 from ._outcomes import Outcomes
 from ._registry import JobRegistry
 from ._state import RequestState
+from ._storage._durability import Durability, attach_durability
 from .exceptions import ApplicationStateError, DuplicateJobError
+from .storage import Trigger
 
 if TYPE_CHECKING:
     from ._app import Jobify
@@ -118,15 +120,19 @@ class Runtime:
             wall_clock=self._wall_clock,
             make_context=self.make_context,
         )
+        self.executor.retry_at_once = self.supervisor.retry_at_once  # zero-backoff retries
         self.scheduler = Scheduler(
             timer_receive=timer_receive, executor=self.executor, wall_clock=self._wall_clock
         )
         self.cron_triggers = CronTriggers(
             executor=self.executor, outcomes=self.outcomes, wall_clock=self._wall_clock, tz=self._tz
         )
+        self.durability: Durability | None = attach_durability(self)
 
     async def start(self) -> None:
         """Start every actor; returns when all are ready."""
+        if self.durability is not None:  # storage is open: restore, then start the actors
+            await self.durability.start(self, self._nursery)
         _cron_runtime.attach_storage(self)
         await self._nursery.start(self.executor.run)
         await self._nursery.start(self.supervisor.run)
@@ -153,6 +159,8 @@ class Runtime:
                 await trio.to_thread.run_sync(self._threads.wait_idle)
         for job in self.registry:
             self.outcomes.cancelled(job, shutting_down=True)
+        if self.durability is not None:
+            await self.durability.writer.flush()
 
     # -- helpers the actors and tasks use ------------------------------------------------
 
@@ -186,10 +194,17 @@ class Runtime:
             raise ApplicationStateError("the app is shutting down; no new jobs are accepted")
 
     def _active(self, job_id: str | None, replace: bool) -> Job[Any] | None:
+        """The active one-off job ``push``/``at`` would replace, or None for a new job."""
         if job_id is None:
             return None
         existing = self.registry.get(job_id)
-        if existing is not None and not replace:
+        if existing is None:
+            return None
+        if existing._cron is not None:
+            raise DuplicateJobError(
+                job_id, "it is a cron job: cancel it before reusing its id for a one-off job"
+            )
+        if not replace:
             raise DuplicateJobError(job_id)
         return existing
 
@@ -226,13 +241,18 @@ class Runtime:
     ) -> Job[Any]:
         """Run now (see contract §4 for ``job_id``/``replace``/``force``)."""
         self._check_open()
+        stored = None if self.durability is None else self.durability.prepare(task, args, kwargs)
         existing = self._active(job_id, replace)
         if existing is not None:
             if force:
                 self._reschedule(existing, task, args, kwargs, self.now())
+                if stored is not None:
+                    await self._store(existing, Trigger.PUSH, stored, new=False)
             await trio.lowlevel.checkpoint()
             return existing
         job = self._new_job(task, args, kwargs, job_id, self.now())
+        if stored is not None and not await self._store(job, Trigger.PUSH, stored, new=True):
+            return job
         job.status = JobStatus.SCHEDULED
         job._generation = 1
         await self.executor.submit(RunJob(job=job, generation=1))
@@ -252,13 +272,18 @@ class Runtime:
         """Run at the wall-clock time ``at`` (naive: in the app's tz)."""
         self._check_open()
         exec_at = to_tz(at, self._tz)
+        stored = None if self.durability is None else self.durability.prepare(task, args, kwargs)
         existing = self._active(job_id, replace)
         if existing is not None:
             if force or exec_at != existing.exec_at:
                 self._reschedule(existing, task, args, kwargs, exec_at)
+                if stored is not None:
+                    await self._store(existing, Trigger.AT, stored, new=False)
             await trio.lowlevel.checkpoint()
             return existing
         job = self._new_job(task, args, kwargs, job_id, exec_at)
+        if stored is not None and not await self._store(job, Trigger.AT, stored, new=True):
+            return job
         self.outcomes.rearm(job)
         await trio.lowlevel.checkpoint()
         return job
@@ -284,6 +309,20 @@ class Runtime:
     def restore_cron(self, task: Task[..., Any], row: Any) -> str | None:
         """Re-arm a stored cron row at startup (see ``_cron_runtime.restore_cron``)."""
         return _cron_runtime.restore_cron(self, task, row)
+
+    async def _store(self, job: Job[Any], trigger: Trigger, stored: bytes, *, new: bool) -> bool:
+        """Commit a durable job's row before it is armed; False if it was cancelled meanwhile.
+
+        If the commit fails, a new job is forgotten (nothing scheduled) and the error raised.
+        """
+        assert self.durability is not None
+        try:
+            await self.durability.commit(job, trigger, stored)
+        except BaseException:
+            if new:
+                self.registry.discard(job)
+            raise
+        return job.status is not JobStatus.CANCELLED
 
     def _reschedule(
         self,

@@ -31,8 +31,8 @@ class ApplicationStateError(BaseJobifyError):
 class DuplicateJobError(BaseJobifyError):
     """A job with this id is already scheduled or running and ``replace`` was not given."""
 
-    def __init__(self, job_id: str) -> None:
-        super().__init__(f"job {job_id!r} is already scheduled or running; pass replace=True")
+    def __init__(self, job_id: str, detail: str = "pass replace=True") -> None:
+        super().__init__(f"job {job_id!r} is already scheduled or running; {detail}")
         self.job_id = job_id
 
 

@@ -298,3 +298,20 @@ async def test_many_due_jobs_run_concurrently(autojump_clock: trio.testing.MockC
             await nap.push()
         await app.wait_all()
     assert ended == [5.0] * 500
+
+
+async def test_one_off_cannot_replace_a_cron_job(autojump_clock: trio.testing.MockClock) -> None:
+    app, runs = recording_app()
+    record = app.tasks["record"]
+    async with app:
+        cron_job = await record.schedule("c").cron("* * * * *", job_id="k")
+        with pytest.raises(DuplicateJobError, match="cron job"):
+            await record.schedule("x").push(job_id="k", replace=True, force=True)
+        with pytest.raises(DuplicateJobError, match="cron job"):
+            await record.schedule("x").delay(5, job_id="k", replace=True)
+        await trio.sleep(61)
+        assert cron_job.is_cron()
+        await cron_job.cancel()
+        job = await record.schedule("x").delay(5, job_id="k")
+        await job.wait()
+    assert [value for _, value in runs] == ["c", "x"]
