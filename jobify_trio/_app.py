@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, tzinfo
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
 import trio
@@ -22,11 +22,14 @@ from ._pipeline import app_lifespans, prepare_pipelines
 from ._router import Layer
 from ._runtime import Runtime
 from ._state import State
+from ._storage._config import check_storage
 from ._task import Task
 from .exceptions import ApplicationStateError
 
 if TYPE_CHECKING:
     from .middleware import BaseMiddleware, BaseOuterMiddleware
+    from .serializers import Serializer
+    from .storage import Storage
 
 __all__ = ["Jobify"]
 
@@ -54,6 +57,10 @@ class Jobify(Layer):
 
     ``max_concurrency`` bounds how many attempts run at once; past it, scheduling calls
     wait for a free slot (backpressure) instead of piling up tasks.
+
+    ``storage`` keeps durable jobs across restarts: ``None`` (the default) means
+    ``SQLiteStorage("jobify.db")``, ``False`` disables persistence. ``serializer`` encodes
+    durable jobs' arguments (default: ``ExtendedJSONSerializer()``). See docs/durability.rst.
     """
 
     def __init__(
@@ -64,6 +71,8 @@ class Jobify(Layer):
         exception_handlers: Mapping[type[BaseException], ExceptionHandler] | None = None,
         wall_clock: WallClock | None = None,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        storage: Storage | Literal[False] | None = None,
+        serializer: Serializer | None = None,
         lifespan: Lifespan | None = None,
         middleware: Sequence[BaseMiddleware] | None = None,
         outer_middleware: Sequence[BaseOuterMiddleware] | None = None,
@@ -84,6 +93,7 @@ class Jobify(Layer):
         self._runtime: Runtime | None = None
         self._stack: contextlib.AsyncExitStack | None = None
         self._listeners: list[JobListener] = []
+        self._storage, self.serializer = check_storage(storage, serializer)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -133,12 +143,15 @@ class Jobify(Layer):
         processes = await stack.enter_async_context(
             trio_parallel.open_worker_context(grace_period=5.0)
         )
+        if self._storage is not None:  # opened after lifespans, closed after the actors
+            await self._storage.startup()
+            stack.push_async_callback(_shielded, self._storage.shutdown)
         nursery = await stack.enter_async_context(trio.open_nursery())
         runtime = Runtime(self, nursery=nursery, processes=processes)
         stack.push_async_callback(runtime.after_stop)
         stack.push_async_callback(runtime.stop)
+        self._runtime = runtime  # restored jobs may run (and look it up) while it starts
         await runtime.start()
-        self._runtime = runtime
         finder = getattr(self, "_all_tasks", None)  # routers may add tasks beyond self._tasks
         tasks: Mapping[str, Task[..., Any]] = finder() if callable(finder) else self._tasks
         await start_declared_crons(runtime, tasks.values())  # armed before __aenter__ returns
@@ -220,6 +233,11 @@ class Jobify(Layer):
     def __repr__(self) -> str:
         state = "running" if self.is_running else "stopped"
         return f"<Jobify tasks={len(self._tasks)} tz={self.tz} {state}>"
+
+
+async def _shielded(close: Callable[[], Awaitable[None]]) -> None:
+    with trio.CancelScope(shield=True):
+        await close()
 
 
 def _unwrap(

@@ -28,7 +28,7 @@ RunEndHook = Callable[[Job[Any]], bool]
 class Outcomes:
     """Applies the outcome of a run to its :class:`Job` and tells whoever must know."""
 
-    __slots__ = ("_registry", "_timer_send", "events", "job_ended_hooks")
+    __slots__ = ("_registry", "_timer_send", "events", "job_ended_hooks", "retry_hooks")
 
     def __init__(
         self, *, registry: JobRegistry, timer_send: trio.MemorySendChannel[TimerMessage]
@@ -36,6 +36,8 @@ class Outcomes:
         self._registry = registry
         self._timer_send = timer_send
         self.job_ended_hooks: list[Callable[[Job[Any]], None]] = []
+        # called with (job, next attempt) when a retry is armed (storage records it)
+        self.retry_hooks: list[Callable[[Job[Any], int], None]] = []
         self.events: EventDispatcher | None = None  # set only when the app has listeners
 
     def succeeded(self, job: Job[Any], result: Any) -> None:

@@ -21,7 +21,7 @@ import trio
 from .._clock import WallClock
 from .._handler_resolution import ExceptionHandler, is_async_handler
 from .._job import Job, JobStatus
-from .._messages import AttemptFailed
+from .._messages import AttemptFailed, RunJob
 from .._outcomes import Outcomes
 from .._retry import RetryAfter, decide_retry
 from ..exceptions import JobTimeoutError
@@ -70,15 +70,41 @@ class Supervisor:
         if isinstance(decision, RetryAfter):
             job.exec_at = self._wall_clock.now() + timedelta(seconds=decision.delay)
             self._outcomes.rearm(job, attempt=decision.next_attempt)
-            events = self._outcomes.events
-            if events is not None:
-                events.retrying(job, event.attempt, event.exception, job.exec_at)
+            self._retrying(job, event.attempt, event.exception, decision.next_attempt)
             return
         handler = job._task.handlers.resolve(event.exception)
         if handler is None:
             self._fail(job, event.exception)
         else:
             handlers.start_soon(self._run_handler, handler, event)
+
+    def _retrying(self, job: Job[Any], attempt: int, exc: Exception, next_attempt: int) -> None:
+        for hook in self._outcomes.retry_hooks:
+            hook(job, next_attempt)
+        events = self._outcomes.events
+        if events is not None:
+            events.retrying(job, attempt, exc, job.exec_at)
+
+    def retry_at_once(self, command: RunJob, failure: Exception) -> RunJob | None:
+        """Decide a zero-backoff retry in the executor's worker, which then runs it itself.
+
+        Only for policies with ``initial_delay == 0`` (every delay is then 0, nothing is
+        random); returns the next attempt's command, or None to report the failure as an
+        :class:`AttemptFailed` (a give-up is decided again, identically, by :meth:`run`).
+        """
+        job = command.job
+        policy = job._task.options.retry
+        if policy.initial_delay or job._generation != command.generation:
+            return None
+        decision = decide_retry(policy, attempt=command.attempt, exc=failure, uniform=self._uniform)
+        if not isinstance(decision, RetryAfter):
+            return None
+        job.exception = failure
+        job.exec_at = self._wall_clock.now()
+        job._generation += 1
+        job.status = JobStatus.SCHEDULED
+        self._retrying(job, command.attempt, failure, decision.next_attempt)
+        return RunJob(job=job, generation=job._generation, attempt=decision.next_attempt)
 
     async def _run_handler(self, handler: ExceptionHandler, event: AttemptFailed) -> None:
         job = event.job
