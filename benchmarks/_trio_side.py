@@ -175,5 +175,9 @@ def cron_idle(p: Params) -> Values:
     return _run_cron(measure_idle, None)
 
 
+from _pipeline_trio import register_pipeline  # noqa: E402
+
+register_pipeline(registry)
+
 if __name__ == "__main__":
     sys.exit(side_main(registry))

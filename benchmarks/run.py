@@ -98,6 +98,13 @@ PLAN = (
         for m in (
             Measurement(side=side, metric="throughput", key="jobs_per_s", higher_is_better=True),
             Measurement(side=side, metric="latency", key="mean_us", higher_is_better=False),
+            # 3 pass-through middlewares + QueueMiddleware(workers=100); every job retried once
+            Measurement(
+                side=side, metric="throughput_middleware", key="jobs_per_s", higher_is_better=True
+            ),
+            Measurement(
+                side=side, metric="throughput_retry", key="jobs_per_s", higher_is_better=True
+            ),
             Measurement(
                 side=side, metric="durable_throughput", key="jobs_per_s", higher_is_better=True
             ),
@@ -123,6 +130,18 @@ ROWS = (
     Row(label="latency mean (µs)", metric="latency", key="mean_us", target="lower", fmt="{:.1f}"),
     Row(label="latency p50 (µs)", metric="latency", key="p50_us", target="info", fmt="{:.1f}"),
     Row(label="latency p99 (µs)", metric="latency", key="p99_us", target="info", fmt="{:.1f}"),
+    Row(
+        label="push, 3 middlewares + queue (jobs/s)",
+        metric="throughput_middleware",
+        key="jobs_per_s",
+        target="x2",
+    ),
+    Row(
+        label="push, every job retried once (jobs/s)",
+        metric="throughput_retry",
+        key="jobs_per_s",
+        target="x2",
+    ),
     Row(
         label="durable push, SQLite file (jobs/s; target >= 10x)",
         metric="durable_throughput",

@@ -15,6 +15,7 @@ retries and exception handlers.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import trio
 
@@ -24,6 +25,9 @@ from .._outcomes import Outcomes
 from ..exceptions import JobTimeoutError
 
 __all__ = ["Executor"]
+
+IMMEDIATE_RETRY_CHECKPOINT = 8
+"""A worker running zero-backoff retries of one job yields to others every this many."""
 
 
 class Executor:
@@ -42,6 +46,8 @@ class Executor:
         self._run_job_send, self._run_job_receive = trio.open_memory_channel[RunJob](0)
         self._max_concurrency = max_concurrency
         self._max_idle = max_idle
+        self.retry_at_once: Callable[[RunJob, Exception], RunJob | None] | None = None
+        """Set by the runtime to the supervisor's zero-backoff retry decision."""
         self._workers = 0
         self._idle = 0
         self._draining = False
@@ -97,8 +103,10 @@ class Executor:
                     while True:
                         if command is not None:
                             running, command = command, None
-                            await self._run_attempt(running, scope)
+                            command = await self._run_attempt(running, scope)
                             running = None
+                            if command is not None:  # an immediate retry, run here
+                                continue
                         if self._idle >= self._max_idle:
                             return
                         self._idle += 1
@@ -107,16 +115,17 @@ class Executor:
                         finally:
                             self._idle -= 1
                 if running is not None:  # the scope interrupted this attempt
-                    await self._interrupted(running, scope)
+                    command = await self._interrupted(running, scope)
         finally:
             self._workers -= 1
 
-    async def _run_attempt(self, command: RunJob, scope: trio.CancelScope) -> None:
+    async def _run_attempt(self, command: RunJob, scope: trio.CancelScope) -> RunJob | None:
+        """Run one attempt; returns the next attempt's command for an immediate retry."""
         job = command.job
         if job._generation != command.generation or job.status is not JobStatus.SCHEDULED:
-            return  # cancelled or re-armed after this command was sent
+            return None  # cancelled or re-armed after this command was sent
         if self._draining:
-            return  # shutting down: the job stays scheduled (and stored, if durable)
+            return None  # shutting down: the job stays scheduled (and stored, if durable)
         job.status = JobStatus.RUNNING
         job._attempt = command.attempt
         events = self._outcomes.events
@@ -138,32 +147,46 @@ class Executor:
             if timeout is not None and not scope.cancel_called:
                 scope.deadline = math.inf
             if scope.cancel_called:  # the job turned our Cancelled into an exception
-                await self._interrupted(command, scope)
-            else:
-                await self._failed(command, exc)
-            return
+                await self._interrupted(command, scope, inline=False)
+                return None
+            return await self._failed(command, exc)
         job._scope = None
         if timeout is not None:
             scope.deadline = math.inf
         if job.status is JobStatus.RUNNING:
             self._outcomes.succeeded(job, result)
+        return None
 
-    async def _interrupted(self, command: RunJob, scope: trio.CancelScope) -> None:
+    async def _interrupted(
+        self, command: RunJob, scope: trio.CancelScope, *, inline: bool = True
+    ) -> RunJob | None:
         """The attempt was cut short by its scope: cancelled by the user, or timed out."""
         job = command.job
         job._scope = None
         if job.status is not JobStatus.RUNNING or job._generation != command.generation:
-            return  # cancel() already ended the job
+            return None  # cancel() already ended the job
         timeout = job._task.options.timeout
-        if timeout is not None:  # else the app is shutting down
-            await self._failed(command, JobTimeoutError(job.id, timeout))
+        if timeout is None:  # the app is shutting down
+            return None
+        return await self._failed(command, JobTimeoutError(job.id, timeout), inline=inline)
 
-    async def _failed(self, command: RunJob, failure: Exception) -> None:
+    async def _failed(
+        self, command: RunJob, failure: Exception, *, inline: bool = True
+    ) -> RunJob | None:
+        """Report a failed attempt; a zero-backoff retry comes back to run in this worker."""
         job = command.job
         if job.status is not JobStatus.RUNNING:
-            return  # cancel() already ended the job
+            return None  # cancel() already ended the job
+        retry_at_once = self.retry_at_once
+        if inline and retry_at_once is not None:
+            again = retry_at_once(command, failure)
+            if again is not None:
+                if again.attempt % IMMEDIATE_RETRY_CHECKPOINT == 0:
+                    await trio.lowlevel.checkpoint()  # a long run of retries lets others run
+                return again
         await self._attempt_failed_send.send(
             AttemptFailed(
                 job=job, generation=command.generation, attempt=command.attempt, exception=failure
             )
         )
+        return None
