@@ -194,18 +194,21 @@ class Runtime:
             raise ApplicationStateError("the app is shutting down; no new jobs are accepted")
 
     def _active(self, job_id: str | None, replace: bool) -> Job[Any] | None:
-        """The active one-off job ``push``/``at`` would replace, or None for a new job."""
+        """The active job under ``job_id`` that ``replace`` allows replacing, or None."""
         if job_id is None:
             return None
         existing = self.registry.get(job_id)
-        if existing is None:
-            return None
-        if existing._cron is not None:
-            raise DuplicateJobError(
-                job_id, "it is a cron job: cancel it before reusing its id for a one-off job"
-            )
-        if not replace:
+        if existing is not None and not replace:
             raise DuplicateJobError(job_id)
+        return existing
+
+    def _active_one_off(self, job_id: str | None, replace: bool) -> Job[Any] | None:
+        """The active one-off job ``push``/``at`` would replace, or None for a new job."""
+        existing = self._active(job_id, replace) if job_id is not None else None
+        if existing is not None and existing._cron is not None:
+            raise DuplicateJobError(
+                existing.id, "it is a cron job: cancel it before reusing its id for a one-off job"
+            )
         return existing
 
     def _new_job(
@@ -242,7 +245,7 @@ class Runtime:
         """Run now (see contract §4 for ``job_id``/``replace``/``force``)."""
         self._check_open()
         stored = None if self.durability is None else self.durability.prepare(task, args, kwargs)
-        existing = self._active(job_id, replace)
+        existing = self._active_one_off(job_id, replace)
         if existing is not None:
             if force:
                 self._reschedule(existing, task, args, kwargs, self.now())
@@ -273,7 +276,7 @@ class Runtime:
         self._check_open()
         exec_at = to_tz(at, self._tz)
         stored = None if self.durability is None else self.durability.prepare(task, args, kwargs)
-        existing = self._active(job_id, replace)
+        existing = self._active_one_off(job_id, replace)
         if existing is not None:
             if force or exec_at != existing.exec_at:
                 self._reschedule(existing, task, args, kwargs, exec_at)
