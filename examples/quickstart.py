@@ -14,6 +14,7 @@ from typing import Any
 import trio
 
 from jobify_trio import Cron, Jobify, SmartRetry
+from jobify_trio.storage import SQLiteStorage
 
 
 def make_app(**options: Any) -> Jobify:
@@ -60,15 +61,6 @@ async def main(app: Jobify) -> None:
     print(f"flaky: {flaky.status.value} after 3 attempts -> {flaky.result()!r}")
 
 
-def storage_options(directory: Path) -> dict[str, Any]:
-    """The default SQLite store, kept in ``directory`` (empty while durability is absent)."""
-    try:
-        from jobify_trio.storage import SQLiteStorage  # type: ignore[import-not-found]
-    except ImportError:
-        return {}
-    return {"storage": SQLiteStorage(str(directory / "jobify.db"))}
-
-
 if __name__ == "__main__":
-    with tempfile.TemporaryDirectory() as tmp:
-        trio.run(main, make_app(**storage_options(Path(tmp))))
+    with tempfile.TemporaryDirectory() as tmp:  # a fresh job database on every run
+        trio.run(main, make_app(storage=SQLiteStorage(Path(tmp) / "jobify.db")))

@@ -21,35 +21,14 @@ from jobify_trio.__main__ import main
 ROOT = Path(__file__).resolve().parent.parent
 
 DEMO_APP = textwrap.dedent(
-    '''
-    import os
-
-    import trio
-
+    """
     from jobify_trio import Jobify
 
-
-    class DemoApp(Jobify):
-        """Pushes one slow job as soon as it starts."""
-
-        async def __aenter__(self) -> "DemoApp":
-            await super().__aenter__()
-            await slow.push(float(os.environ["SLOW_SECONDS"]))
-            return self
-
-
-    app = DemoApp()
-
-
-    @app.task(name="slow")
-    async def slow(seconds: float) -> str:
-        await trio.sleep(seconds)
-        return "done"
-
-
+    app = Jobify(storage=False)
     not_an_app = 42
-    '''
+    """
 )
+WORKER = ROOT / "examples" / "worker.py"
 
 
 def cli(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
@@ -164,12 +143,17 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
 class Worker:
     """A ``jobify-trio run`` subprocess whose output lines can be awaited."""
 
-    def __init__(self, tmp_path: Path, *args: str, slow_seconds: float) -> None:
-        (tmp_path / "demo_app.py").write_text(DEMO_APP)
+    def __init__(self, tmp_path: Path, *args: str, report_seconds: float) -> None:
+        self.db = tmp_path / "worker.db"
+        env = {
+            "JOBIFY_DB": str(self.db),
+            "REPORT_CRON": "* * * * * * *",  # every second
+            "REPORT_SECONDS": str(report_seconds),
+        }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jobify_trio", "run", "demo_app:app", *args],
+            [sys.executable, "-m", "jobify_trio", "run", f"{WORKER}:app", *args],
             cwd=tmp_path,
-            env=_env({"SLOW_SECONDS": str(slow_seconds)}),
+            env=_env(env),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -188,6 +172,11 @@ class Worker:
             if text in line:
                 return line
         raise AssertionError(f"worker exited before printing {text!r}: {self.lines}")
+
+    def stored_jobs(self) -> list[str]:
+        done = cli("jobs", "--db", str(self.db), "list")
+        assert done.returncode == 0, done.stderr
+        return [line.split()[0] for line in done.stdout.splitlines()[1:-1]]
 
     def finish(self) -> tuple[int, str]:
         if self.proc.stdout is None or self.proc.stdout.closed:
@@ -211,26 +200,26 @@ def workers() -> Iterator[list[Worker]]:
 def test_run_sigterm_lets_the_running_job_finish_within_grace(
     tmp_path: Path, workers: list[Worker]
 ) -> None:
-    worker = Worker(tmp_path, "--grace", "10", slow_seconds=0.6)
+    worker = Worker(tmp_path, "--grace", "10", report_seconds=0.6)
     workers.append(worker)
-    worker.wait_for("worker started")
-    worker.wait_for("started    slow")
+    worker.wait_for("started    report")
     worker.proc.send_signal(signal.SIGTERM)
     code, err = worker.finish()
     assert code == 0, err
     events = [line.split(" ", 1)[1] for line in worker.lines]
-    assert f"worker started tasks=slow pid={worker.proc.pid}" in events[:2]
+    assert f"worker started tasks=cleanup,report pid={worker.proc.pid}" in events[:2]
     assert "worker stopping signal=SIGTERM grace=10.0" in events
     success = next(e for e in events if e.startswith("success"))
-    assert success.startswith("success    slow [")
-    assert "attempt 1; in 0.6" in success
+    assert success.startswith("success    report [cron:report] attempt 1; in 0.6")
+    assert "; next run " in success
     assert events[-1] == "worker stopped"
+    assert sorted(worker.stored_jobs()) == ["cron:cleanup", "cron:report"]
 
 
 def test_run_sigint_cancels_a_job_past_its_grace_json_lines(
     tmp_path: Path, workers: list[Worker]
 ) -> None:
-    worker = Worker(tmp_path, "--grace", "0.3", "--log-format", "json", slow_seconds=60)
+    worker = Worker(tmp_path, "--grace", "0.3", "--log-format", "json", report_seconds=60)
     workers.append(worker)
     worker.wait_for('"event": "started"')
     began = time.monotonic()
@@ -245,12 +234,13 @@ def test_run_sigint_cancels_a_job_past_its_grace_json_lines(
         "cancelled",
         "worker stopped",
     ]
-    cancelled = records[3]
     assert records[2]["signal"] == "SIGINT"
-    assert cancelled["task"] == "slow"
-    assert cancelled["status"] == "cancelled"
+    cancelled = records[3]
+    assert cancelled["task"] == "report"
+    assert cancelled["job_id"] == "cron:report"
     assert cancelled["duration"] >= 0.3
     assert all(datetime_like(r["time"]) for r in records)
+    assert sorted(worker.stored_jobs()) == ["cron:cleanup", "cron:report"]  # still stored
 
 
 def datetime_like(text: str) -> bool:
