@@ -52,6 +52,8 @@ FINAL_STATUSES = frozenset(
 )
 
 _NO_RESULT: Any = object()
+# A job that is scheduled again (cron, or a forced re-run) keeps its latest successful value.
+_RESULT_READABLE = frozenset({JobStatus.SUCCESS, JobStatus.SCHEDULED, JobStatus.RUNNING})
 
 
 class Job(Generic[R]):
@@ -156,9 +158,15 @@ class Job(Generic[R]):
         return self._task.name
 
     def result(self) -> R:
-        """The job's value; raises if it did not succeed (see the module docs)."""
+        """The job's value.
+
+        SUCCESS returns the value (a job scheduled again, a cron job or a forced re-run,
+        returns its latest successful value). FAILED raises ``JobFailedError`` with the
+        original as ``__cause__``; TIMEOUT raises ``JobTimeoutError``; CANCELLED raises
+        ``JobCancelledError``; a job that has not completed raises ``JobNotCompletedError``.
+        """
         status = self.status
-        if self._result is not _NO_RESULT and (status is JobStatus.SUCCESS or self.is_cron()):
+        if self._result is not _NO_RESULT and status in _RESULT_READABLE:
             return self._result  # type: ignore[no-any-return]
         if status is JobStatus.FAILED or status is JobStatus.PERMANENTLY_FAILED:
             exc = self.exception
