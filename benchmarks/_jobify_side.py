@@ -186,5 +186,19 @@ from _pipeline_jobify import register_pipeline  # noqa: E402
 
 register_pipeline(registry)
 
+
+@registry.metric("overload")
+def overload(p: Params) -> Values:
+    from _overload import NAP, measure_overload
+
+    app = Jobify(storage=False)
+
+    async def nap() -> None:
+        await asyncio.sleep(NAP)
+
+    task = app.task(nap, name="bench:nap")
+    return asyncio.run(measure_overload(app, task.push, p.mem_n * 5))
+
+
 if __name__ == "__main__":
     sys.exit(side_main(registry))

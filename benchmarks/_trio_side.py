@@ -179,5 +179,20 @@ from _pipeline_trio import register_pipeline  # noqa: E402
 
 register_pipeline(registry)
 
+
+@registry.metric("overload")
+def overload(p: Params) -> Values:
+    from _overload import NAP, measure_overload
+
+    app = Jobify(storage=False)
+
+    async def nap() -> None:
+        await trio.sleep(NAP)
+
+    task = app.task(name="bench:nap")(nap)
+    result: Values = trio.run(measure_overload, app, task.push, p.mem_n * 5)
+    return result
+
+
 if __name__ == "__main__":
     sys.exit(side_main(registry))

@@ -121,6 +121,14 @@ PLAN = (
                 higher_is_better=False,
                 fresh_process=True,
             ),
+            # 5 x mem_n jobs that sleep 0.2 s each, pushed as fast as accepted
+            Measurement(
+                side=side,
+                metric="overload",
+                key="peak_growth_bytes",
+                higher_is_better=False,
+                fresh_process=True,
+            ),
         )
     ),
 )
@@ -194,6 +202,19 @@ ROWS = (
         metric="memory_delayed",
         key="bytes_per_job",
         target="lower",
+    ),
+    Row(
+        label="overload: peak RSS growth (MB)",
+        metric="overload",
+        key="peak_growth_mb",
+        target="lower",
+        fmt="{:.1f}",
+    ),
+    Row(
+        label="overload: jobs/s (0.2 s jobs)",
+        metric="overload",
+        key="jobs_per_s",
+        target="info",
     ),
 )
 RAW_FRACTION_TARGET = 0.40
