@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .serializers import SerializationError, decode_call_arguments
+from .serializers import SerializationError
 from .storage import RestoreWarning, StoredJob, StoredState, Trigger
 
 if TYPE_CHECKING:
@@ -77,29 +77,30 @@ def _restore_row(
     now: datetime,
 ) -> str | None:
     """Re-arm one row; a sentence naming it if it is kept instead."""
-    label = f"{row.job_id!r} (task {row.task_name!r})"
     task = tasks.get(row.task_name)
     if task is None:
-        return f"{label}: no task of that name is registered"
+        return f"{_label(row)}: no task of that name is registered"
     if task.options.durable is False:
-        return f"{label}: the task is registered with durable=False"
+        return f"{_label(row)}: the task is registered with durable=False"
     if row.trigger is Trigger.CRON:
-        return _restore_cron(runtime, durability, task, row, label)
+        return _restore_cron(runtime, durability, task, row, _label(row))
     try:
-        args, kwargs = decode_call_arguments(
-            durability.serializer, row.arguments, task_name=task.name
-        )
+        args, kwargs = durability.codec.decode(row.arguments, task.name)
         task._binder.check(args, kwargs)
     except (SerializationError, TypeError) as exc:
-        return f"{label}: {exc}"
+        return f"{_label(row)}: {exc}"
     if runtime.registry.get(row.job_id) is not None:
-        return f"{label}: a job with this id is already active"
+        return f"{_label(row)}: a job with this id is already active"
     exec_at = row.next_run_at
     if row.trigger is Trigger.PUSH and row.state is StoredState.SCHEDULED:
         exec_at = now  # push rows run at once
     job = runtime._new_job(task, args, kwargs, row.job_id, exec_at.astimezone(runtime._tz))
     runtime.outcomes.rearm(job, attempt=row.attempt)
     return None
+
+
+def _label(row: StoredJob) -> str:
+    return f"{row.job_id!r} (task {row.task_name!r})"
 
 
 def _restore_cron(

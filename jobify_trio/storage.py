@@ -106,6 +106,36 @@ class StoredJob:
     lease_owner: str | None = None
     lease_expires_at: datetime | None = attrs.field(default=None, validator=_aware)
 
+    @classmethod
+    def _trusted(
+        cls,
+        job_id: str,
+        task_name: str,
+        trigger: Trigger,
+        next_run_at: datetime,
+        arguments: bytes,
+        attempt: int = 1,
+        state: StoredState = StoredState.SCHEDULED,
+        cron: str | None = None,
+    ) -> StoredJob:
+        """A row built from values the caller already checked (hot paths: scheduling calls
+        and loading rows). Skips the attrs validators and converters; no lease."""
+        job = object.__new__(cls)
+        _set(job, "job_id", job_id)
+        _set(job, "task_name", task_name)
+        _set(job, "trigger", trigger)
+        _set(job, "next_run_at", next_run_at)
+        _set(job, "arguments", arguments)
+        _set(job, "attempt", attempt)
+        _set(job, "state", state)
+        _set(job, "cron", cron)
+        _set(job, "lease_owner", None)
+        _set(job, "lease_expires_at", None)
+        return job
+
+
+_set = object.__setattr__
+
 
 @attrs.frozen(kw_only=True)
 class CorruptRow:

@@ -15,8 +15,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .._actors._storage_writer import StorageWriter
-from ..serializers import Serializer, encode_call_arguments
+from ..serializers import Serializer
 from ..storage import Delete, Storage, StoredJob, StoredState, Trigger, Upsert
+from ._arguments import ArgumentCodec
 
 if TYPE_CHECKING:
     import trio
@@ -53,6 +54,7 @@ class Durability:
     def __init__(self, *, storage: Storage, serializer: Serializer, writer: StorageWriter) -> None:
         self.storage = storage
         self.serializer = serializer
+        self.codec = ArgumentCodec(serializer)
         self.writer = writer
 
     async def start(self, runtime: Runtime, nursery: trio.Nursery) -> None:
@@ -73,7 +75,7 @@ class Durability:
         """
         if task.options.durable is False:
             return None
-        return encode_call_arguments(self.serializer, task_name=task.name, args=args, kwargs=kwargs)
+        return self.codec.encode(task.name, args, kwargs)
 
     async def commit(
         self, job: Job[Any], trigger: Trigger, arguments: bytes, *, cron: str | None = None
@@ -92,16 +94,16 @@ class Durability:
         cron: str | None = None,
         next_run_at: datetime | None = None,
     ) -> StoredJob:
-        """The row that stands for ``job`` now."""
-        return StoredJob(
-            job_id=job.id,
-            task_name=job._task.name,
-            trigger=trigger,
-            next_run_at=job.exec_at if next_run_at is None else next_run_at,
-            arguments=arguments,
-            attempt=attempt,
-            state=state,
-            cron=cron,
+        """The row that stands for ``job`` now (its values come from a live job: trusted)."""
+        return StoredJob._trusted(
+            job.id,
+            job._task.name,
+            trigger,
+            job.exec_at if next_run_at is None else next_run_at,
+            arguments,
+            attempt,
+            state,
+            cron,
         )
 
     # -- hooks ---------------------------------------------------------------------------
@@ -163,9 +165,7 @@ class Durability:
 
     def _encode_again(self, job: Job[Any]) -> bytes | None:
         try:
-            return encode_call_arguments(
-                self.serializer, task_name=job._task.name, args=job._args, kwargs=job._kwargs
-            )
+            return self.codec.encode(job._task.name, job._args, job._kwargs)
         except TypeError as exc:  # the arguments were mutated after scheduling
             warnings.warn(f"job {job.id!r}: row not updated: {exc}", RuntimeWarning, stacklevel=2)
             return None

@@ -18,6 +18,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from ..storage import (
     SCHEMA_VERSION,
     CorruptRow,
@@ -26,6 +28,7 @@ from ..storage import (
     StorageError,
     StoredJob,
     StoredState,
+    Trigger,
     Write,
     validate_table_name,
 )
@@ -36,6 +39,11 @@ _COLUMNS = (
     "job_id, task, trigger, next_run_at, arguments, attempt, state, cron, "
     "lease_owner, lease_expires_at"
 )
+_LOAD_COLUMNS = "job_id, task, trigger, next_run_at, arguments, attempt, state, cron"
+_WIDTH = 10  # columns in _COLUMNS
+#: Parameters per multi-row statement, largest first: each size is one cached prepared
+#: statement; 16,384 stays under SQLite's default limit of 32,766 variables.
+_CHUNKS = (16384, 2048, 256, 32, 4, 1)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS {t} (
     job_id TEXT PRIMARY KEY NOT NULL,
@@ -55,7 +63,9 @@ CREATE INDEX IF NOT EXISTS {t}_next_run_at ON {t} (next_run_at);
 
 def to_db_time(moment: datetime) -> str:
     """An aware datetime as sortable UTC text."""
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="microseconds")
 
 
 def from_db_time(text: str) -> datetime:
@@ -86,6 +96,10 @@ class SQLiteDatabase:
             f"INSERT OR REPLACE INTO {self.table} ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)"
         )
         self._delete = f"DELETE FROM {self.table} WHERE job_id = ?"
+        self._upsert_sql: dict[int, str] = {}
+        limit = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        self._chunks = (*(size for size in _CHUNKS if size <= limit), 1)
+        self._delete_sql: dict[int, str] = {}
 
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:
@@ -143,11 +157,18 @@ class SQLiteDatabase:
                 f"SELECT {_COLUMNS} FROM {self.table} ORDER BY next_run_at, job_id"
             ).fetchall()
 
+    def _lean_rows(self) -> list[tuple[Any, ...]]:
+        """Rows without the lease columns (a restore does not need them), by next run."""
+        with self._errors("read"):
+            return self._conn.execute(
+                f"SELECT {_LOAD_COLUMNS} FROM {self.table} ORDER BY next_run_at"
+            ).fetchall()
+
     def load(self) -> LoadResult:
         """Every row; rows whose columns do not parse come back as :class:`CorruptRow`."""
         jobs: list[StoredJob] = []
         corrupt: list[CorruptRow] = []
-        for raw in self.rows():
+        for raw in self._lean_rows():
             try:
                 jobs.append(row_to_job(raw))
             except (ValueError, TypeError) as exc:
@@ -159,21 +180,53 @@ class SQLiteDatabase:
     # -- writing ----------------------------------------------------------------------------
 
     def apply(self, writes: Sequence[Write]) -> None:
-        """Apply every write in order, in one transaction."""
+        """Apply every write in order, in one transaction.
+
+        Consecutive upserts (and consecutive deletes) go out as multi-row statements of
+        :data:`_CHUNKS` rows: one ``sqlite3_step`` per chunk instead of one per row. Each
+        step releases and re-takes the GIL, and re-taking it while the event loop is busy
+        can wait a whole switch interval, so fewer steps matter more than fewer rows.
+        """
         conn = self._conn
         with self._errors("write"):
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for write in writes:
-                    if isinstance(write, Delete):
-                        conn.execute(self._delete, (write.job_id,))
-                    else:
-                        conn.execute(self._upsert, job_to_row(write.job))
+                for is_delete, values in _runs(writes):
+                    self._write_run(is_delete, values)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+
+    def _write_run(self, is_delete: bool, values: list[Any]) -> None:
+        width = 1 if is_delete else _WIDTH
+        statements = self._deletes if is_delete else self._upserts
+        conn, start, rows = self._conn, 0, len(values) // width
+        for chunk in self._chunks:
+            size = max(1, chunk // width)
+            while rows >= size:
+                end = start + size * width
+                conn.execute(statements(size), values[start:end])
+                start, rows = end, rows - size
+
+    def _upserts(self, rows: int) -> str:
+        sql = self._upsert_sql.get(rows)
+        if sql is None:
+            group = "(" + ",".join("?" * _WIDTH) + ")"
+            sql = self._upsert_sql[rows] = (
+                f"INSERT OR REPLACE INTO {self.table} ({_COLUMNS}) VALUES "
+                + ",".join([group] * rows)
+            )
+        return sql
+
+    def _deletes(self, rows: int) -> str:
+        sql = self._delete_sql.get(rows)
+        if sql is None:
+            sql = self._delete_sql[rows] = (
+                f"DELETE FROM {self.table} WHERE job_id IN ({','.join('?' * rows)})"
+            )
+        return sql
 
     def delete(self, job_ids: Sequence[str]) -> int:
         """Delete rows by id; the number deleted."""
@@ -225,8 +278,6 @@ class SQLiteDatabase:
 
 
 def _leased(job: StoredJob, owner: str, until: datetime) -> StoredJob:
-    import attrs
-
     return attrs.evolve(job, lease_owner=owner, lease_expires_at=until)
 
 
@@ -247,29 +298,55 @@ def job_to_row(job: StoredJob) -> tuple[Any, ...]:
     )
 
 
+def _runs(writes: Sequence[Write]) -> Iterator[tuple[bool, list[Any]]]:
+    """Maximal runs of consecutive deletes / upserts, as flat parameter lists."""
+    values: list[Any] = []
+    deleting = False
+    for write in writes:
+        is_delete = isinstance(write, Delete)
+        if is_delete is not deleting and values:
+            yield deleting, values
+            values = []
+        deleting = is_delete
+        if isinstance(write, Delete):
+            values.append(write.job_id)
+        else:
+            values.extend(job_to_row(write.job))
+    if values:
+        yield deleting, values
+
+
+_TRIGGERS = {trigger.value: trigger for trigger in Trigger}
+_STATES = {state.value: state for state in StoredState}
+
+
 def row_to_job(raw: tuple[Any, ...]) -> StoredJob:
-    """Column values back to a :class:`StoredJob`; ``ValueError``/``TypeError`` if corrupt."""
-    job_id, task, trigger, next_run_at, arguments, attempt, state, cron, owner, lease = raw
-    if not isinstance(job_id, str) or not isinstance(task, str):
+    """Column values back to a :class:`StoredJob`; ``ValueError``/``TypeError`` if corrupt.
+
+    ``raw`` holds the columns of ``_COLUMNS`` (lease columns optional: :meth:`load`
+    leaves them out). Every column is checked here, so the row is built unvalidated.
+    """
+    job_id, task, trigger, next_run_at, arguments, attempt, state, cron = raw[:8]
+    if type(job_id) is not str or type(task) is not str:
         raise TypeError("job_id and task must be text")
-    if not isinstance(arguments, bytes):
+    if type(arguments) is not bytes:
         raise TypeError(f"arguments must be a blob, got {type(arguments).__name__}")
-    if not isinstance(attempt, int) or attempt < 1:
+    if type(attempt) is not int or attempt < 1:
         raise ValueError(f"attempt must be an integer >= 1, got {attempt!r}")
-    if cron is not None and not isinstance(cron, str):
+    if cron is not None and type(cron) is not str:
         raise TypeError("cron must be text")
-    return StoredJob(
-        job_id=job_id,
-        task_name=task,
-        trigger=trigger,
-        next_run_at=from_db_time(next_run_at),
-        arguments=arguments,
-        attempt=attempt,
-        state=StoredState(state),
-        cron=cron,
-        lease_owner=owner,
-        lease_expires_at=None if lease is None else from_db_time(lease),
+    kind, where = _TRIGGERS.get(trigger), _STATES.get(state)
+    if kind is None or where is None:
+        raise ValueError(f"unknown trigger {trigger!r} or state {state!r}")
+    job = StoredJob._trusted(
+        job_id, task, kind, from_db_time(next_run_at), arguments, attempt, where, cron
     )
+    if len(raw) > 8 and (raw[8] is not None or raw[9] is not None):
+        owner, lease = raw[8], raw[9]
+        job = attrs.evolve(
+            job, lease_owner=owner, lease_expires_at=None if lease is None else from_db_time(lease)
+        )
+    return job
 
 
 def _explain(path: Path, action: str, exc: sqlite3.Error) -> str:

@@ -1,0 +1,101 @@
+"""Encoding and decoding a durable job's call arguments, with fast paths.
+
+The format is always the one :func:`~jobify_trio.serializers.encode_call_arguments`
+writes; the fast paths only skip work whose result is known in advance:
+
+* a call without arguments is encoded once per app (its bytes never change) and decoded
+  by comparing bytes;
+* with :class:`~jobify_trio.serializers.ExtendedJSONSerializer`, arguments that are all
+  plain scalars (``str``, ``bool``, ``None``, ints within 64 bits, finite floats) are
+  their own tagged-JSON tree, so they go straight to the serializer's JSON encoder;
+* with that serializer, stored bytes containing no ``"$`` (nor an escaped ``$``) can hold
+  no tag, so they are decoded by the C JSON parser without the tag hook.
+
+Anything else, and every error, goes through the general functions, so error messages and
+results are the same with or without the fast paths (a test checks this).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Final
+
+from ..serializers import (
+    MESSAGE_VERSION,
+    ExtendedJSONSerializer,
+    JSONSerializer,
+    Serializer,
+    UnsafePickleSerializer,
+    decode_call_arguments,
+    encode_call_arguments,
+)
+
+__all__ = ["ArgumentCodec"]
+
+_DETERMINISTIC: Final = (ExtendedJSONSerializer, JSONSerializer, UnsafePickleSerializer)
+_INT_LIMIT: Final = 1 << 63
+_ENCODER: Final = ExtendedJSONSerializer._encoder
+_ESCAPED_DOLLAR: Final = b"\\u0024"
+
+
+def _scalar(value: Any) -> bool:
+    tp = type(value)
+    if tp is str or tp is bool or value is None:
+        return True
+    if tp is int:
+        return bool(-_INT_LIMIT < value < _INT_LIMIT)
+    return tp is float and math.isfinite(value)
+
+
+def _all_scalars(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    for value in args:
+        if not _scalar(value):
+            return False
+    for key, value in kwargs.items():
+        if type(key) is not str or key[:1] == "$" or not _scalar(value):
+            return False
+    return True
+
+
+class ArgumentCodec:
+    """``encode``/``decode`` of call arguments for one serializer (see the module docs)."""
+
+    def __init__(self, serializer: Serializer) -> None:
+        self.serializer = serializer
+        self._tagged_json = type(serializer) is ExtendedJSONSerializer
+        self._empty: bytes | None = None
+        if type(serializer) in _DETERMINISTIC:
+            self._empty = encode_call_arguments(serializer, task_name="", args=(), kwargs={})
+
+    def encode(self, task_name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+        """Like :func:`~jobify_trio.serializers.encode_call_arguments` (same bytes)."""
+        if not args and not kwargs and self._empty is not None:
+            return self._empty
+        if self._tagged_json and _all_scalars(args, kwargs):
+            envelope = {"v": MESSAGE_VERSION, "args": list(args), "kwargs": kwargs}
+            return _ENCODER.encode(envelope).encode("ascii")
+        return encode_call_arguments(self.serializer, task_name=task_name, args=args, kwargs=kwargs)
+
+    def decode(self, data: bytes, task_name: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Like :func:`~jobify_trio.serializers.decode_call_arguments` (same values)."""
+        if data == self._empty:
+            return (), {}
+        if self._tagged_json and b'"$' not in data and _ESCAPED_DOLLAR not in data:
+            plain = self._decode_plain(data)
+            if plain is not None:
+                return plain
+        return decode_call_arguments(self.serializer, data, task_name=task_name)
+
+    @staticmethod
+    def _decode_plain(data: bytes) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
+        try:
+            message = json.loads(data.decode("utf-8"))
+        except (ValueError, RecursionError):
+            return None  # the general path reports it
+        if type(message) is not dict or message.get("v") != MESSAGE_VERSION:
+            return None
+        args, kwargs = message.get("args"), message.get("kwargs")
+        if type(args) is not list or type(kwargs) is not dict:
+            return None
+        return tuple(args), kwargs

@@ -1,0 +1,60 @@
+"""Multi-row statements: mixed, repeated and large batches apply in order, as single rows would."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jobify_trio._storage._sqlite import SQLiteDatabase
+from jobify_trio.storage import Delete, StoredJob, Upsert, Write
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _job(key: int, version: int) -> StoredJob:
+    return StoredJob(
+        job_id=f"j{key}",
+        task_name="t",
+        trigger="at",
+        next_run_at=T0 + timedelta(seconds=version),
+        arguments=b"{}",
+        attempt=1 + version % 3,
+    )
+
+
+ops = st.lists(st.tuples(st.booleans(), st.integers(0, 20), st.integers(0, 5)), max_size=120)
+
+
+@settings(max_examples=40, deadline=None)
+@given(ops=ops, tail=st.integers(0, 700))
+def test_batch_matches_row_by_row_model(
+    tmp_path_factory: object, ops: list[tuple[bool, int, int]], tail: int
+) -> None:
+    path = Path(tmp_path_factory.mktemp("db")) / "jobs.db"  # type: ignore[attr-defined]
+    db = SQLiteDatabase(path, "jobs")
+    try:
+        writes: list[Write] = []
+        model: dict[str, StoredJob] = {}
+        for delete, key, version in ops:
+            if delete:
+                writes.append(Delete(job_id=f"j{key}"))
+                model.pop(f"j{key}", None)
+            else:
+                job = _job(key, version)
+                writes.append(Upsert(job=job))
+                model[job.job_id] = job
+        for key in range(100, 100 + tail):  # a long run of one kind crosses chunk sizes
+            job = _job(key, 0)
+            writes.append(Upsert(job=job))
+            model[job.job_id] = job
+        db.apply(writes)
+        loaded = db.load()
+        assert not loaded.corrupt
+        assert {job.job_id: job for job in loaded.jobs} == model
+        db.apply([Delete(job_id=job_id) for job_id in model])
+        assert db.load().jobs == []
+    finally:
+        db.close()
