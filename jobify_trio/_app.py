@@ -137,7 +137,7 @@ class Jobify(Layer):
         return self
 
     async def _start(self, stack: contextlib.AsyncExitStack) -> None:
-        self._prepare_tasks()
+        prepare_pipelines(self)  # handler levels, middleware chains and INJECT, per task
         await start_plugins(stack, self, self.plugins)
         await enter_lifespans(stack, self, app_lifespans(self))
         processes = await stack.enter_async_context(
@@ -152,12 +152,8 @@ class Jobify(Layer):
         stack.push_async_callback(runtime.stop)
         self._runtime = runtime  # restored jobs may run (and look it up) while it starts
         await runtime.start()
-        finder = getattr(self, "_all_tasks", None)  # routers may add tasks beyond self._tasks
-        tasks: Mapping[str, Task[..., Any]] = finder() if callable(finder) else self._tasks
-        await start_declared_crons(runtime, tasks.values())  # armed before __aenter__ returns
-
-    def _prepare_tasks(self) -> None:
-        prepare_pipelines(self)  # handler levels, middleware chains and INJECT, per task
+        # self._tasks holds the included routers' tasks too, under their full names
+        await start_declared_crons(runtime, self._tasks.values())  # armed before we return
 
     async def __aexit__(
         self,

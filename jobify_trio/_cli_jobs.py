@@ -82,9 +82,7 @@ def _known_tasks(spec: str, app_dir: Path) -> set[str]:
     from ._cli_run import load_app
 
     app = load_app(spec, app_dir=app_dir)
-    finder = getattr(app, "_all_tasks", None)
-    tasks = finder() if callable(finder) else app.tasks
-    return set(tasks)
+    return set(app.tasks)
 
 
 def _list(db: SQLiteDatabase, known: set[str] | None, out: TextIO) -> None:

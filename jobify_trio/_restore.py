@@ -53,10 +53,8 @@ async def restore(runtime: Runtime, durability: Durability) -> None:
 
 
 def _all_tasks(runtime: Runtime) -> Mapping[str, Task[..., Any]]:
-    app: Any = runtime.app
-    finder = getattr(app, "_all_tasks", None)  # routers may add tasks beyond app._tasks
-    tasks: Mapping[str, Task[..., Any]] = finder() if callable(finder) else app._tasks
-    return tasks
+    """Every task of the app, the included routers' ones too, by full name."""
+    return runtime.app._tasks
 
 
 def _report(kept: list[str]) -> str:

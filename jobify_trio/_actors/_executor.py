@@ -1,4 +1,4 @@
-"""The executor actor: runs attempts of jobs, each in its own cancel scope.
+"""The executor actor: runs attempts of jobs inside cancel scopes (timeouts, cancel).
 
 Its inbox is a zero-buffer memory channel read by a pool of worker tasks. A sender
 first offers a :class:`RunJob` to an idle worker (``send_nowait``); if none is idle and
