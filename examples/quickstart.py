@@ -63,4 +63,6 @@ async def main(app: Jobify) -> None:
 
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as tmp:  # a fresh job database on every run
-        trio.run(main, make_app(storage=SQLiteStorage(Path(tmp) / "jobify.db")))
+        db = Path(tmp) / "jobify.db"
+        print(f"durable jobs are stored in {db} (SQLite, the default store)")
+        trio.run(main, make_app(storage=SQLiteStorage(db)))
