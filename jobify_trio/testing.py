@@ -11,7 +11,7 @@ milliseconds with exact, reproducible wall times::
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import trio
 
@@ -48,7 +48,11 @@ class VirtualWallClock:
             self._token = token
             self._anchor = current
             self._start = self._last
-        self._last = self._start + timedelta(seconds=current - self._anchor)
+        start, elapsed = self._start, timedelta(seconds=current - self._anchor)
+        if start.tzinfo is UTC:
+            self._last = start + elapsed
+        else:  # add real time in UTC: aware + timedelta is wall-clock arithmetic (DST)
+            self._last = (start.astimezone(UTC) + elapsed).astimezone(start.tzinfo)
         return self._last
 
     def __repr__(self) -> str:

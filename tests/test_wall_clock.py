@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import trio
@@ -45,6 +46,20 @@ def test_virtual_wall_clock_continues_in_a_new_run() -> None:
     assert clock.now() == first  # outside trio.run: the last value
     second = trio.run(advance, 5, clock=trio.testing.MockClock(autojump_threshold=0))
     assert second == START + timedelta(seconds=15)
+
+
+async def test_virtual_wall_clock_advances_in_real_time_across_dst(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    start = datetime(2026, 3, 29, 1, 30, tzinfo=berlin)  # clocks jump 02:00 -> 03:00
+    clock = VirtualWallClock(start)
+    assert clock.now() == start
+    await trio.sleep(3600)
+    now = clock.now()
+    assert now.timestamp() - start.timestamp() == 3600  # an hour of real time passed
+    assert (now.tzinfo, now.hour, now.minute) == (berlin, 3, 30)
+    assert now.utcoffset() == timedelta(hours=2)
 
 
 def test_virtual_wall_clock_needs_aware_start() -> None:
