@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, tzinfo
 from typing import Protocol, runtime_checkable
 
-__all__ = ["SystemWallClock", "WallClock", "check_wall_clock"]
+__all__ = ["SystemWallClock", "WallClock", "check_wall_clock", "may_jump"]
 
 
 @runtime_checkable
@@ -38,6 +38,17 @@ class SystemWallClock:
 
     def __repr__(self) -> str:
         return "SystemWallClock()"
+
+
+def may_jump(clock: WallClock) -> bool:
+    """Whether ``clock`` can jump against trio's clock (so the runtime must watch for it).
+
+    A clock says it cannot by having ``may_jump = False`` (as ``VirtualWallClock``, which
+    is derived from trio's clock, does); any other clock is assumed to be able to jump.
+    Then timers sleep until their deadline in one go and no jump watcher wakes each minute,
+    so a virtual week runs with a handful of wake-ups instead of one a minute.
+    """
+    return bool(getattr(clock, "may_jump", True))
 
 
 def check_wall_clock(clock: object) -> WallClock:

@@ -29,6 +29,9 @@ class VirtualWallClock:
 
     __slots__ = ("_anchor", "_last", "_start", "_token")
 
+    may_jump = False
+    """Derived from trio's clock, so it never jumps against it (no jump watching needed)."""
+
     def __init__(self, start: datetime) -> None:
         if start.tzinfo is None or start.utcoffset() is None:
             raise ValueError(f"VirtualWallClock needs an aware start datetime, got {start!r}")

@@ -107,3 +107,45 @@ async def test_wall_clock_jump_forward_is_noticed(autojump_clock: trio.testing.M
     ((at_trio, at_wall),) = ran
     assert at_trio <= 5 + MAX_SLEEP
     assert at_wall >= START + timedelta(hours=2)
+
+
+class CountingVirtualClock(VirtualWallClock):
+    """A virtual wall clock that counts how often the runtime reads it."""
+
+    __slots__ = ("reads",)
+
+    def __init__(self, start: datetime) -> None:
+        super().__init__(start)
+        self.reads = 0
+
+    def now(self) -> datetime:
+        self.reads += 1
+        return super().now()
+
+
+async def test_virtual_clock_needs_no_jump_watching(autojump_clock: trio.testing.MockClock) -> None:
+    clock = CountingVirtualClock(START)
+    app = new_app(wall_clock=clock)
+    ran: list[float] = []
+
+    @app.task
+    async def later() -> None:
+        ran.append(trio.current_time())
+
+    async with app:
+        await later.schedule().delay(timedelta(days=7))
+        await later.schedule().cron("0 0 1 1 *", job_id="yearly")
+        await trio.sleep(8 * 86400)
+        await app.find_job("yearly").cancel()  # type: ignore[union-attr]
+    assert ran == [7 * 86400.0]
+    # A clock that may jump would be read on a wake-up every minute: 11,520 in 8 days.
+    assert clock.reads < 50
+
+
+async def test_a_clock_that_may_jump_is_watched(autojump_clock: trio.testing.MockClock) -> None:
+    clock = SteppedClock()
+    app = new_app(wall_clock=clock)
+    async with app:
+        reads_before = clock.inner._last
+        await trio.sleep(3600)
+    assert clock.inner._last > reads_before  # the watchers kept reading the wall clock

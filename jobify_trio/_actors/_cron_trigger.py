@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .._clock import WallClock, to_tz
+from .._clock import WallClock, may_jump, to_tz
 from .._cron import Cron
 from .._cron_expr import CronExpression
 from .._cron_slots import (
@@ -139,6 +139,8 @@ class CronTriggers:
                 if not trigger._ended:
                     await nursery.start(trigger.run)
             task_status.started()
+            if not may_jump(self.wall_clock):
+                await trio.sleep_forever()
             offset = self._clock_offset()
             while True:
                 await trio.sleep(JUMP_CHECK)

@@ -15,11 +15,12 @@ recomputed from its ``exec_at``.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import trio
 
-from .._clock import WallClock
+from .._clock import WallClock, may_jump
 from .._job import Job, JobStatus
 from .._messages import ArmTimer, DisarmTimer, RunJob, TimerMessage
 from .._timer_heap import TimerHeap, TimerToken
@@ -57,10 +58,11 @@ class Scheduler:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Receive commands and fire timers until cancelled or the inbox closes."""
         self._offset = self._measure_offset()
+        max_sleep = MAX_SLEEP if may_jump(self._wall_clock) else math.inf
         task_status.started()
         receive = self._timer_receive
         while True:
-            deadline = min(self._heap.next_deadline(), trio.current_time() + MAX_SLEEP)
+            deadline = min(self._heap.next_deadline(), trio.current_time() + max_sleep)
             command: TimerMessage | None = None
             with trio.move_on_at(deadline):
                 try:
