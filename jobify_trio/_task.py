@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import functools
 import math
 import sys
@@ -31,11 +32,12 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class TaskOwner:
-    """What a task is registered on (the app, or later a router): it resolves the app."""
+class TaskOwner(abc.ABC):
+    """What a task is registered on (the app or a router): it resolves the running app."""
 
-    def _scheduling_runtime(self, task: Task[..., Any]) -> Any:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _scheduling_runtime(self, task: Task[..., Any]) -> Any:
+        """The runtime that schedules ``task``'s jobs; raises when the app is not running."""
 
 
 def default_task_name(func: Callable[..., Any]) -> str:
