@@ -22,7 +22,6 @@ import functools
 import itertools
 import math
 import os
-import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -44,6 +43,7 @@ from ._outcomes import Outcomes
 from ._registry import JobRegistry
 from ._state import RequestState
 from ._storage._durability import Durability, attach_durability
+from ._thread_jobs import ThreadJobs
 from .exceptions import ApplicationStateError, DuplicateJobError
 from .storage import Trigger
 
@@ -53,39 +53,6 @@ if TYPE_CHECKING:
     from ._task import Task
 
 __all__ = ["Runtime"]
-
-
-class _ThreadTracker:
-    """Counts job functions running in worker threads, so shutdown can wait for them."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._running = 0
-        self._idle = threading.Event()
-        self._idle.set()
-
-    def wrap(self, call: Callable[[], Any]) -> Callable[[], Any]:
-        with self._lock:
-            self._running += 1
-            self._idle.clear()
-
-        def tracked() -> Any:
-            try:
-                return call()
-            finally:
-                with self._lock:
-                    self._running -= 1
-                    if not self._running:
-                        self._idle.set()
-
-        return tracked
-
-    @property
-    def busy(self) -> bool:
-        return not self._idle.is_set()
-
-    def wait_idle(self) -> None:
-        self._idle.wait()
 
 
 class Runtime:
@@ -98,7 +65,7 @@ class Runtime:
         self.registry = JobRegistry()
         self._nursery = nursery
         self._processes = processes
-        self._threads = _ThreadTracker()
+        self._threads = ThreadJobs()
         self._wall_clock: WallClock = app.wall_clock
         self._tz = app.tz
         self._ids = itertools.count(1)
@@ -181,7 +148,7 @@ class Runtime:
 
     async def run_in_thread(self, call: Callable[[], Any]) -> Any:
         """Run a sync job function in a worker thread; abandoned (not killed) on cancel."""
-        return await trio.to_thread.run_sync(self._threads.wrap(call), abandon_on_cancel=True)
+        return await self._threads.run(call)
 
     async def run_in_process(self, call: functools.partial[Any]) -> Any:
         """Run a sync job function in a worker process; the process is killed on cancel."""

@@ -124,3 +124,23 @@ async def test_shutdown_kills_running_process_job(tmp_path: Path) -> None:
     worker = int(pid_file.read_text())
     assert job.status is JobStatus.CANCELLED
     assert await _wait_dead(worker), "a worker process outlived the app"
+
+
+async def test_cancelled_before_its_thread_started_does_not_hang_shutdown() -> None:
+    trio.to_thread.current_default_thread_limiter().total_tokens = 1
+    app = new_app()
+    ran: list[str] = []
+
+    @app.task
+    def blocking(name: str) -> None:
+        time.sleep(0.1)
+        ran.append(name)
+
+    with trio.fail_after(5):
+        async with app:
+            await blocking.push("first")  # takes the only thread token
+            waiting = await blocking.push("second")  # waits for the limiter
+            await trio.sleep(0.01)
+            await waiting.cancel()
+    assert ran == ["first"]
+    assert waiting.status is JobStatus.CANCELLED
