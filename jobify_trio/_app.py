@@ -166,7 +166,10 @@ class Jobify(Layer):
         try:
             await stack.__aexit__(exc_type, exc, tb)
         except BaseExceptionGroup as group:
-            raise _unwrap(group, exc) from None
+            unwrapped = _unwrap(group, exc)
+            if unwrapped is exc:
+                return False  # the body's exception propagates as itself, cause intact
+            raise unwrapped from unwrapped.__cause__  # keeps its own cause, hides the group
         finally:
             self._stack = None
             self._runtime = None

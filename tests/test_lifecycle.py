@@ -135,3 +135,20 @@ async def test_outer_cancellation_passes_through(autojump_clock: trio.testing.Mo
     assert scope.cancelled_caught
     assert trio.current_time() == 5.0
     assert not app.is_running
+
+
+async def test_body_exception_keeps_its_cause(autojump_clock: trio.testing.MockClock) -> None:
+    app = new_app()
+
+    @app.task
+    async def nap() -> None:
+        await trio.sleep(10)
+
+    with pytest.raises(ValueError, match="outer") as info:
+        async with app:
+            await nap.push()
+            try:
+                raise KeyError("inner")
+            except KeyError as inner:
+                raise ValueError("outer") from inner
+    assert isinstance(info.value.__cause__, KeyError)
