@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from ._job import Job, JobStatus
+from ._job import Job, JobStatus, failure_status
 
 __all__ = ["EventDispatcher", "JobEvent", "JobEventKind", "JobListener"]
 
@@ -80,7 +80,7 @@ class EventDispatcher:
         self(JobEvent(kind=JobEventKind.STARTED, job=job, attempt=attempt, status=job.status))
 
     def retrying(self, job: Job[Any], attempt: int, exc: BaseException, at: datetime) -> None:
-        status = JobStatus.TIMEOUT if isinstance(exc, TimeoutError) else JobStatus.FAILED
+        status = failure_status(exc)
         self(
             JobEvent(
                 kind=JobEventKind.RETRYING,

@@ -23,7 +23,7 @@ from .exceptions import (
 if TYPE_CHECKING:
     from ._task import Task
 
-__all__ = ["FINAL_STATUSES", "Job", "JobStatus"]
+__all__ = ["FINAL_STATUSES", "Job", "JobStatus", "failure_status"]
 
 R = TypeVar("R")
 
@@ -50,6 +50,11 @@ FINAL_STATUSES = frozenset(
         JobStatus.PERMANENTLY_FAILED,
     }
 )
+
+def failure_status(exception: BaseException) -> JobStatus:
+    """The status a run ends with after ``exception``: TIMEOUT for the job's own timeout."""
+    return JobStatus.TIMEOUT if isinstance(exception, JobTimeoutError) else JobStatus.FAILED
+
 
 _NO_RESULT: Any = object()
 # A job that is scheduled again (cron, or a forced re-run) keeps its latest successful value.
@@ -172,8 +177,9 @@ class Job(Generic[R]):
             exc = self.exception
             raise JobFailedError(self.id, f"job {self.id!r} failed: {exc!r}") from exc
         if status is JobStatus.TIMEOUT:
-            assert isinstance(self.exception, JobTimeoutError)
-            raise self.exception
+            timeout = self.exception
+            assert isinstance(timeout, JobTimeoutError)
+            raise JobTimeoutError(self.id, timeout.timeout) from None  # fresh: no traceback pile
         if status is JobStatus.CANCELLED:
             raise JobCancelledError(self.id)
         raise JobNotCompletedError(f"job {self.id!r} has not completed (status {status.value})")

@@ -5,8 +5,10 @@ supervisor asks the pure :func:`~jobify_trio._retry.decide_retry` whether to ret
 retry is re-armed through the scheduler after the backoff (the executor is never held
 during a backoff). When retries are exhausted or the exception is not retryable, it
 resolves an exception handler level-first (task, routers, app) with the task's
-:class:`~jobify_trio._handler_resolution.HandlerTable` and runs it in its own nursery;
-the handler's return value becomes the result, a handler that raises fails the job.
+:class:`~jobify_trio._handler_resolution.HandlerTable` and runs it in its own nursery,
+inside a cancel scope that ``job.cancel()`` cancels; the handler's return value becomes
+the result, a handler that raises fails the job. A graceful shutdown waits for running
+handlers (:attr:`Supervisor.busy`) as it does for running attempts.
 """
 
 from __future__ import annotations
@@ -20,11 +22,10 @@ import trio
 
 from .._clock import WallClock
 from .._handler_resolution import ExceptionHandler, is_async_handler
-from .._job import Job, JobStatus
+from .._job import Job, JobStatus, failure_status
 from .._messages import AttemptFailed, RunJob
 from .._outcomes import Outcomes
 from .._retry import RetryAfter, decide_retry
-from ..exceptions import JobTimeoutError
 
 __all__ = ["Supervisor"]
 
@@ -48,6 +49,13 @@ class Supervisor:
         self._wall_clock = wall_clock
         self._make_context = make_context
         self._uniform = uniform
+        self._handlers_running = 0
+
+    @property
+    def busy(self) -> int:
+        """Failures not yet decided plus exception handlers running now (shutdown waits)."""
+        pending = self._attempt_failed_receive.statistics().current_buffer_used
+        return pending + self._handlers_running
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Handle failures until cancelled or the inbox closes."""
@@ -76,6 +84,7 @@ class Supervisor:
         if handler is None:
             self._fail(job, event.exception)
         else:
+            self._handlers_running += 1  # counted from now: drain must not miss it
             handlers.start_soon(self._run_handler, handler, event)
 
     def _retrying(self, job: Job[Any], attempt: int, exc: Exception, next_attempt: int) -> None:
@@ -107,6 +116,23 @@ class Supervisor:
         return RunJob(job=job, generation=job._generation, attempt=decision.next_attempt)
 
     async def _run_handler(self, handler: ExceptionHandler, event: AttemptFailed) -> None:
+        """Run ``handler`` in its own cancel scope, held as ``job._scope``: cancelling the
+        job cancels it (a sync handler's thread is waited for, not killed)."""
+        job = event.job
+        try:
+            if event.generation != job._generation:
+                return  # cancelled or re-armed before the handler could start
+            with trio.CancelScope() as scope:
+                job._scope = scope
+                try:
+                    await self._handle(handler, event)
+                finally:
+                    if job._scope is scope:
+                        job._scope = None
+        finally:
+            self._handlers_running -= 1
+
+    async def _handle(self, handler: ExceptionHandler, event: AttemptFailed) -> None:
         job = event.job
         context = self._make_context(job, event.attempt)
         try:
@@ -124,5 +150,5 @@ class Supervisor:
             self._outcomes.succeeded(job, result)
 
     def _fail(self, job: Job[Any], exception: Exception) -> None:
-        status = JobStatus.TIMEOUT if isinstance(exception, JobTimeoutError) else JobStatus.FAILED
+        status = failure_status(exception)
         self._outcomes.failed(job, status, exception)
