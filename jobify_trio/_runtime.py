@@ -107,11 +107,12 @@ class Runtime:
         await self._nursery.start(self.cron_triggers.run)
 
     async def drain(self, grace: float) -> None:
-        """Refuse new jobs, start no attempt, and give running attempts ``grace`` seconds."""
+        """Refuse new jobs, start no attempt, and give running attempts and exception
+        handlers ``grace`` seconds."""
         self._closed = True
         self.executor.drain()
         with trio.move_on_after(grace):
-            while self.executor.busy:  # noqa: ASYNC110 -- shutdown only; keeps workers lean
+            while self.executor.busy or self.supervisor.busy:  # noqa: ASYNC110 -- shutdown only
                 await trio.sleep(0.01)
 
     async def stop(self) -> None:

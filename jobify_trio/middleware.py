@@ -120,6 +120,10 @@ class QueueMiddleware:
     async def _wait_for_slot(self, priority: int) -> None:
         while self._queued >= self.maxsize:
             await self._space.park()
+        if self._free and not self._queued:  # the slots emptied while we were parked
+            self._free -= 1
+            self._space.unpark()  # we were woken for a queue place we leave unused
+            return
         waiter = _Waiter((-priority, next(self._seq)))
         heapq.heappush(self._heap, waiter)
         self._queued += 1

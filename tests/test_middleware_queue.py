@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import trio
 import trio.testing
 from _helpers import new_app
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jobify_trio import INJECT, Job, Jobify, JobStatus
 from jobify_trio.middleware import QueueMiddleware
@@ -177,3 +180,93 @@ async def test_non_int_priority_is_refused_at_start(autojump_clock: trio.testing
     with pytest.raises(TypeError, match=r"metadata\['priority'\] must be an int"):
         async with app:
             pass  # pragma: no cover
+
+
+class _LateWakeLot:
+    """A parking lot whose woken tasks resume a scheduling batch late (trio may run the
+    other woken tasks first: it shuffles each batch)."""
+
+    def __init__(self) -> None:
+        self._lot = trio.lowlevel.ParkingLot()
+
+    async def park(self) -> None:
+        await self._lot.park()
+        await trio.lowlevel.checkpoint()
+
+    def unpark(self) -> None:
+        self._lot.unpark()
+
+
+def _fake_context(priority: int = 0) -> Any:
+    options = SimpleNamespace(metadata={"priority": priority})
+    return SimpleNamespace(task=SimpleNamespace(options=options))
+
+
+async def test_parked_job_takes_a_slot_freed_while_it_was_parked(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # J1 runs, J2 is queued, J3 waits to enter the queue. J1's release hands its slot to J2
+    # and wakes J3; J2 finishes before J3 resumes, so the slot is free and the queue empty.
+    queue = QueueMiddleware(workers=1, maxsize=1)
+    queue._space = _LateWakeLot()  # type: ignore[assignment]
+    gate = trio.Event()
+    finished: list[str] = []
+
+    async def job(name: str, wait: bool) -> None:
+        async def call_next(context: Any) -> None:
+            if wait:
+                await gate.wait()
+            finished.append(name)  # no checkpoint: J2 ends in the batch it wakes in
+
+        await queue(call_next, _fake_context())
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            for name in ("J1", "J2", "J3"):
+                nursery.start_soon(job, name, name == "J1")
+                await trio.testing.wait_all_tasks_blocked()
+            assert (queue.running, queue.queued) == (1, 1)
+            gate.set()
+    assert finished == ["J1", "J2", "J3"]
+    assert (queue.running, queue.queued) == (0, 0)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    workers=st.integers(1, 3),
+    maxsize=st.integers(1, 3),
+    jobs=st.lists(
+        st.tuples(st.integers(0, 2), st.integers(0, 2), st.integers(-1, 1)),
+        min_size=1,
+        max_size=10,
+    ),
+)
+def test_every_job_through_the_queue_finishes(
+    workers: int, maxsize: int, jobs: list[tuple[int, int, int]]
+) -> None:
+    """(arrival, duration, priority) per job; a duration of 0 ends without a checkpoint."""
+    queue = QueueMiddleware(workers=workers, maxsize=maxsize)
+    finished = 0
+    peak = 0
+
+    async def job(arrival: int, duration: int, priority: int) -> None:
+        async def call_next(context: Any) -> None:
+            nonlocal finished, peak
+            peak = max(peak, queue.running)
+            if duration:
+                await trio.sleep(duration)
+            finished += 1
+
+        await trio.sleep(arrival)
+        await queue(call_next, _fake_context(priority))
+
+    async def main() -> None:
+        with trio.fail_after(1000):
+            async with trio.open_nursery() as nursery:
+                for spec in jobs:
+                    nursery.start_soon(job, *spec)
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert finished == len(jobs)
+    assert peak <= workers
+    assert (queue.running, queue.queued) == (0, 0)

@@ -244,3 +244,78 @@ async def test_cancel_during_backoff_never_runs_again(
         await trio.sleep(100)
         assert job.status is JobStatus.CANCELLED
     assert runs == 1
+
+
+async def test_cancel_stops_a_running_async_handler(autojump_clock: trio.testing.MockClock) -> None:
+    ended_at: list[float] = []
+
+    async def slow_handler(exc: BaseException, context: JobContext) -> str:
+        try:
+            await trio.sleep(100)
+            return "handled"
+        finally:
+            ended_at.append(trio.current_time())
+
+    app = new_app()
+
+    @app.task(exception_handlers={ValueError: slow_handler})
+    async def fails() -> None:
+        raise ValueError
+
+    async with app:
+        t0 = trio.current_time()
+        job = await fails.push()
+        await trio.sleep(5)
+        assert job.status is JobStatus.RUNNING  # its handler runs
+        assert job._scope is not None
+        await job.cancel()
+        await trio.testing.wait_all_tasks_blocked()
+        assert ended_at == [pytest.approx(t0 + 5)]
+        await trio.sleep(200)
+    assert job.status is JobStatus.CANCELLED
+    assert job._scope is None
+    assert ended_at == [pytest.approx(t0 + 5)]
+
+
+async def test_shutdown_grace_waits_for_a_running_handler(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def slow_handler(exc: BaseException, context: JobContext) -> str:
+        await trio.sleep(3)
+        return "handled"
+
+    app = new_app()
+
+    @app.task(exception_handlers={ValueError: slow_handler})
+    async def fails() -> None:
+        raise ValueError
+
+    async with app:
+        t0 = trio.current_time()
+        job = await fails.push()
+        await trio.sleep(1)
+        await app.shutdown(grace=10)
+        assert trio.current_time() - t0 == pytest.approx(3, abs=0.02)
+    assert job.status is JobStatus.SUCCESS
+    assert job.result() == "handled"
+
+
+async def test_shutdown_grace_does_not_wait_past_the_grace_for_a_handler(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def endless_handler(exc: BaseException, context: JobContext) -> None:
+        await trio.sleep_forever()
+
+    app = new_app()
+
+    @app.task(exception_handlers={ValueError: endless_handler})
+    async def fails() -> None:
+        raise ValueError
+
+    async with app:
+        t0 = trio.current_time()
+        job = await fails.push()
+        await trio.sleep(1)
+        await app.shutdown(grace=2)
+        assert trio.current_time() - t0 == pytest.approx(3, abs=0.02)
+    assert job.status is JobStatus.CANCELLED
