@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Generator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+import attrs
 import trio
 
 from .exceptions import (
@@ -23,7 +24,7 @@ from .exceptions import (
 if TYPE_CHECKING:
     from ._task import Task
 
-__all__ = ["FINAL_STATUSES", "Job", "JobStatus", "failure_status"]
+__all__ = ["FINAL_STATUSES", "Job", "JobStatus", "Rerun", "failure_status"]
 
 R = TypeVar("R")
 
@@ -50,6 +51,16 @@ FINAL_STATUSES = frozenset(
         JobStatus.PERMANENTLY_FAILED,
     }
 )
+
+@attrs.frozen(kw_only=True, slots=True)
+class Rerun:
+    """What a running job runs next, once its current run ends (a forced re-run or a replace)."""
+
+    exec_at: datetime
+    task: Task[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
 
 def failure_status(exception: BaseException) -> JobStatus:
     """The status a run ends with after ``exception``: TIMEOUT for the job's own timeout."""
@@ -101,7 +112,7 @@ class Job(Generic[R]):
     _done_event: trio.Event | None
     _scope: trio.CancelScope | None
     _timer: object | None
-    _rerun: datetime | None
+    _rerun: Rerun | None
     _attempt: int
     _generation: int
     _on_run_end: Callable[[Job[Any]], bool] | None

@@ -90,7 +90,8 @@ class Outcomes:
         if rerun is not None:
             job._rerun = None
             job._wake_waiters()
-            job.exec_at = rerun
+            job._task, job._args, job._kwargs = rerun.task, rerun.args, rerun.kwargs
+            job.exec_at = rerun.exec_at
             self.rearm(job)
             return
         self._finish(job)

@@ -37,7 +37,7 @@ from ._actors._supervisor import Supervisor
 from ._clock import WallClock, to_tz
 from ._context import JobContext
 from ._events import EventDispatcher
-from ._job import FINAL_STATUSES, Job, JobStatus
+from ._job import FINAL_STATUSES, Job, JobStatus, Rerun
 from ._messages import AttemptFailed, DisarmTimer, RunJob, TimerMessage
 from ._outcomes import Outcomes
 from ._registry import JobRegistry
@@ -282,9 +282,11 @@ class Runtime:
         return _cron_runtime.restore_cron(self, task, row)
 
     async def _store(self, job: Job[Any], trigger: Trigger, stored: bytes, *, new: bool) -> bool:
-        """Commit a durable job's row before it is armed; False if it was cancelled meanwhile.
+        """Commit a durable job's row before it is armed.
 
-        If the commit fails, a new job is forgotten (nothing scheduled) and the error raised.
+        Returns False when the caller must not arm the job: it was cancelled meanwhile,
+        or (a new job) a concurrent ``replace=True`` call already armed it. If the commit
+        fails, a new job is forgotten (nothing scheduled) and the error raised.
         """
         assert self.durability is not None
         try:
@@ -293,7 +295,9 @@ class Runtime:
             if new:
                 self.registry.discard(job)
             raise
-        return job.status is not JobStatus.CANCELLED
+        if job.status is JobStatus.CANCELLED:
+            return False
+        return not (new and job._generation)
 
     def _reschedule(
         self,
@@ -303,11 +307,15 @@ class Runtime:
         kwargs: dict[str, Any],
         exec_at: datetime,
     ) -> None:
-        """Re-arm an active job in place; a running one runs again after its current run."""
-        job._task, job._args, job._kwargs = task, args, kwargs
+        """Re-arm an active job in place; a running one runs again after its current run.
+
+        A running job keeps its arguments (and task) for the rest of the current run,
+        retries included; the new ones apply from the re-run on.
+        """
         if job.status is JobStatus.RUNNING:
-            job._rerun = exec_at
+            job._rerun = Rerun(exec_at=exec_at, task=task, args=args, kwargs=kwargs)
             return
+        job._task, job._args, job._kwargs = task, args, kwargs
         self._disarm(job)
         job.exec_at = exec_at
         self.outcomes.rearm(job)

@@ -9,7 +9,7 @@ import pytest
 import trio
 from _helpers import START, new_app
 
-from jobify_trio import Jobify, JobStatus
+from jobify_trio import Jobify, JobStatus, SmartRetry
 from jobify_trio.exceptions import ApplicationStateError, DuplicateJobError
 
 
@@ -315,3 +315,27 @@ async def test_one_off_cannot_replace_a_cron_job(autojump_clock: trio.testing.Mo
         job = await record.schedule("x").delay(5, job_id="k")
         await job.wait()
     assert [value for _, value in runs] == ["c", "x"]
+
+
+async def test_forced_rerun_keeps_the_running_arguments_for_its_retries(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    app = new_app()
+    calls: list[tuple[float, str]] = []
+
+    @app.task(retry=SmartRetry(1, initial_delay=5, jitter=False))
+    async def flaky(tag: str) -> str:
+        calls.append((trio.current_time(), tag))
+        await trio.sleep(1)
+        if len(calls) == 1:
+            raise ConnectionError("first attempt fails")
+        return tag
+
+    async with app:
+        job = await flaky.schedule("old").push(job_id="k")
+        await trio.sleep(0.5)
+        await flaky.schedule("new").push(job_id="k", replace=True, force=True)
+        await app.wait_all()
+        assert job.result() == "new"
+    # the retry of the current run used its own arguments; the re-run the new ones
+    assert calls == [(0.0, "old"), (6.0, "old"), (7.0, "new")]
