@@ -98,15 +98,7 @@ class ScheduleBuilder(Generic[R]):
         """Run ``seconds`` from now: the same as ``at(now + seconds)``."""
         delta = self._check_delay(seconds)
         runtime = self._task._owner._scheduling_runtime(self._task)
-        return await runtime.at(  # type: ignore[no-any-return]
-            self._task,
-            self._args,
-            self._kwargs,
-            runtime.now() + delta,
-            job_id=_check_job_id(self._task, job_id),
-            replace=replace,
-            force=False,
-        )
+        return await self.at(runtime.now() + delta, job_id=job_id, replace=replace)
 
     async def cron(
         self,
