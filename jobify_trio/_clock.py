@@ -10,7 +10,23 @@ from __future__ import annotations
 from datetime import UTC, datetime, tzinfo
 from typing import Protocol, runtime_checkable
 
-__all__ = ["SystemWallClock", "WallClock", "check_wall_clock", "may_jump"]
+__all__ = [
+    "EARLY_TOLERANCE",
+    "JUMP_CHECK",
+    "JUMP_THRESHOLD",
+    "SystemWallClock",
+    "WallClock",
+    "check_wall_clock",
+    "clock_offset",
+    "may_jump",
+]
+
+EARLY_TOLERANCE = 0.001
+"""A timer or trigger that wakes at most this early by the wall clock fires (rounding)."""
+JUMP_CHECK = 60.0
+"""How often, in seconds of trio time, a clock that may jump is compared with trio's."""
+JUMP_THRESHOLD = 0.5
+"""Drift between the wall clock and trio's clock, in seconds, that counts as a jump."""
 
 
 @runtime_checkable
@@ -38,6 +54,11 @@ class SystemWallClock:
 
     def __repr__(self) -> str:
         return "SystemWallClock()"
+
+
+def clock_offset(clock: WallClock, trio_now: float) -> float:
+    """Wall-clock time minus trio time, in seconds; a change of it is a wall-clock jump."""
+    return clock.now().timestamp() - trio_now
 
 
 def may_jump(clock: WallClock) -> bool:

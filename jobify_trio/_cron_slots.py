@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
+from ._clock import EARLY_TOLERANCE
 from ._cron_expr import CronExhausted, CronExpression, CronIterator
 
 __all__ = [
@@ -30,8 +31,6 @@ __all__ = [
 MISFIRE_TOLERANCE = 1.0
 """A trigger that wakes at most this many seconds after its slot, before the following
 slot, is on time. Later than that (or past the following slot) is a misfire."""
-EARLY_TOLERANCE = 0.001
-"""A trigger that wakes at most this early by the wall clock fires (float rounding)."""
 MEMO_SIZE = 16
 """Answers kept per shared memo (oldest dropped first)."""
 

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .._clock import WallClock, may_jump, to_tz
+from .._clock import JUMP_CHECK, JUMP_THRESHOLD, WallClock, clock_offset, may_jump, to_tz
 from .._cron import Cron
 from .._cron_expr import CronExpression
 from .._cron_slots import (
@@ -64,10 +64,6 @@ __all__ = [
     "declarative_job_id",
 ]
 
-JUMP_CHECK = 60.0
-"""How often the group compares the wall clock with trio's clock, in seconds."""
-JUMP_THRESHOLD = 0.5
-"""Drift between the two clocks, in seconds, that counts as a wall-clock jump."""
 _MAX_MEMOS = 4096
 
 
@@ -151,7 +147,7 @@ class CronTriggers:
                 offset = measured
 
     def _clock_offset(self) -> float:
-        return self.wall_clock.now().timestamp() - trio.current_time()
+        return clock_offset(self.wall_clock, trio.current_time())
 
     def state(self, job: Job[Any]) -> CronState | None:
         """The progress of a live cron job (None if it has no trigger)."""

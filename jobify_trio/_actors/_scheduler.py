@@ -20,20 +20,16 @@ from typing import Any
 
 import trio
 
-from .._clock import WallClock, may_jump
+from .._clock import EARLY_TOLERANCE, JUMP_CHECK, JUMP_THRESHOLD, WallClock, clock_offset, may_jump
 from .._job import Job, JobStatus
 from .._messages import ArmTimer, DisarmTimer, RunJob, TimerMessage
 from .._timer_heap import TimerHeap, TimerToken
 from ._executor import Executor
 
-__all__ = ["JUMP_THRESHOLD", "MAX_SLEEP", "Scheduler"]
+__all__ = ["MAX_SLEEP", "Scheduler"]
 
-MAX_SLEEP = 60.0
+MAX_SLEEP = JUMP_CHECK
 """Longest single sleep, in seconds: bounds how late a wall-clock jump is noticed."""
-JUMP_THRESHOLD = 0.5
-"""Drift between wall and trio clocks, in seconds, that counts as a wall-clock jump."""
-EARLY_TOLERANCE = 0.001
-"""A timer that fires at most this early by the wall clock runs (float rounding)."""
 
 
 class Scheduler:
@@ -116,7 +112,7 @@ class Scheduler:
         return (job.exec_at - self._wall_clock.now()).total_seconds()
 
     def _measure_offset(self) -> float:
-        return self._wall_clock.now().timestamp() - trio.current_time()
+        return clock_offset(self._wall_clock, trio.current_time())
 
     def _check_wall_clock_jump(self) -> None:
         offset = self._measure_offset()
