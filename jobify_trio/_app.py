@@ -112,15 +112,14 @@ class Jobify(Layer):
         self._check_open("add a plugin")
         self.plugins.extend(check_plugins([plugin]))
 
-    def _scheduling_runtime(self, task: Task[..., Any]) -> Runtime:
+    def _running_runtime(self, task: Task[..., Any]) -> Runtime:
         runtime = self._runtime
         if runtime is None:
             raise ApplicationStateError(
                 f"task {task.name!r}: the app is not running; "
                 "schedule jobs inside `async with app:`"
             )
-        outer = task._outer  # outer middleware: scheduling goes through its chain
-        return runtime if outer is None else outer.bind(runtime)  # type: ignore[return-value]
+        return runtime
 
     async def __aenter__(self) -> Jobify:
         if self._stack is not None:

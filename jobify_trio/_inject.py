@@ -121,6 +121,9 @@ def _getter(
 
 
 def _match(ann: Any, table: dict[type, Getter]) -> Getter | None:
+    """The getter for ``ann``: its exact type, or any subclass of :class:`Jobify`."""
+    from ._app import Jobify
+
     if isinstance(ann, str):  # an annotation that could not be resolved: match by name
         base = ann.split("[", 1)[0].strip().rsplit(".", 1)[-1]
         return next((g for t, g in table.items() if t.__name__ == base), None)
@@ -128,6 +131,6 @@ def _match(ann: Any, table: dict[type, Getter]) -> Getter | None:
     if not isinstance(origin, type):
         return None
     for cls, getter in table.items():
-        if origin is cls or (cls.__name__ == "Jobify" and issubclass(origin, cls)):
+        if origin is cls or (cls is Jobify and issubclass(origin, Jobify)):
             return getter
     return None

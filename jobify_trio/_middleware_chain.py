@@ -9,7 +9,9 @@ spent in middleware, e.g. waiting in a :class:`QueueMiddleware`, does not count)
 
 Outer middleware is applied by a small proxy the task's owner returns instead of the
 runtime when the task has outer middleware: its ``push``/``at``/``cron`` run the chain
-and the terminal makes the real call on the runtime.
+and the terminal makes the real call on the runtime, with the arguments the context
+holds when it reaches the end of the chain (for ``cron``: those given to
+``schedule(...)``, else the Cron's). Running a job never goes through the proxy.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import trio
 
+from ._actors._cron_trigger import cron_call_arguments
 from ._context import JobContext, OuterContext, Trigger
 from ._job import Job
 from ._state import RequestState
@@ -127,8 +131,7 @@ class OuterChain:
     async def _schedule(context: OuterContext) -> Job[Any]:
         runtime, extra = _TARGET.get()
         task = context.task
-        if context.trigger != "cron":
-            task._binder.check(context.args, context.kwargs)
+        task._binder.check(context.args, context.kwargs)
         args, kwargs = context.args, context.kwargs
         common: dict[str, Any] = {"replace": context.replace, "force": context.force, **extra}
         if context.trigger == "push":
@@ -141,8 +144,26 @@ class OuterChain:
         else:
             assert context.cron is not None
             assert context.job_id is not None
-            job = await runtime.cron(task, context.cron, job_id=context.job_id, **common)
+            cron, args, kwargs = _cron_call(context.cron, args, kwargs)
+            job = await runtime.cron(
+                task, cron, job_id=context.job_id, args=args, kwargs=kwargs, **common
+            )
         return job
+
+
+def _cron_call(
+    cron: Cron, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Cron, tuple[Any, ...], dict[str, Any]]:
+    """The cron and the arguments to schedule it with, from the chain's final context.
+
+    Arguments equal to the Cron's own stay in the Cron; others replace them (the runtime
+    refuses arguments given both to ``schedule(...)`` and to the Cron).
+    """
+    if not (cron.args or cron.kwargs):
+        return cron, args, kwargs
+    if (args, kwargs) == (tuple(cron.args), dict(cron.kwargs)):
+        return cron, (), {}
+    return attrs.evolve(cron, args=(), kwargs={}), args, kwargs
 
 
 _TARGET: contextvars.ContextVar[tuple[Runtime, dict[str, Any]]] = contextvars.ContextVar(
@@ -175,7 +196,7 @@ def _detached_job(context: OuterContext, runtime: Runtime) -> Job[Any]:
 
 
 class _OuterRuntime:
-    """Stands in for the runtime: scheduling goes through the outer chain, the rest passes."""
+    """Stands in for the runtime when a task schedules: its calls go through the chain."""
 
     __slots__ = ("_outer", "_runtime")
 
@@ -183,8 +204,9 @@ class _OuterRuntime:
         self._outer = outer
         self._runtime = runtime
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._runtime, name)
+    def now(self) -> datetime:
+        """The runtime's current time (``schedule(...).delay`` needs it)."""
+        return self._runtime.now()
 
     def _context(
         self,
@@ -263,13 +285,16 @@ class _OuterRuntime:
         job_id: str,
         replace: bool = False,
         force: bool = False,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
         **extra: Any,
     ) -> Any:
+        args, kwargs = cron_call_arguments(task, cron, args, dict(kwargs or {}))
         context = self._context(
             "cron",
             task,
-            cron.args,
-            dict(cron.kwargs),
+            args,
+            kwargs,
             job_id=job_id,
             exec_at=None,
             cron=cron,

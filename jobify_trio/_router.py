@@ -20,6 +20,7 @@ from ._state import State
 from .exceptions import ApplicationStateError, RouteAlreadyRegisteredError
 
 if TYPE_CHECKING:
+    from ._runtime import Runtime
     from ._task import Task
     from .middleware import BaseMiddleware, BaseOuterMiddleware
 
@@ -249,14 +250,15 @@ class JobRouter(Layer):
                 task._rename(renamed[task])
             layer._tasks = {task.name: task for task in layer._local.values()}
 
-    def _scheduling_runtime(self, task: Task[..., Any]) -> Any:
+    def _running_runtime(self, task: Task[..., Any]) -> Runtime:
         app = self._root_app()
         if app is None:
             raise RuntimeError(
                 f"task {task.name!r} belongs to a router that is not included in an app; "
                 "call app.include_router(router) before the app starts"
             )
-        return app._scheduling_runtime(task)
+        runtime: Runtime = app._running_runtime(task)
+        return runtime
 
     def __repr__(self) -> str:
         return f"<JobRouter prefix={self.prefix!r} tasks={len(self._tasks)}>"

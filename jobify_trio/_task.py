@@ -24,6 +24,7 @@ from ._run_mode import RunMode, is_async_callable, resolve_run_mode
 if TYPE_CHECKING:
     from ._job import Job
     from ._middleware_chain import AttemptRunner, OuterChain
+    from ._runtime import Runtime
     from ._schedule import ScheduleBuilder
 
 __all__ = ["Task", "TaskOptions", "TaskOwner", "default_task_name"]
@@ -36,8 +37,14 @@ class TaskOwner(abc.ABC):
     """What a task is registered on (the app or a router): it resolves the running app."""
 
     @abc.abstractmethod
+    def _running_runtime(self, task: Task[..., Any]) -> Runtime:
+        """The running app's runtime; raises when the app is not running."""
+
     def _scheduling_runtime(self, task: Task[..., Any]) -> Any:
-        """The runtime that schedules ``task``'s jobs; raises when the app is not running."""
+        """What schedules ``task``'s jobs: the runtime, or its outer middleware proxy."""
+        runtime = self._running_runtime(task)
+        outer = task._outer  # outer middleware: scheduling goes through its chain
+        return runtime if outer is None else outer.bind(runtime)
 
 
 def default_task_name(func: Callable[..., Any]) -> str:
@@ -214,9 +221,9 @@ class Task(Generic[P, R]):
         return self.func(*args, **kwargs)
 
     async def _run_in_thread(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        runtime = self._owner._scheduling_runtime(self)
+        runtime = self._owner._running_runtime(self)
         return await runtime.run_in_thread(functools.partial(self.func, *args, **kwargs))
 
     async def _run_in_process(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        runtime = self._owner._scheduling_runtime(self)
+        runtime = self._owner._running_runtime(self)
         return await runtime.run_in_process(functools.partial(self, *args, **kwargs))

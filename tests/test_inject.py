@@ -132,3 +132,26 @@ def test_positional_only_and_process_mode_are_refused() -> None:
 
         @app.task(name="proc", run_mode=RunMode.PROCESS)
         def proc(ctx: JobContext = INJECT) -> None: ...
+
+
+def test_only_the_real_jobify_matches_its_subclasses() -> None:
+    from jobify_trio._inject import _match
+
+    class MyJobify(Jobify):
+        pass
+
+    def app_getter(c: Any) -> Any:
+        return c.app
+
+    assert _match(MyJobify, {Jobify: app_getter}) is app_getter
+
+    class Jobify_:  # a foreign class that happens to be called Jobify
+        pass
+
+    Jobify_.__name__ = "Jobify"
+
+    class Sub(Jobify_):
+        pass
+
+    assert _match(Sub, {Jobify_: app_getter}) is None
+    assert _match(Jobify_, {Jobify_: app_getter}) is app_getter

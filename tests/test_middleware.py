@@ -9,7 +9,17 @@ import trio
 import trio.testing
 from _helpers import new_app
 
-from jobify_trio import INJECT, JobContext, JobRouter, JobStatus, OuterContext, RequestState
+from jobify_trio import (
+    INJECT,
+    Cron,
+    JobContext,
+    JobRouter,
+    JobStatus,
+    OuterContext,
+    RequestState,
+    RunMode,
+)
+from jobify_trio._middleware_chain import OuterChain
 from jobify_trio.exceptions import ApplicationStateError, JobNotCompletedError
 from jobify_trio.middleware import CallNext, CallNextOuter
 
@@ -324,3 +334,91 @@ async def test_registration_on_a_started_app_is_refused(
                 pass
 
     app.add_middleware(mw)  # open again once stopped
+
+
+async def test_outer_middleware_sees_and_changes_cron_arguments(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    import attrs
+
+    seen: list[tuple[str | None, tuple[Any, ...], dict[str, Any]]] = []
+
+    async def times_ten(call_next: CallNextOuter, context: OuterContext) -> Any:
+        seen.append((context.job_id, context.args, context.kwargs))
+        changed = attrs.evolve(context, args=(context.args[0] * 10,), kwargs={"tag": "mw"})
+        return await call_next(changed)
+
+    app = new_app(outer_middleware=[times_ten])
+    runs: list[tuple[int, str]] = []
+
+    @app.task
+    async def tick(x: int = 0, tag: str = "") -> None:
+        runs.append((x, tag))
+
+    async with app:
+        built = await tick.schedule(4, tag="b").cron("* * * * *", job_id="built")
+        own = await tick.schedule().cron(Cron("* * * * *", args=(2,)), job_id="own")
+        assert (built._args, built._kwargs) == ((40,), {"tag": "mw"})
+        assert (own._args, own._kwargs) == ((20,), {"tag": "mw"})
+        await trio.sleep(61)
+        await built.cancel()
+        await own.cancel()
+    assert seen == [("built", (4,), {"tag": "b"}), ("own", (2,), {})]
+    assert sorted(runs) == [(20, "mw"), (40, "mw")]
+
+
+async def test_outer_middleware_passing_cron_arguments_through(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def passthrough(call_next: CallNextOuter, context: OuterContext) -> Any:
+        return await call_next(context)
+
+    app = new_app(outer_middleware=[passthrough])
+    runs: list[int] = []
+
+    @app.task
+    async def tick(x: int = 0) -> None:
+        runs.append(x)
+
+    async with app:
+        own = await tick.schedule().cron(Cron("* * * * *", args=(3,)), job_id="own")
+        assert own._cron is not None
+        assert own._cron.args == (3,)
+        built = await tick.schedule(5).cron("* * * * *", job_id="built")
+        with pytest.raises(TypeError, match="not to both"):
+            await tick.schedule(1).cron(Cron("* * * * *", args=(1,)), job_id="both")
+        await trio.sleep(61)
+        await own.cancel()
+        await built.cancel()
+    assert sorted(runs) == [3, 5]
+
+
+async def test_outer_middleware_is_not_involved_in_running_thread_jobs(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    binds = 0
+    bind = OuterChain.bind
+
+    def counting_bind(self: OuterChain, runtime: Any) -> Any:
+        nonlocal binds
+        binds += 1
+        return bind(self, runtime)
+
+    monkeypatch.setattr(OuterChain, "bind", counting_bind)
+
+    async def outer(call_next: CallNextOuter, context: OuterContext) -> Any:
+        calls.append(context.trigger)
+        return await call_next(context)
+
+    app = new_app(outer_middleware=[outer])
+
+    @app.task(run_mode=RunMode.THREAD)
+    def in_thread(x: int) -> int:
+        return x + 1
+
+    async with app:
+        assert await (await in_thread.push(1)) == 2
+        assert await (await in_thread.schedule(2).push()) == 3
+    assert calls == ["push", "push"]
+    assert binds == 2  # one per scheduling call; running the jobs does not use the proxy
