@@ -45,6 +45,9 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks side by side with Jobify 0.14.0 (extra arguments go to run.py)."""
+    """Benchmarks vs Jobify 0.14.0, APScheduler 4 and raw trio; writes benchmarks/RESULTS.md.
+
+    Extra arguments go to run.py (``-- --quick``, ``-- --only throughput,timer_precision``).
+    """
     session.install("-e", ".")
     session.run("python", "benchmarks/run.py", *session.posargs)

@@ -200,5 +200,29 @@ def overload(p: Params) -> Values:
     return asyncio.run(measure_overload(app, task.push, p.mem_n * 5))
 
 
+@registry.metric("timer_precision")
+def timer_precision(p: Params) -> Values:
+    from _timer_bench import StartLog, measure_timers
+
+    log = StartLog()
+
+    async def main() -> Values:
+        app = Jobify(storage=False)
+
+        async def started(i: int) -> None:
+            log.start(i)
+
+        task = app.task(started, name="bench:timer")
+
+        async def schedule(i: int, when: Any) -> Any:
+            return await task.schedule(i).at(when)
+
+        async with app:
+            values: Values = await measure_timers(schedule, asyncio.sleep, log)
+        return values
+
+    return asyncio.run(main())
+
+
 if __name__ == "__main__":
     sys.exit(side_main(registry))

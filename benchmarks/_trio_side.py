@@ -194,5 +194,29 @@ def overload(p: Params) -> Values:
     return result
 
 
+@registry.metric("timer_precision")
+def timer_precision(p: Params) -> Values:
+    from _timer_bench import StartLog, measure_timers
+
+    log = StartLog()
+    app = Jobify(storage=False)
+
+    async def started(i: int) -> None:
+        log.start(i)
+
+    task = app.task(name="bench:timer")(started)
+
+    async def main() -> Values:
+        async def schedule(i: int, when: Any) -> Any:
+            return await task.schedule(i).at(when)
+
+        async with app:
+            values: Values = await measure_timers(schedule, trio.sleep, log)
+        return values
+
+    result: Values = trio.run(main)
+    return result
+
+
 if __name__ == "__main__":
     sys.exit(side_main(registry))
