@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -18,8 +19,10 @@ import trio
 from ._actors._cron_trigger import cron_call_arguments, declarative_job_id
 from ._cron_state import CronState, cron_from_json, cron_to_json, same_schedule
 from ._job import Job, JobStatus
+from .storage import StoredJob, StoredState
 
 if TYPE_CHECKING:
+    from ._actors._cron_trigger import CronTriggers
     from ._cron import Cron
     from ._runtime import Runtime
     from ._task import Task
@@ -49,58 +52,108 @@ async def schedule_cron(
     The arguments are those given to ``schedule(...)``, else ``cron.args/kwargs``. An
     active id without ``replace`` raises ``DuplicateJobError``; ``replace`` with an equal
     schedule and arguments and no ``force`` returns the existing job; otherwise the same
-    job object gets the new schedule (``CronTriggers.replace``: offset kept unless
-    ``start_date`` changed, ``run_count`` reset).
+    job object gets the new schedule (offset kept unless ``start_date`` changed,
+    ``run_count`` reset). A durable cron's row is committed *before* it is armed: if the
+    commit fails the call raises ``StorageError`` and nothing changed (no new cron; a
+    replaced job, cron or one-off, goes on as it was).
     """
     args, kwargs = cron_call_arguments(task, cron, args, kwargs)
-    durability = getattr(runtime, "durability", None)
+    durability = runtime.durability
     stored = None if durability is None else durability.prepare(task, args, kwargs)
     existing = runtime._active(job_id, replace)
     now = runtime.now()
-    triggers = runtime.cron_triggers
-    if existing is not None and existing._cron is not None:
-        same = same_schedule(existing._cron, cron) and existing._task is task
-        if same and not force and (existing._args, existing._kwargs) == (args, kwargs):
-            await trio.lowlevel.checkpoint()
+    if existing is None or existing._cron is None:
+        return await _new_cron(runtime, task, cron, job_id, args, kwargs, stored, existing, now)
+    same = same_schedule(existing._cron, cron) and existing._task is task
+    if same and not force and (existing._args, existing._kwargs) == (args, kwargs):
+        await trio.lowlevel.checkpoint()
+        return existing
+    state = _replacement_state(runtime.cron_triggers, existing, cron, now)
+    if stored is not None:
+        await _commit(runtime, existing.id, task, stored, cron, state, now)
+        if existing.is_done():  # cancelled (or ended) while its row was being committed
             return existing
-        existing._task, existing._args, existing._kwargs = task, args, kwargs
-        await triggers.replace(existing, cron, now=now)
-        job = existing
-    else:
-        if existing is not None:  # a one-off job under this id: the cron replaces it
-            await runtime.cancel(existing)
-        job = runtime._new_job(task, args, kwargs, job_id, now)
-        first = triggers.first_state(job, cron, now=now, offset=None)
-        await triggers.arm(job, cron, first, now=now)
-    state = triggers.state(job)
-    if durability is not None and stored is not None and state is not None:
-        from .storage import Trigger
+    existing._task, existing._args, existing._kwargs = task, args, kwargs
+    await runtime.cron_triggers.arm(existing, cron, state, now=now)
+    return existing
 
-        await durability.commit(job, Trigger.CRON, stored, cron=cron_to_json(cron, state))
+
+async def _new_cron(
+    runtime: Runtime,
+    task: Task[..., Any],
+    cron: Cron,
+    job_id: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    stored: bytes | None,
+    one_off: Job[Any] | None,
+    now: datetime,
+) -> Job[Any]:
+    """A new cron job under ``job_id``; it replaces the active one-off job ``one_off``."""
+    job = runtime._new_job(task, args, kwargs, job_id, now)  # takes the id over from one_off
+    state = runtime.cron_triggers.first_state(job, cron, now=now, offset=None)
+    if stored is not None:
+        try:
+            await _commit(runtime, job_id, task, stored, cron, state, now)
+        except BaseException:
+            if one_off is not None and not one_off.is_done():
+                runtime.registry.add(one_off)  # it goes on as it was
+            runtime.registry.discard(job)
+            raise
+    if one_off is not None:  # its row was replaced by the cron's (Durability.job_ended)
+        await runtime.cancel(one_off)
+    if job.status is not JobStatus.CANCELLED:  # not cancelled while it was being committed
+        await runtime.cron_triggers.arm(job, cron, state, now=now)
     return job
 
 
-def restore_cron(runtime: Runtime, task: Task[..., Any], row: Any) -> str | None:
+def _replacement_state(
+    triggers: CronTriggers, job: Job[Any], cron: Cron, now: datetime
+) -> CronState:
+    """Where a live cron job restarts on ``cron``: from its offset unless ``start_date`` changed."""
+    old_cron, old = job._cron, triggers.state(job)
+    keep = old is not None and old_cron is not None and old_cron.start_date == cron.start_date
+    offset = old.offset if keep and old is not None else None
+    return triggers.first_state(job, cron, now=now, offset=offset)
+
+
+async def _commit(
+    runtime: Runtime,
+    job_id: str,
+    task: Task[..., Any],
+    arguments: bytes,
+    cron: Cron,
+    state: CronState,
+    now: datetime,
+) -> None:
+    assert runtime.durability is not None
+    await runtime.durability.commit_cron(
+        job_id,
+        task.name,
+        arguments,
+        cron_json=cron_to_json(cron, state),
+        next_run_at=state.next_run_at or now,
+    )
+
+
+def restore_cron(runtime: Runtime, task: Task[..., Any], row: StoredJob) -> str | None:
     """Re-arm a stored cron row at startup; a sentence naming the problem if it is kept.
 
     Applies the misfire policy and keeps ``run_count`` and consecutive failures. A row
     that ended PERMANENTLY_FAILED is not armed, and an unchanged declarative cron is not
     started again for it. A declarative row whose task no longer declares a cron is
-    deleted. Raises ``ValueError``/``TypeError`` for unreadable rows (the row is kept).
+    deleted. Raises ``ValueError``/``TypeError``/``SerializationError`` for unreadable rows
+    (the row is kept). The caller (:mod:`._restore`) has checked that the id is free.
     """
-    from .serializers import decode_call_arguments
-
-    durability = getattr(runtime, "durability", None)
+    durability = runtime.durability
     assert durability is not None, "cron rows are restored only when the app has storage"
     if row.job_id == declarative_job_id(task.name) and task.options.cron is None:
         durability.deleted(row.job_id)
         return None
-    if runtime.registry.get(row.job_id) is not None:
-        return f"job {row.job_id!r}: a job with this id is already active"
     cron, state = cron_from_json(row.cron or "")
-    args, kwargs = decode_call_arguments(durability.serializer, row.arguments, task_name=task.name)
+    args, kwargs = durability.codec.decode(row.arguments, task.name)
     task._binder.check(args, kwargs)
-    if row.state.value == JobStatus.PERMANENTLY_FAILED.value:
+    if row.state is StoredState.PERMANENTLY_FAILED:
         runtime.cron_triggers.failed_ids[row.job_id] = cron
         return None
     now = runtime.now()
@@ -128,13 +181,13 @@ async def start_declared_crons(runtime: Runtime, tasks: Iterable[Task[..., Any]]
 
 def attach_storage(runtime: Runtime) -> None:
     """Store each cron job's progress after its runs, if the app has storage."""
-    if getattr(runtime, "durability", None) is not None:
+    if runtime.durability is not None:
         runtime.cron_triggers.run_ended_hooks.append(functools.partial(store_cron_state, runtime))
 
 
 def store_cron_state(runtime: Runtime, job: Job[Any], state: CronState) -> None:
     """After each cron run: store its progress (a permanently failed job stays stored)."""
-    durability = getattr(runtime, "durability", None)
+    durability = runtime.durability
     if durability is None or job._cron is None:
         return
     failed = job.status is JobStatus.PERMANENTLY_FAILED

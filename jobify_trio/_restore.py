@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ._storage._durability import is_durable
 from .serializers import SerializationError
 from .storage import RestoreWarning, StoredJob, StoredState, Trigger
 
@@ -78,17 +79,17 @@ def _restore_row(
     task = tasks.get(row.task_name)
     if task is None:
         return f"{_label(row)}: no task of that name is registered"
-    if task.options.durable is False:
+    if not is_durable(task):
         return f"{_label(row)}: the task is registered with durable=False"
+    if runtime.registry.get(row.job_id) is not None:
+        return f"{_label(row)}: a job with this id is already active"
     if row.trigger is Trigger.CRON:
-        return _restore_cron(runtime, durability, task, row, _label(row))
+        return _restore_cron(runtime, task, row)
     try:
         args, kwargs = durability.codec.decode(row.arguments, task.name)
         task._binder.check(args, kwargs)
     except (SerializationError, TypeError) as exc:
         return f"{_label(row)}: {exc}"
-    if runtime.registry.get(row.job_id) is not None:
-        return f"{_label(row)}: a job with this id is already active"
     exec_at = row.next_run_at
     if row.trigger is Trigger.PUSH and row.state is StoredState.SCHEDULED:
         exec_at = now  # push rows run at once
@@ -101,15 +102,9 @@ def _label(row: StoredJob) -> str:
     return f"{row.job_id!r} (task {row.task_name!r})"
 
 
-def _restore_cron(
-    runtime: Runtime, durability: Durability, task: Task[..., Any], row: StoredJob, label: str
-) -> str | None:
+def _restore_cron(runtime: Runtime, task: Task[..., Any], row: StoredJob) -> str | None:
     """Hand a cron row to the cron engine (``runtime.restore_cron``)."""
-    restore_cron = getattr(runtime, "restore_cron", None)
-    if restore_cron is None:
-        return f"{label}: cron jobs cannot be restored by this build"
     try:
-        result: str | None = restore_cron(task, row)
+        return runtime.restore_cron(task, row)
     except (SerializationError, TypeError, ValueError) as exc:
-        return f"{label}: {exc}"
-    return result
+        return f"{_label(row)}: {exc}"

@@ -6,10 +6,11 @@ at, and for a cron job its schedule and counters. The app writes rows through a 
 *storage writer* actor that groups the writes of many scheduling calls into one
 transaction (group commit); a scheduling call returns once its own row is committed.
 
-A store implements five coroutine methods: :meth:`Storage.startup`, :meth:`Storage.shutdown`,
-:meth:`Storage.load`, :meth:`Storage.apply` (an ordered batch of upserts and deletes in one
-transaction) and, for stores that several app instances share, :meth:`Storage.claim_due`
-and :meth:`Storage.release` (leases). ``add``, ``update`` and ``delete`` are conveniences
+A store implements four coroutine methods: :meth:`Storage.startup`, :meth:`Storage.shutdown`,
+:meth:`Storage.load` and :meth:`Storage.apply` (an ordered batch of upserts and deletes in
+one transaction). :meth:`Storage.claim_due` and :meth:`Storage.release` (leases, for a
+store that several app instances would share) are optional: by default they raise
+:class:`SharingNotSupportedError`. ``add``, ``update`` and ``delete`` are conveniences
 built on ``apply``. See ``docs/durability.rst``.
 """
 
@@ -37,6 +38,7 @@ __all__ = [
     "LoadResult",
     "RestoreWarning",
     "SQLiteStorage",
+    "SharingNotSupportedError",
     "Storage",
     "StorageError",
     "StoredJob",
@@ -55,6 +57,10 @@ _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 class StorageError(BaseJobifyError):
     """The job store failed (cannot open, not a database, read-only, unknown schema...)."""
+
+
+class SharingNotSupportedError(StorageError):
+    """The backend cannot share a schedule between app instances (no leases)."""
 
 
 class RestoreWarning(UserWarning):
@@ -189,12 +195,13 @@ class Storage(abc.ABC):
     :meth:`shutdown` once when it stops, after the last :meth:`apply`. Errors should be
     raised as :class:`StorageError`.
 
-    Several app instances sharing one store (a future server-backed store) coordinate
-    with leases: an instance :meth:`claim_due` s the rows due at ``now`` for itself for
-    ``lease``; a row whose lease is held by another live owner is not returned, a row
-    whose lease expired is (its owner died). :meth:`release` gives rows back. The
-    single-process runtime does not claim rows yet; :class:`SQLiteStorage` implements the
-    methods so that the interface is exercised and tested.
+    Leases are optional. Several app instances sharing one store (a future server-backed
+    store) would coordinate with them: an instance :meth:`claim_due` s the rows due at
+    ``now`` for itself for ``lease``; a row whose lease is held by another live owner is
+    not returned, a row whose lease expired is (its owner died). :meth:`release` gives
+    rows back. The runtime never calls them today; a backend that does not override them
+    does not support sharing a schedule between instances, and they raise
+    :class:`SharingNotSupportedError` naming it. :class:`SQLiteStorage` implements them.
     """
 
     @abc.abstractmethod
@@ -213,15 +220,27 @@ class Storage(abc.ABC):
     async def apply(self, writes: Sequence[Write], /) -> None:
         """Apply ``writes`` in order, in one transaction: all of them or none."""
 
-    @abc.abstractmethod
     async def claim_due(
         self, *, owner: str, now: datetime, lease: timedelta, limit: int
     ) -> list[StoredJob]:
-        """Lease up to ``limit`` rows due at ``now`` to ``owner`` until ``now + lease``."""
+        """Lease up to ``limit`` rows due at ``now`` to ``owner`` until ``now + lease``.
 
-    @abc.abstractmethod
+        Optional: the default raises :class:`SharingNotSupportedError`.
+        """
+        raise self._no_sharing("claim_due")
+
     async def release(self, *, owner: str, job_ids: Sequence[str]) -> None:
-        """End ``owner``'s leases on these rows (rows leased to others are untouched)."""
+        """End ``owner``'s leases on these rows (rows leased to others are untouched).
+
+        Optional: the default raises :class:`SharingNotSupportedError`.
+        """
+        raise self._no_sharing("release")
+
+    def _no_sharing(self, method: str) -> SharingNotSupportedError:
+        return SharingNotSupportedError(
+            f"{type(self).__name__} does not support sharing a schedule between app "
+            f"instances: it does not implement {method}() (leases)"
+        )
 
     async def add(self, *jobs: StoredJob) -> None:
         """Store new rows (an existing row with the same id is replaced)."""

@@ -15,6 +15,7 @@ from _helpers import START
 
 from jobify_trio import Jobify
 from jobify_trio._cli_jobs import jobs_main
+from jobify_trio._storage._sqlite import SQLiteDatabase
 from jobify_trio.storage import (
     Delete,
     SQLiteStorage,
@@ -81,6 +82,31 @@ async def test_claim_due_leases_rows_until_the_lease_expires(tmp_path: Path) -> 
         assert [j.job_id for j in again] == ["due"]
     finally:
         await storage.shutdown()
+
+
+@pytest.mark.parametrize("operation", ["delete", "release", "apply"])
+def test_a_failed_write_rolls_back_and_leaves_the_file_unlocked(
+    tmp_path: Path, operation: str
+) -> None:
+    db = SQLiteDatabase(tmp_path / "s.db", "jobify_jobs")
+    other = SQLiteDatabase(tmp_path / "s.db", "jobify_jobs", busy_timeout=0.05)
+    try:
+        db.apply([Upsert(job=row("a")), Upsert(job=row("b"))])
+        unbindable: Any = object()  # sqlite3 cannot bind it: fails inside the transaction
+        with pytest.raises(StorageError, match=r"cannot (write|release)"):
+            if operation == "delete":
+                db.delete(["a", unbindable])
+            elif operation == "release":
+                db.release(owner="me", job_ids=["a", unbindable])
+            else:
+                db.apply([Delete(job_id="a"), Delete(job_id=unbindable)])
+        assert not db._conn.in_transaction
+        other.apply([Upsert(job=row("c"))])  # no lock left behind
+        assert db.delete(["a"]) == 1  # and the failed write changed nothing
+        assert [raw[0] for raw in db.rows()] == ["b", "c"]
+    finally:
+        other.close()
+        db.close()
 
 
 def test_table_names_are_validated() -> None:

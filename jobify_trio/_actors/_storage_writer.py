@@ -12,6 +12,11 @@ order with the others.
 
 Commits are shielded from cancellation (a batch that started is finished). At shutdown
 the app commits whatever is still queued with :meth:`flush` after the actors stopped.
+
+A failed commit never stops the writer: whatever ``apply`` raised is kept on the batch as
+a :class:`StorageError` (the original exception is its ``__cause__``), every caller waiting
+on the batch gets a fresh :class:`StorageError` raised from it, and unwatched writes are
+warned about.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import warnings
 
 import trio
 
-from ..storage import Storage, StorageError, Write
+from ..storage import Delete, Storage, StorageError, Write
 
 __all__ = ["StorageWriter"]
 
@@ -58,7 +63,8 @@ class StorageWriter:
         self._wakeup.set()
         await batch.done.wait()
         if batch.error is not None:
-            raise batch.error
+            job_id = write.job_id if isinstance(write, Delete) else write.job.job_id
+            raise StorageError(f"job {job_id!r} was not saved: {batch.error}") from batch.error
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Commit batches until cancelled."""
@@ -82,14 +88,24 @@ class StorageWriter:
         try:
             with trio.CancelScope(shield=True):
                 await self._storage.apply(batch.writes)
-        except StorageError as exc:
-            batch.error = exc
+        except Exception as exc:  # a broken backend must not stop the writer (module docs)
+            batch.error = self._as_storage_error(exc)
             if batch.unwatched:
                 warnings.warn(
-                    f"{batch.unwatched} job storage write(s) were not saved: {exc}",
+                    f"{batch.unwatched} job storage write(s) were not saved: {batch.error}",
                     RuntimeWarning,
                     stacklevel=1,
                 )
+        except BaseException:  # KeyboardInterrupt...: the waiters must not see a commit
+            batch.error = StorageError("the commit was interrupted")
+            raise
         finally:
             self.batches += 1
             batch.done.set()
+
+    def _as_storage_error(self, exc: Exception) -> StorageError:
+        if isinstance(exc, StorageError):
+            return exc
+        error = StorageError(f"{self._storage!r}.apply() failed: {type(exc).__name__}: {exc}")
+        error.__cause__ = exc
+        return error

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .._actors._storage_writer import StorageWriter
+from .._job import JobStatus
 from ..serializers import Serializer
 from ..storage import Delete, Storage, StoredJob, StoredState, Trigger, Upsert
 from ._arguments import ArgumentCodec
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     import trio
 
     from .._job import Job
+    from .._registry import JobRegistry
     from .._runtime import Runtime
     from .._task import Task
 
@@ -32,11 +34,14 @@ __all__ = ["Durability", "attach_durability", "is_durable"]
 def attach_durability(runtime: Runtime) -> Durability | None:
     """A :class:`Durability` wired into ``runtime``'s hooks, or None if the app has no storage."""
     app = runtime.app
-    storage: Storage | None = getattr(app, "_storage", None)
+    storage = app._storage
     if storage is None:
         return None
     durability = Durability(
-        storage=storage, serializer=app.serializer, writer=StorageWriter(storage)
+        storage=storage,
+        serializer=app.serializer,
+        writer=StorageWriter(storage),
+        registry=runtime.registry,
     )
     runtime.outcomes.job_ended_hooks.append(durability.job_ended)
     runtime.outcomes.retry_hooks.append(durability.retry_armed)
@@ -51,11 +56,19 @@ def is_durable(task: Task[..., Any]) -> bool:
 class Durability:
     """Builds rows from jobs and hands them to the storage writer."""
 
-    def __init__(self, *, storage: Storage, serializer: Serializer, writer: StorageWriter) -> None:
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        serializer: Serializer,
+        writer: StorageWriter,
+        registry: JobRegistry,
+    ) -> None:
         self.storage = storage
         self.serializer = serializer
         self.codec = ArgumentCodec(serializer)
         self.writer = writer
+        self._registry = registry
 
     async def start(self, runtime: Runtime, nursery: trio.Nursery) -> None:
         """Start the storage writer, then restore the stored jobs into ``runtime``."""
@@ -73,15 +86,29 @@ class Durability:
 
         ``TypeError`` naming the task and the argument if a value cannot be stored.
         """
-        if task.options.durable is False:
+        if not is_durable(task):
             return None
         return self.codec.encode(task.name, args, kwargs)
 
-    async def commit(
-        self, job: Job[Any], trigger: Trigger, arguments: bytes, *, cron: str | None = None
-    ) -> None:
+    async def commit(self, job: Job[Any], trigger: Trigger, arguments: bytes) -> None:
         """Store ``job`` and return once its row is committed (:class:`StorageError` if not)."""
-        await self.writer.write(Upsert(job=self.row(job, trigger, arguments, attempt=1, cron=cron)))
+        await self.writer.write(Upsert(job=self.row(job, trigger, arguments, attempt=1)))
+
+    async def commit_cron(
+        self,
+        job_id: str,
+        task_name: str,
+        arguments: bytes,
+        *,
+        cron_json: str,
+        next_run_at: datetime,
+    ) -> None:
+        """Store a cron job about to be armed (or re-armed); return once committed."""
+        row = StoredJob._trusted(
+            job_id, task_name, Trigger.CRON, next_run_at, arguments, 1, StoredState.SCHEDULED,
+            cron_json,
+        )  # fmt: skip
+        await self.writer.write(Upsert(job=row))
 
     def row(
         self,
@@ -125,11 +152,16 @@ class Durability:
         """A job ended for good (not at shutdown): delete its row.
 
         A cron job that ended PERMANENTLY_FAILED is kept, marked as such, by
-        :meth:`cron_updated` (its trigger calls it); it is not deleted here.
+        :meth:`cron_updated` (its trigger calls it); it is not deleted here. Nor is the row
+        of a job whose id a new durable job took over (a cron replacing a one-off job): the
+        row is the new job's.
         """
         if not is_durable(job._task):
             return
-        if job._cron is not None and job.status.value == StoredState.PERMANENTLY_FAILED.value:
+        if job._cron is not None and job.status is JobStatus.PERMANENTLY_FAILED:
+            return
+        successor = self._registry.get(job.id)
+        if successor is not None and successor is not job and is_durable(successor._task):
             return
         self.writer.write_nowait(Delete(job_id=job.id))
 

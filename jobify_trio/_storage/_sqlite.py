@@ -92,10 +92,6 @@ class SQLiteDatabase:
         except BaseException:
             self._conn.close()
             raise
-        self._upsert = (
-            f"INSERT OR REPLACE INTO {self.table} ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)"
-        )
-        self._delete = f"DELETE FROM {self.table} WHERE job_id = ?"
         self._upsert_sql: dict[int, str] = {}
         limit = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         self._chunks = (*(size for size in _CHUNKS if size <= limit), 1)
@@ -108,6 +104,20 @@ class SQLiteDatabase:
         except sqlite3.Error as exc:
             raise StorageError(_explain(self.path, action, exc)) from exc
 
+    @contextmanager
+    def _transaction(self, action: str) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``; on any error ``ROLLBACK`` (errors translated)."""
+        conn = self._conn
+        with self._errors(action):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
     def _prepare(self) -> None:
         with self._errors("open"):
             mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()
@@ -116,13 +126,8 @@ class SQLiteDatabase:
                 raise StorageError(
                     f"job database {str(self.path)!r}: cannot switch to WAL mode (got {mode!r})"
                 )
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._create_or_check()
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+        with self._transaction("open"):
+            self._create_or_check()
 
     def _create_or_check(self) -> None:
         conn = self._conn
@@ -152,23 +157,19 @@ class SQLiteDatabase:
 
     def rows(self) -> list[tuple[Any, ...]]:
         """Every row as raw column values, ordered by next run."""
-        with self._errors("read"):
-            return self._conn.execute(
-                f"SELECT {_COLUMNS} FROM {self.table} ORDER BY next_run_at, job_id"
-            ).fetchall()
+        return self._select(_COLUMNS, "next_run_at, job_id")
 
-    def _lean_rows(self) -> list[tuple[Any, ...]]:
-        """Rows without the lease columns (a restore does not need them), by next run."""
+    def _select(self, columns: str, order_by: str = "next_run_at") -> list[tuple[Any, ...]]:
         with self._errors("read"):
             return self._conn.execute(
-                f"SELECT {_LOAD_COLUMNS} FROM {self.table} ORDER BY next_run_at"
+                f"SELECT {columns} FROM {self.table} ORDER BY {order_by}"
             ).fetchall()
 
     def load(self) -> LoadResult:
         """Every row; rows whose columns do not parse come back as :class:`CorruptRow`."""
         jobs: list[StoredJob] = []
         corrupt: list[CorruptRow] = []
-        for raw in self._lean_rows():
+        for raw in self._select(_LOAD_COLUMNS):  # a restore does not need the lease columns
             try:
                 jobs.append(row_to_job(raw))
             except (ValueError, TypeError) as exc:
@@ -187,17 +188,9 @@ class SQLiteDatabase:
         step releases and re-takes the GIL, and re-taking it while the event loop is busy
         can wait a whole switch interval, so fewer steps matter more than fewer rows.
         """
-        conn = self._conn
-        with self._errors("write"):
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for is_delete, values in _runs(writes):
-                    self._write_run(is_delete, values)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+        with self._transaction("write"):
+            for is_delete, values in _runs(writes):
+                self._write_run(is_delete, values)
 
     def _write_run(self, is_delete: bool, values: list[Any]) -> None:
         width = 1 if is_delete else _WIDTH
@@ -230,51 +223,38 @@ class SQLiteDatabase:
 
     def delete(self, job_ids: Sequence[str]) -> int:
         """Delete rows by id; the number deleted."""
-        with self._errors("write"):
-            before = self._conn.total_changes
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.executemany(self._delete, [(job_id,) for job_id in job_ids])
-            self._conn.execute("COMMIT")
-            return self._conn.total_changes - before
+        before = self._conn.total_changes
+        with self._transaction("write"):
+            self._write_run(True, list(job_ids))
+        return self._conn.total_changes - before
 
     def claim_due(
         self, *, owner: str, now: datetime, lease: timedelta, limit: int
     ) -> list[StoredJob]:
         """Lease up to ``limit`` due, unleased (or lease-expired) rows to ``owner``."""
         stamp, until = to_db_time(now), to_db_time(now + lease)
-        conn = self._conn
-        with self._errors("claim"):
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                raw = conn.execute(
-                    f"SELECT {_COLUMNS} FROM {self.table} WHERE next_run_at <= ? "
-                    "AND state != 'permanently_failed' AND (lease_owner IS NULL "
-                    "OR lease_owner = ? OR lease_expires_at < ?) ORDER BY next_run_at LIMIT ?",
-                    (stamp, owner, stamp, limit),
-                ).fetchall()
-                conn.executemany(
-                    f"UPDATE {self.table} SET lease_owner = ?, lease_expires_at = ? "
-                    "WHERE job_id = ?",
-                    [(owner, until, row[0]) for row in raw],
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+        with self._transaction("claim") as conn:
+            raw = conn.execute(
+                f"SELECT {_COLUMNS} FROM {self.table} WHERE next_run_at <= ? "
+                "AND state != 'permanently_failed' AND (lease_owner IS NULL "
+                "OR lease_owner = ? OR lease_expires_at < ?) ORDER BY next_run_at LIMIT ?",
+                (stamp, owner, stamp, limit),
+            ).fetchall()
+            conn.executemany(
+                f"UPDATE {self.table} SET lease_owner = ?, lease_expires_at = ? WHERE job_id = ?",
+                [(owner, until, row[0]) for row in raw],
+            )
         claimed = [row_to_job(row) for row in raw]
         return [_leased(job, owner, now + lease) for job in claimed]
 
     def release(self, *, owner: str, job_ids: Sequence[str]) -> None:
         """Clear ``owner``'s leases on ``job_ids``."""
-        with self._errors("release"):
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.executemany(
+        with self._transaction("release") as conn:
+            conn.executemany(
                 f"UPDATE {self.table} SET lease_owner = NULL, lease_expires_at = NULL "
                 "WHERE job_id = ? AND lease_owner = ?",
                 [(job_id, owner) for job_id in job_ids],
             )
-            self._conn.execute("COMMIT")
 
 
 def _leased(job: StoredJob, owner: str, until: datetime) -> StoredJob:
