@@ -212,18 +212,6 @@ class CronTriggers:
         self._triggers[job] = trigger
         return trigger
 
-    async def replace(self, job: Job[Any], cron: Cron, *, now: datetime) -> None:
-        """Give the live cron ``job`` a new schedule: the same :class:`Job` object goes on.
-
-        Its offset (previous scheduled slot) is kept unless ``start_date`` changed; its
-        ``run_count`` and failures restart at 0. A run in progress finishes first (it is
-        not counted); runs never overlap.
-        """
-        old_cron, old = job._cron, self.state(job)
-        keep = old is not None and old_cron is not None and old_cron.start_date == cron.start_date
-        offset = old.offset if keep and old is not None else None
-        await self.arm(job, cron, self.first_state(job, cron, now=now, offset=offset), now=now)
-
     def stop(self, job: Job[Any]) -> None:
         """Stop the trigger of ``job`` if it has one (its task ends)."""
         trigger = self._triggers.pop(job, None)
