@@ -87,24 +87,24 @@ class Job(Generic[R]):
         "_cancel_hook",
         "_cron",
         "_done_event",
+        "_exception",
+        "_exec_at",
         "_generation",
+        "_id",
         "_kwargs",
         "_on_run_end",
         "_rerun",
         "_result",
         "_scope",
+        "_status",
         "_task",
         "_timer",
-        "exception",
-        "exec_at",
-        "id",
-        "status",
     )
 
-    id: str
-    status: JobStatus
-    exec_at: datetime
-    exception: BaseException | None
+    _id: str
+    _status: JobStatus
+    _exec_at: datetime
+    _exception: BaseException | None
     _task: Task[..., R]
     _args: tuple[Any, ...]
     _kwargs: dict[str, Any]
@@ -134,10 +134,10 @@ class Job(Generic[R]):
         cancel_hook: Callable[[Job[Any]], Awaitable[None]],
     ) -> Job[R]:
         self = object.__new__(cls)
-        self.id = job_id
-        self.status = JobStatus.PENDING
-        self.exec_at = exec_at
-        self.exception = None
+        self._id = job_id
+        self._status = JobStatus.PENDING
+        self._exec_at = exec_at
+        self._exception = None
         self._task = task
         self._args = args
         self._kwargs = kwargs
@@ -154,6 +154,26 @@ class Job(Generic[R]):
         return self
 
     # -- reading -------------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """The job's id (given as ``job_id=``, or generated)."""
+        return self._id
+
+    @property
+    def status(self) -> JobStatus:
+        """Where the job is in its life."""
+        return self._status
+
+    @property
+    def exec_at(self) -> datetime:
+        """When the job runs (next), aware, in the app's time zone."""
+        return self._exec_at
+
+    @property
+    def exception(self) -> BaseException | None:
+        """The exception of the latest failed attempt or run, if any."""
+        return self._exception
 
     def is_done(self) -> bool:
         """True once the job has ended for good (success, failure, timeout or cancel)."""

@@ -43,7 +43,7 @@ class Outcomes:
     def succeeded(self, job: Job[Any], result: Any) -> None:
         """The run returned ``result`` (or a handler turned its failure into it)."""
         job._result = result
-        job.exception = None
+        job._exception = None
         self._end_run(job, JobStatus.SUCCESS)
         events = self.events
         if events is not None and job.status is not JobStatus.CANCELLED:
@@ -51,7 +51,7 @@ class Outcomes:
 
     def failed(self, job: Job[Any], status: JobStatus, exception: BaseException) -> None:
         """The run ended without success for good (FAILED or TIMEOUT)."""
-        job.exception = exception
+        job._exception = exception
         self._end_run(job, status)
         events = self.events
         if events is not None and job.status is not JobStatus.CANCELLED:
@@ -67,7 +67,7 @@ class Outcomes:
         if job._scope is not None:
             job._scope.cancel()
         was_running = job.status is JobStatus.RUNNING
-        job.status = JobStatus.CANCELLED
+        job._status = JobStatus.CANCELLED
         self._finish(job, notify=not shutting_down)
         events = self.events
         if events is not None and (was_running or not shutting_down):
@@ -75,13 +75,13 @@ class Outcomes:
 
     def ended(self, job: Job[Any], status: JobStatus) -> None:
         """``job`` ends between runs with the final ``status`` (a cron job with no slot left)."""
-        job.status = status
+        job._status = status
         self._finish(job)
 
     def _end_run(self, job: Job[Any], status: JobStatus) -> None:
         if job.status is JobStatus.CANCELLED:  # cancelled while its outcome was on the way
             return
-        job.status = status
+        job._status = status
         hook = job._on_run_end
         if hook is not None and hook(job):
             job._wake_waiters()
@@ -91,7 +91,7 @@ class Outcomes:
             job._rerun = None
             job._wake_waiters()
             job._task, job._args, job._kwargs = rerun.task, rerun.args, rerun.kwargs
-            job.exec_at = rerun.exec_at
+            job._exec_at = rerun.exec_at
             self.rearm(job)
             return
         self._finish(job)
@@ -99,7 +99,7 @@ class Outcomes:
     def rearm(self, job: Job[Any], *, attempt: int = 1) -> None:
         """Arm ``job`` again for its ``exec_at`` (the scheduler runs it at once if due)."""
         job._generation += 1
-        job.status = JobStatus.SCHEDULED
+        job._status = JobStatus.SCHEDULED
         self._timer_send.send_nowait(ArmTimer(job=job, generation=job._generation, attempt=attempt))
 
     def _finish(self, job: Job[Any], *, notify: bool = True) -> None:

@@ -224,7 +224,7 @@ class Runtime:
         job = self._new_job(task, args, kwargs, job_id, self.now())
         if stored is not None and not await self._store(job, Trigger.PUSH, stored, new=True):
             return job
-        job.status = JobStatus.SCHEDULED
+        job._status = JobStatus.SCHEDULED
         job._generation = 1
         await self.executor.submit(RunJob(job=job, generation=1))
         return job
@@ -317,7 +317,7 @@ class Runtime:
             return
         job._task, job._args, job._kwargs = task, args, kwargs
         self._disarm(job)
-        job.exec_at = exec_at
+        job._exec_at = exec_at
         self.outcomes.rearm(job)
 
     def _disarm(self, job: Job[Any]) -> None:

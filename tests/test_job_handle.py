@@ -273,3 +273,24 @@ async def test_timeout_scope_does_not_leak_to_next_job(
         assert await first == "q"
         assert await second == "l"
         assert trio.current_time() == 31.0
+
+
+async def test_job_state_is_read_only(autojump_clock: trio.testing.MockClock) -> None:
+    app = new_app()
+
+    @app.task
+    async def ok() -> None:
+        pass
+
+    async with app:
+        job = await ok.schedule().delay(5)
+        for name, value in [
+            ("status", JobStatus.SUCCESS),
+            ("exec_at", START),
+            ("exception", None),
+            ("id", "other"),
+        ]:
+            with pytest.raises(AttributeError):
+                setattr(job, name, value)
+        await job.wait()
+        assert job.status is JobStatus.SUCCESS

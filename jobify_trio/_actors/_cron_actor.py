@@ -118,7 +118,7 @@ class CronTrigger:
     def _publish(self) -> None:
         upcoming = self._upcoming()
         if upcoming is not None:
-            self._job.exec_at = upcoming
+            self._job._exec_at = upcoming
 
     # -- the actor -------------------------------------------------------------------------
 
@@ -140,9 +140,9 @@ class CronTrigger:
         while not self._ended:
             if self._batch:
                 slot = self._batch.popleft()
-                self._offset = job.exec_at = slot
+                self._offset = job._exec_at = slot
                 job._generation += 1
-                job.status = JobStatus.SCHEDULED
+                job._status = JobStatus.SCHEDULED
                 self._run_over = False
                 await group.executor.submit(RunJob(job=job, generation=job._generation))
                 await self._wait_run_end()
@@ -199,8 +199,8 @@ class CronTrigger:
         upcoming = self._upcoming()
         goes_on = not self._ended and upcoming is not None
         if goes_on:
-            job.status = JobStatus.SCHEDULED
-            job.exec_at = upcoming  # type: ignore[assignment]
+            job._status = JobStatus.SCHEDULED
+            job._exec_at = upcoming  # type: ignore[assignment]
         else:
             self._ended = True
         self._resume()
@@ -233,7 +233,7 @@ class CronTrigger:
         self.failures = 0 if status is JobStatus.SUCCESS else self.failures + 1
         cron = self._cron
         if self.failures >= cron.max_failures:
-            job.status = JobStatus.PERMANENTLY_FAILED
+            job._status = JobStatus.PERMANENTLY_FAILED
             self._ended = True
         elif cron.max_runs is not None and self.run_count >= cron.max_runs:
             self._ended = True

@@ -204,7 +204,7 @@ class CronTriggers:
         job._on_run_end = trigger.on_run_end
         if job.status is not JobStatus.RUNNING:
             job._generation += 1  # drops a run request of a replaced schedule still in flight
-            job.status = JobStatus.SCHEDULED
+            job._status = JobStatus.SCHEDULED
             due = state.next_run_at
             if due is not None and due.timestamp() < now.timestamp():
                 trigger.replan(now.timestamp())

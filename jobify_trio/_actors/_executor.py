@@ -122,11 +122,11 @@ class Executor:
     async def _run_attempt(self, command: RunJob, scope: trio.CancelScope) -> RunJob | None:
         """Run one attempt; returns the next attempt's command for an immediate retry."""
         job = command.job
-        if job._generation != command.generation or job.status is not JobStatus.SCHEDULED:
+        if job._generation != command.generation or job._status is not JobStatus.SCHEDULED:
             return None  # cancelled or re-armed after this command was sent
         if self._draining:
             return None  # shutting down: the job stays scheduled (and stored, if durable)
-        job.status = JobStatus.RUNNING
+        job._status = JobStatus.RUNNING
         job._attempt = command.attempt
         events = self._outcomes.events
         if events is not None:
@@ -153,7 +153,7 @@ class Executor:
         job._scope = None
         if timeout is not None:
             scope.deadline = math.inf
-        if job.status is JobStatus.RUNNING:
+        if job._status is JobStatus.RUNNING:  # (cancel() may have ended it meanwhile)
             self._outcomes.succeeded(job, result)
         return None
 

@@ -68,7 +68,7 @@ class Supervisor:
         job = event.job
         if event.generation != job._generation or job.status is JobStatus.CANCELLED:
             return
-        job.exception = event.exception
+        job._exception = event.exception
         decision = decide_retry(
             job._task.options.retry,
             attempt=event.attempt,
@@ -76,7 +76,7 @@ class Supervisor:
             uniform=self._uniform,
         )
         if isinstance(decision, RetryAfter):
-            job.exec_at = self._wall_clock.now() + timedelta(seconds=decision.delay)
+            job._exec_at = self._wall_clock.now() + timedelta(seconds=decision.delay)
             self._outcomes.rearm(job, attempt=decision.next_attempt)
             self._retrying(job, event.attempt, event.exception, decision.next_attempt)
             return
@@ -108,10 +108,10 @@ class Supervisor:
         decision = decide_retry(policy, attempt=command.attempt, exc=failure, uniform=self._uniform)
         if not isinstance(decision, RetryAfter):
             return None
-        job.exception = failure
-        job.exec_at = self._wall_clock.now()
+        job._exception = failure
+        job._exec_at = self._wall_clock.now()
         job._generation += 1
-        job.status = JobStatus.SCHEDULED
+        job._status = JobStatus.SCHEDULED
         self._retrying(job, command.attempt, failure, decision.next_attempt)
         return RunJob(job=job, generation=job._generation, attempt=decision.next_attempt)
 
