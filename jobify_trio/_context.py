@@ -23,25 +23,11 @@ Trigger = Literal["push", "at", "cron"]
 """Which scheduling call an :class:`OuterContext` stands for (``delay`` is ``"at"``)."""
 
 
-@attrs.frozen(kw_only=True)
-class JobContext:
-    """The context of one attempt of a job (also given to exception handlers).
+class _TaskViews:
+    """Read-only views of the task's options shared by both contexts."""
 
-    ``request_state`` is fresh for each attempt and shared by the inner middleware and
-    the task (through ``INJECT``); ``state`` is the app's :class:`State`.
-    """
-
-    app: Jobify
-    job: Job[Any]
+    __slots__ = ()
     task: Task[..., Any]
-    state: State
-    request_state: RequestState
-    attempt: int
-
-    @property
-    def runnable(self) -> Task[..., Any]:
-        """The task being run (Jobify's name for it)."""
-        return self.task
 
     @property
     def options(self) -> TaskOptions:
@@ -60,7 +46,28 @@ class JobContext:
 
 
 @attrs.frozen(kw_only=True)
-class OuterContext:
+class JobContext(_TaskViews):
+    """The context of one attempt of a job (also given to exception handlers).
+
+    ``request_state`` is fresh for each attempt and shared by the inner middleware and
+    the task (through ``INJECT``); ``state`` is the app's :class:`State`.
+    """
+
+    app: Jobify
+    job: Job[Any]
+    task: Task[..., Any]
+    state: State
+    request_state: RequestState
+    attempt: int
+
+    @property
+    def runnable(self) -> Task[..., Any]:
+        """The task being run (Jobify's name for it)."""
+        return self.task
+
+
+@attrs.frozen(kw_only=True)
+class OuterContext(_TaskViews):
     """One scheduling call as outer middleware sees it.
 
     Middleware may pass a changed copy to ``call_next`` (``attrs.evolve(context,
@@ -80,18 +87,3 @@ class OuterContext:
     cron: Cron | None
     replace: bool
     force: bool
-
-    @property
-    def options(self) -> TaskOptions:
-        """The task's registration options."""
-        return self.task.options
-
-    @property
-    def route_options(self) -> TaskOptions:
-        """The task's registration options (Jobify's name for them)."""
-        return self.task.options
-
-    @property
-    def metadata(self) -> Mapping[str, Any]:
-        """The task's ``metadata``."""
-        return self.task.options.metadata
