@@ -60,6 +60,18 @@ class JobContext(_TaskViews):
     request_state: RequestState
     attempt: int
 
+    @classmethod
+    def for_attempt(cls, app: Jobify, job: Job[Any], attempt: int) -> JobContext:
+        """A context for one attempt of ``job`` (or its handler), with a fresh RequestState."""
+        return cls(
+            app=app,
+            job=job,
+            task=job._task,
+            state=app.state,
+            request_state=RequestState(),
+            attempt=attempt,
+        )
+
     @property
     def runnable(self) -> Task[..., Any]:
         """The task being run (Jobify's name for it)."""

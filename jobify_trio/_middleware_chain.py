@@ -58,18 +58,9 @@ def build_runner(
     chain: Callable[[JobContext], Awaitable[Any]] = _terminal(task, plan)
     for mw in reversed(middleware):
         chain = functools.partial(mw, chain)
-    state = app.state
 
     async def run(job: Job[Any], attempt: int) -> Any:
-        context = JobContext(
-            app=app,
-            job=job,
-            task=task,
-            state=state,
-            request_state=RequestState(),
-            attempt=attempt,
-        )
-        return await chain(context)
+        return await chain(JobContext.for_attempt(app, job, attempt))
 
     return run
 

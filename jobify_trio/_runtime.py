@@ -41,7 +41,6 @@ from ._job import FINAL_STATUSES, Job, JobStatus, Rerun
 from ._messages import AttemptFailed, DisarmTimer, RunJob, TimerMessage
 from ._outcomes import Outcomes
 from ._registry import JobRegistry
-from ._state import RequestState
 from ._storage._durability import Durability, attach_durability
 from ._thread_jobs import ThreadJobs
 from .exceptions import ApplicationStateError, DuplicateJobError
@@ -138,14 +137,7 @@ class Runtime:
 
     def make_context(self, job: Job[Any], attempt: int) -> JobContext:
         """A fresh :class:`JobContext` for one attempt (or its exception handler)."""
-        return JobContext(
-            app=self.app,
-            job=job,
-            task=job._task,
-            state=self.app.state,
-            request_state=RequestState(),
-            attempt=attempt,
-        )
+        return JobContext.for_attempt(self.app, job, attempt)
 
     async def run_in_thread(self, call: Callable[[], Any]) -> Any:
         """Run a sync job function in a worker thread; abandoned (not killed) on cancel."""
