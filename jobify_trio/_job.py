@@ -52,6 +52,7 @@ FINAL_STATUSES = frozenset(
     }
 )
 
+
 @attrs.frozen(kw_only=True, slots=True)
 class Rerun:
     """What a running job runs next, once its current run ends (a forced re-run or a replace)."""
