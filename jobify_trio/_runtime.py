@@ -110,9 +110,11 @@ class Runtime:
         handlers ``grace`` seconds."""
         self._closed = True
         self.executor.drain()
+        quiet = trio.lowlevel.ParkingLot()  # woken whenever either actor's busy count drops
+        self.executor.on_quiet = self.supervisor.on_quiet = quiet.unpark_all
         with trio.move_on_after(grace):
-            while self.executor.busy or self.supervisor.busy:  # noqa: ASYNC110 -- shutdown only
-                await trio.sleep(0.01)
+            while self.executor.busy or self.supervisor.busy:
+                await quiet.park()
 
     async def stop(self) -> None:
         """Refuse new jobs, cancel the actors and running jobs, and wait for them."""

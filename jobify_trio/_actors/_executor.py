@@ -51,6 +51,8 @@ class Executor:
         self._workers = 0
         self._idle = 0
         self._draining = False
+        self.on_quiet: Callable[[], object] | None = None
+        """Set while draining: called whenever :attr:`busy` may have dropped."""
         self._nursery: trio.Nursery | None = None
 
     @property
@@ -110,6 +112,8 @@ class Executor:
                         if self._idle >= self._max_idle:
                             return
                         self._idle += 1
+                        if self.on_quiet is not None:
+                            self.on_quiet()
                         try:
                             command = await receive.receive()
                         finally:
@@ -118,6 +122,8 @@ class Executor:
                     command = await self._interrupted(running, scope)
         finally:
             self._workers -= 1
+            if self.on_quiet is not None:
+                self.on_quiet()
 
     async def _run_attempt(self, command: RunJob, scope: trio.CancelScope) -> RunJob | None:
         """Run one attempt; returns the next attempt's command for an immediate retry."""

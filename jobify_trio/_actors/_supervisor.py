@@ -50,6 +50,8 @@ class Supervisor:
         self._make_context = make_context
         self._uniform = uniform
         self._handlers_running = 0
+        self.on_quiet: Callable[[], object] | None = None
+        """Set while draining: called whenever :attr:`busy` may have dropped."""
 
     @property
     def busy(self) -> int:
@@ -63,6 +65,8 @@ class Supervisor:
             task_status.started()
             async for event in self._attempt_failed_receive:
                 self._on_attempt_failed(event, handlers)
+                if self.on_quiet is not None:
+                    self.on_quiet()
 
     def _on_attempt_failed(self, event: AttemptFailed, handlers: trio.Nursery) -> None:
         job = event.job
@@ -131,6 +135,8 @@ class Supervisor:
                         job._scope = None
         finally:
             self._handlers_running -= 1
+            if self.on_quiet is not None:
+                self.on_quiet()
 
     async def _handle(self, handler: ExceptionHandler, event: AttemptFailed) -> None:
         job = event.job
