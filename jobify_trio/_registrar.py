@@ -92,13 +92,11 @@ class Registrar(TaskOwner):
         if isinstance(func, Task):
             raise TypeError(f"{func!r} is already a registered task")
         name = options.pop("name")
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"task name must be a non-empty str, got {name!r}")
         validated = TaskOptions.validate(func, name=name, stacklevel=stacklevel + 2, **options)
         local_name = validated.name
         full_name = self._qualify_name(local_name)
-        if full_name != validated.name:
-            validated = _with_name(validated, full_name)
+        if full_name != local_name:
+            validated = validated.renamed(full_name)
         self._check_name_free(full_name)
         task: Task[..., Any] = Task._create(func, options=validated, owner=self)
         self._store_task(local_name, task)
@@ -116,9 +114,3 @@ class Registrar(TaskOwner):
 _OPTION_NAMES = frozenset(
     {"name", "cron", "retry", "timeout", "durable", "run_mode", "metadata", "exception_handlers"}
 )
-
-
-def _with_name(options: TaskOptions, name: str) -> TaskOptions:
-    import attrs
-
-    return attrs.evolve(options, name=name)

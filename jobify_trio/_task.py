@@ -95,6 +95,10 @@ class TaskOptions:
     metadata: Mapping[str, Any]
     exception_handlers: Mapping[type[BaseException], ExceptionHandler]
 
+    def renamed(self, name: str) -> TaskOptions:
+        """The same options under another (full) name."""
+        return attrs.evolve(self, name=name)
+
     @classmethod
     def validate(
         cls, func: Callable[..., Any], *, name: object, stacklevel: int, **options: Any
@@ -175,7 +179,7 @@ class Task(Generic[P, R]):
     def _rename(self, name: str) -> None:
         """Give the task its full name (a router was included); before the app starts."""
         self.name = name
-        self.options = attrs.evolve(self.options, name=name)
+        self.options = self.options.renamed(name)
         self._binder = self._make_binder()
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
