@@ -209,12 +209,10 @@ class Runtime:
         stored = None if self.durability is None else self.durability.prepare(task, args, kwargs)
         existing = self._active_one_off(job_id, replace)
         if existing is not None:
-            if force:
-                self._reschedule(existing, task, args, kwargs, self.now())
-                if stored is not None:
-                    await self._store(existing, Trigger.PUSH, stored, new=False)
-            await trio.lowlevel.checkpoint()
-            return existing
+            now = self.now()
+            return await self._replace(
+                existing, task, args, kwargs, now, Trigger.PUSH, stored, force
+            )
         job = self._new_job(task, args, kwargs, job_id, self.now())
         if stored is not None and not await self._store(job, Trigger.PUSH, stored, new=True):
             return job
@@ -240,12 +238,10 @@ class Runtime:
         stored = None if self.durability is None else self.durability.prepare(task, args, kwargs)
         existing = self._active_one_off(job_id, replace)
         if existing is not None:
-            if force or exec_at != existing.exec_at:
-                self._reschedule(existing, task, args, kwargs, exec_at)
-                if stored is not None:
-                    await self._store(existing, Trigger.AT, stored, new=False)
-            await trio.lowlevel.checkpoint()
-            return existing
+            rearm = force or exec_at != existing.exec_at
+            return await self._replace(
+                existing, task, args, kwargs, exec_at, Trigger.AT, stored, rearm
+            )
         job = self._new_job(task, args, kwargs, job_id, exec_at)
         if stored is not None and not await self._store(job, Trigger.AT, stored, new=True):
             return job
@@ -292,6 +288,25 @@ class Runtime:
         if job.status is JobStatus.CANCELLED:
             return False
         return not (new and job._generation)
+
+    async def _replace(
+        self,
+        job: Job[Any],
+        task: Task[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        exec_at: datetime,
+        trigger: Trigger,
+        stored: bytes | None,
+        rearm: bool,
+    ) -> Job[Any]:
+        """``replace=True`` on an active one-off job: re-arm it in place if ``rearm``."""
+        if rearm:
+            self._reschedule(job, task, args, kwargs, exec_at)
+            if stored is not None:
+                await self._store(job, trigger, stored, new=False)
+        await trio.lowlevel.checkpoint()
+        return job
 
     def _reschedule(
         self,
