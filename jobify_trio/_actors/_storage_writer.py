@@ -25,7 +25,7 @@ import warnings
 
 import trio
 
-from ..storage import Delete, Storage, StorageError, Write
+from ..storage import PutResult, SendCommand, Storage, StorageError, Upsert, Write
 
 __all__ = ["StorageWriter"]
 
@@ -63,7 +63,7 @@ class StorageWriter:
         self._wakeup.set()
         await batch.done.wait()
         if batch.error is not None:
-            job_id = write.job_id if isinstance(write, Delete) else write.job.job_id
+            job_id = _job_id(write)
             raise StorageError(f"job {job_id!r} was not saved: {batch.error}") from batch.error
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -109,3 +109,13 @@ class StorageWriter:
         error = StorageError(f"{self._storage!r}.apply() failed: {type(exc).__name__}: {exc}")
         error.__cause__ = exc
         return error
+
+
+def _job_id(write: Write) -> str:
+    if isinstance(write, Upsert):
+        return write.job.job_id
+    if isinstance(write, PutResult):
+        return write.result.job_id
+    if isinstance(write, SendCommand):
+        return write.command.job_id
+    return write.job_id
