@@ -23,10 +23,15 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff lint (including the ASYNC rules) and the formatting check."""
-    session.install("ruff")
+    """ruff lint (including the ASYNC rules), the formatting check and the layer contract.
+
+    ``lint-imports`` checks ``[tool.importlinter]`` in pyproject.toml: no module imports
+    from a higher layer at run time (see "Layers of the package" in docs/design.rst).
+    """
+    session.install("-e", ".", "ruff", "import-linter")
     session.run("ruff", "check", *LINT_PATHS)
     session.run("ruff", "format", "--check", *LINT_PATHS)
+    session.run("lint-imports")
 
 
 @nox.session
