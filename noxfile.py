@@ -36,9 +36,10 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typing(session: nox.Session) -> None:
-    """mypy --strict on the package."""
-    session.install("-e", ".", "mypy", "types-croniter")
+    """mypy --strict on the package, and on a user's program (tests/test_typing.py)."""
+    session.install("-e", ".[test]", "mypy", "types-croniter")
     session.run("mypy", "--strict", "jobify_trio")
+    session.run("pytest", "-p", "no:cacheprovider", "tests/test_typing.py")
 
 
 @nox.session

@@ -7,9 +7,9 @@ import functools
 import math
 import sys
 import types
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 import attrs
 import trio
@@ -35,6 +35,7 @@ __all__ = ["Task", "TaskOptions", "TaskOwner", "default_task_name"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 class TaskOwner(abc.ABC):
@@ -198,13 +199,31 @@ class Task(Generic[P, R]):
 
     # -- scheduling ----------------------------------------------------------------------
 
-    async def push(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
+    # The job's value is what the function returns, awaited for an ``async def``: the
+    # first overload of each method types ``await job`` as the coroutine's result.
+    @overload
+    async def push(
+        self: Task[P, Coroutine[Any, Any, T]], *args: P.args, **kwargs: P.kwargs
+    ) -> Job[T]: ...
+
+    @overload
+    async def push(self: Task[P, T], *args: P.args, **kwargs: P.kwargs) -> Job[T]: ...
+
+    async def push(self, *args: P.args, **kwargs: P.kwargs) -> Job[Any]:
         """Run the function with these arguments as soon as possible; returns the job."""
         self._binder.check(args, kwargs)
         runtime = self._owner._scheduling_runtime(self)
         return await runtime.push(self, args, kwargs)  # type: ignore[no-any-return]
 
-    def schedule(self, *args: P.args, **kwargs: P.kwargs) -> ScheduleBuilder[R]:
+    @overload
+    def schedule(
+        self: Task[P, Coroutine[Any, Any, T]], *args: P.args, **kwargs: P.kwargs
+    ) -> ScheduleBuilder[T]: ...
+
+    @overload
+    def schedule(self: Task[P, T], *args: P.args, **kwargs: P.kwargs) -> ScheduleBuilder[T]: ...
+
+    def schedule(self, *args: P.args, **kwargs: P.kwargs) -> ScheduleBuilder[Any]:
         """Bind arguments now; choose when to run with ``.push/.at/.delay/.cron``."""
         from ._schedule import ScheduleBuilder
 
