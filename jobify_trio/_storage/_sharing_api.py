@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+import trio
+
 from ._shared import Heartbeat, InstanceInfo, SlotClaim, StoredResult
 
 if TYPE_CHECKING:
@@ -101,6 +103,14 @@ class SharingMethods:
         """Delete row ``job_id`` unless it is leased to a live instance other than
         ``owner``. None if deleted (or absent), else the owner's id."""
         raise self._no_sharing("try_delete")
+
+    async def wait_changed(self, *, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for another connection to change the store
+        (PostgreSQL: a ``NOTIFY`` sent by an insert, release or command; SQLite: a new
+        ``PRAGMA data_version``). True if a change was seen, False on timeout. The default
+        just sleeps: the caller then polls every ``timeout`` seconds."""
+        await trio.sleep(timeout)
+        return False
 
     # -- reading -----------------------------------------------------------------------
 
