@@ -104,12 +104,12 @@ class SharingMethods:
         ``owner``. None if deleted (or absent), else the owner's id."""
         raise self._no_sharing("try_delete")
 
-    async def wait_changed(self, *, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for another connection to change the store
+    async def wait_changed(self, *, poll_interval: float) -> bool:
+        """Wait up to ``poll_interval`` seconds for another connection to change the store
         (PostgreSQL: a ``NOTIFY`` sent by an insert, release or command; SQLite: a new
-        ``PRAGMA data_version``). True if a change was seen, False on timeout. The default
-        just sleeps: the caller then polls every ``timeout`` seconds."""
-        await trio.sleep(timeout)
+        ``PRAGMA data_version``). True if a change was seen, False if the time ran out. The default
+        just sleeps: the caller then polls every ``poll_interval`` seconds."""
+        await trio.sleep(poll_interval)
         return False
 
     # -- reading -----------------------------------------------------------------------
