@@ -20,7 +20,7 @@ import abc
 import enum
 import re
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
@@ -36,9 +36,11 @@ from ._storage._shared import (
     StoredResult,
 )
 from ._storage._sharing_api import SharingMethods
+from ._storage._sqlite_sharing import SQLiteSharing
 from .exceptions import BaseJobifyError
 
 if TYPE_CHECKING:
+    from ._storage._postgres import PostgresStorage
     from ._storage._sqlite_thread import SQLiteThread
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
     "Delete",
     "Heartbeat",
     "InstanceInfo",
+    "PostgresStorage",
     "PutResult",
     "Release",
     "ResultStatus",
@@ -70,7 +73,7 @@ __all__ = [
 ]
 
 #: Version of the table layout written by :class:`SQLiteStorage`.
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
@@ -281,14 +284,17 @@ class Storage(SharingMethods, abc.ABC):
         await self.apply([Delete(job_id=job_id) for job_id in job_ids])
 
 
-class SQLiteStorage(Storage):
+class SQLiteStorage(SQLiteSharing, Storage):
     """Jobs in a SQLite file (the default: ``jobify.db`` in the working directory).
 
     One connection, opened and used by one dedicated thread; every call from trio hands
     work to that thread and waits without blocking the event loop. The database runs in
     WAL mode with ``synchronous=NORMAL``: a commit survives a crash of the process (kill
     -9); after a power loss the last commits may be lost. ``table_name`` is validated;
-    a second table ``<table_name>_meta`` holds the schema version.
+    a second table ``<table_name>_meta`` holds the schema version (2), and the sharing
+    protocol's tables are ``<table_name>_instances``, ``_claims``, ``_results`` and
+    ``_commands``. Several processes may share one file (:attr:`can_share`); a version 1
+    file is migrated when opened.
     """
 
     def __init__(
@@ -314,6 +320,7 @@ class SQLiteStorage(Storage):
         thread = SQLiteThread(self.path, self.table_name, busy_timeout=self.busy_timeout)
         await thread.open()
         self._thread = thread
+        self._data_version = await thread.call(lambda db: db.data_version())
 
     async def shutdown(self) -> None:
         """Close the connection and stop its thread (after every queued write)."""
@@ -337,15 +344,6 @@ class SQLiteStorage(Storage):
             thread = self._open_thread()
             await thread.call(lambda db: db.apply(writes))
 
-    async def claim_due(
-        self, *, owner: str, now: datetime, lease: timedelta, limit: int
-    ) -> list[StoredJob]:
-        """Lease due rows to ``owner`` (``BEGIN IMMEDIATE`` makes the claim atomic)."""
-        thread = self._open_thread()
-        return await thread.call(
-            lambda db: db.claim_due(owner=owner, now=now, lease=lease, limit=limit)
-        )
-
     async def release(self, *, owner: str, job_ids: Sequence[str]) -> None:
         """End ``owner``'s leases on ``job_ids``."""
         thread = self._open_thread()
@@ -353,3 +351,13 @@ class SQLiteStorage(Storage):
 
     def __repr__(self) -> str:
         return f"SQLiteStorage({str(self.path)!r}, table_name={self.table_name!r})"
+
+
+def __getattr__(name: str) -> Any:
+    # PostgresStorage is imported on first use: its module needs this one (and, at startup,
+    # psycopg, which only the ``postgres`` extra installs).
+    if name == "PostgresStorage":
+        from ._storage._postgres import PostgresStorage
+
+        return PostgresStorage
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

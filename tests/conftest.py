@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 from _helpers import new_app
+from _stores import KINDS, Backend, make_backend
 
 from jobify_trio import Jobify
 
@@ -14,3 +16,13 @@ from jobify_trio import Jobify
 def make_app() -> Callable[..., Jobify]:
     """``make_app(**kwargs)`` builds an app with a virtual wall clock and no storage."""
     return new_app
+
+
+@pytest.fixture(params=KINDS)
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    """An empty store of each kind (see ``_stores.py``); closed (and dropped) afterwards."""
+    store = make_backend(request.param, tmp_path)
+    try:
+        yield store
+    finally:
+        await store.close()

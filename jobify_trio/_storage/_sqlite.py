@@ -14,17 +14,17 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from ..storage import (
-    SCHEMA_VERSION,
     CorruptRow,
     Delete,
     LoadResult,
+    PutResult,
+    Release,
+    SendCommand,
     StorageError,
     StoredJob,
     StoredState,
@@ -33,33 +33,19 @@ from ..storage import (
     Write,
     validate_table_name,
 )
+from ._sqlite_schema import create_or_migrate
 
-__all__ = ["SQLiteDatabase", "from_db_time", "to_db_time"]
+__all__ = ["COLUMNS", "SQLiteDatabase", "from_db_time", "job_to_row", "row_to_job", "to_db_time"]
 
-_COLUMNS = (
+COLUMNS = (
     "job_id, task, trigger, next_run_at, arguments, attempt, state, cron, "
-    "lease_owner, lease_expires_at"
+    "lease_owner, lease_expires_at, origin"
 )
-_LOAD_COLUMNS = "job_id, task, trigger, next_run_at, arguments, attempt, state, cron"
-_WIDTH = 10  # columns in _COLUMNS
+_COLUMNS = COLUMNS
+_WIDTH = 11  # columns in _COLUMNS
 #: Parameters per multi-row statement, largest first: each size is one cached prepared
 #: statement; 16,384 stays under SQLite's default limit of 32,766 variables.
 _CHUNKS = (16384, 2048, 256, 32, 4, 1)
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS {t} (
-    job_id TEXT PRIMARY KEY NOT NULL,
-    task TEXT NOT NULL,
-    trigger TEXT NOT NULL,
-    next_run_at TEXT NOT NULL,
-    arguments BLOB NOT NULL,
-    attempt INTEGER NOT NULL DEFAULT 1,
-    state TEXT NOT NULL DEFAULT 'scheduled',
-    cron TEXT,
-    lease_owner TEXT,
-    lease_expires_at TEXT
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS {t}_next_run_at ON {t} (next_run_at);
-"""
 
 
 def to_db_time(moment: datetime) -> str:
@@ -131,23 +117,13 @@ class SQLiteDatabase:
             self._create_or_check()
 
     def _create_or_check(self) -> None:
-        conn = self._conn
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {self.meta} (key TEXT PRIMARY KEY, value TEXT)")
-        row = conn.execute(f"SELECT value FROM {self.meta} WHERE key='schema_version'").fetchone()
-        if row is None:
-            for statement in _SCHEMA.format(t=self.table).split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(
-                f"INSERT INTO {self.meta} (key, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
-            )
-        elif row[0] != str(SCHEMA_VERSION):
-            raise StorageError(
-                f"job database {str(self.path)!r}, table {self.table!r}: schema version "
-                f"{row[0]!r} is not supported (this jobify_trio reads version {SCHEMA_VERSION}); "
-                "use the jobify_trio release that wrote it, or another table_name"
-            )
+        create_or_migrate(self._conn, self.path, self.table)
+
+    def data_version(self) -> int:
+        """``PRAGMA data_version``: changes when another connection commits."""
+        with self._errors("read"):
+            row = self._conn.execute("PRAGMA data_version").fetchone()
+        return int(row[0])
 
     def close(self) -> None:
         """Close the connection (WAL is checkpointed by SQLite on the last close)."""
@@ -170,7 +146,7 @@ class SQLiteDatabase:
         """Every row; rows whose columns do not parse come back as :class:`CorruptRow`."""
         jobs: list[StoredJob] = []
         corrupt: list[CorruptRow] = []
-        for raw in self._select(_LOAD_COLUMNS):  # a restore does not need the lease columns
+        for raw in self._select(_COLUMNS):
             try:
                 jobs.append(row_to_job(raw))
             except (ValueError, TypeError) as exc:
@@ -190,8 +166,28 @@ class SQLiteDatabase:
         can wait a whole switch interval, so fewer steps matter more than fewer rows.
         """
         with self._transaction("write"):
-            for is_delete, values in _runs(writes):
-                self._write_run(is_delete, values)
+            for kind, values in _runs(writes):
+                if kind == "upsert" or kind == "delete":
+                    self._write_run(kind == "delete", values)
+                else:
+                    self._conn.executemany(self._other_sql(kind), values)
+
+    def _other_sql(self, kind: str) -> str:
+        t = self.table
+        if kind == "result":
+            return (
+                f"INSERT OR REPLACE INTO {t}_results (job_id, origin, status, value, error, "
+                "finished_at) VALUES (?, ?, ?, ?, ?, ?)"
+            )
+        if kind == "release":
+            return (
+                f"UPDATE {t} SET lease_owner = NULL, lease_expires_at = NULL "
+                "WHERE job_id = ? AND lease_owner = ?"
+            )
+        return (
+            f"INSERT INTO {t}_commands (target, job_id, kind, payload, created_at) "
+            "VALUES (?, ?, ?, ?, ?)"
+        )
 
     def _write_run(self, is_delete: bool, values: list[Any]) -> None:
         width = 1 if is_delete else _WIDTH
@@ -229,25 +225,6 @@ class SQLiteDatabase:
             self._write_run(True, list(job_ids))
         return self._conn.total_changes - before
 
-    def claim_due(
-        self, *, owner: str, now: datetime, lease: timedelta, limit: int
-    ) -> list[StoredJob]:
-        """Lease up to ``limit`` due, unleased (or lease-expired) rows to ``owner``."""
-        stamp, until = to_db_time(now), to_db_time(now + lease)
-        with self._transaction("claim") as conn:
-            raw = conn.execute(
-                f"SELECT {_COLUMNS} FROM {self.table} WHERE next_run_at <= ? "
-                "AND state != 'permanently_failed' AND (lease_owner IS NULL "
-                "OR lease_owner = ? OR lease_expires_at < ?) ORDER BY next_run_at LIMIT ?",
-                (stamp, owner, stamp, limit),
-            ).fetchall()
-            conn.executemany(
-                f"UPDATE {self.table} SET lease_owner = ?, lease_expires_at = ? WHERE job_id = ?",
-                [(owner, until, row[0]) for row in raw],
-            )
-        claimed = [row_to_job(row) for row in raw]
-        return [_leased(job, owner, now + lease) for job in claimed]
-
     def release(self, *, owner: str, job_ids: Sequence[str]) -> None:
         """Clear ``owner``'s leases on ``job_ids``."""
         with self._transaction("release") as conn:
@@ -256,10 +233,6 @@ class SQLiteDatabase:
                 "WHERE job_id = ? AND lease_owner = ?",
                 [(job_id, owner) for job_id in job_ids],
             )
-
-
-def _leased(job: StoredJob, owner: str, until: datetime) -> StoredJob:
-    return attrs.evolve(job, lease_owner=owner, lease_expires_at=until)
 
 
 def job_to_row(job: StoredJob) -> tuple[Any, ...]:
@@ -276,27 +249,46 @@ def job_to_row(job: StoredJob) -> tuple[Any, ...]:
         job.cron,
         job.lease_owner,
         None if lease is None else to_db_time(lease),
+        job.origin,
     )
 
 
-def _runs(writes: Sequence[Write]) -> Iterator[tuple[bool, list[Any]]]:
-    """Maximal runs of consecutive deletes / upserts, as flat parameter lists."""
+def _runs(writes: Sequence[Write]) -> Iterator[tuple[str, list[Any]]]:
+    """Maximal runs of consecutive writes of one kind: flat parameter lists for upserts and
+    deletes (multi-row statements), parameter tuples for the other kinds (executemany)."""
     values: list[Any] = []
-    deleting = False
+    current = ""
     for write in writes:
-        is_delete = isinstance(write, Delete)
-        if is_delete is not deleting and values:
-            yield deleting, values
+        kind, params = _params(write)
+        if kind != current and values:
+            yield current, values
             values = []
-        deleting = is_delete
-        if isinstance(write, Delete):
-            values.append(write.job_id)
-        elif isinstance(write, Upsert):
-            values.extend(job_to_row(write.job))
+        current = kind
+        if kind == "upsert":
+            values.extend(params)
+        elif kind == "delete":
+            values.append(params[0])
         else:
-            raise StorageError(f"SQLiteStorage cannot apply {type(write).__name__} writes")
+            values.append(params)
     if values:
-        yield deleting, values
+        yield current, values
+
+
+def _params(write: Write) -> tuple[str, tuple[Any, ...]]:
+    if isinstance(write, Upsert):
+        return "upsert", job_to_row(write.job)
+    if isinstance(write, Delete):
+        return "delete", (write.job_id,)
+    if isinstance(write, PutResult):
+        r = write.result
+        values = (r.job_id, r.origin, r.status.value, r.value, r.error, to_db_time(r.finished_at))
+        return "result", values
+    if isinstance(write, Release):
+        return "release", (write.job_id, write.owner)
+    if isinstance(write, SendCommand):
+        c = write.command
+        return "command", (c.target, c.job_id, c.kind.value, c.payload, to_db_time(c.created_at))
+    raise StorageError(f"SQLiteStorage cannot apply {type(write).__name__} writes")
 
 
 _TRIGGERS = {trigger.value: trigger for trigger in Trigger}
@@ -306,8 +298,8 @@ _STATES = {state.value: state for state in StoredState}
 def row_to_job(raw: tuple[Any, ...]) -> StoredJob:
     """Column values back to a :class:`StoredJob`; ``ValueError``/``TypeError`` if corrupt.
 
-    ``raw`` holds the columns of ``_COLUMNS`` (lease columns optional: :meth:`load`
-    leaves them out). Every column is checked here, so the row is built unvalidated.
+    ``raw`` holds the columns of ``COLUMNS`` (the last three, lease and origin, are
+    optional). Every column is checked here, so the row is built unvalidated.
     """
     job_id, task, trigger, next_run_at, arguments, attempt, state, cron = raw[:8]
     if type(job_id) is not str or type(task) is not str:
@@ -321,15 +313,24 @@ def row_to_job(raw: tuple[Any, ...]) -> StoredJob:
     kind, where = _TRIGGERS.get(trigger), _STATES.get(state)
     if kind is None or where is None:
         raise ValueError(f"unknown trigger {trigger!r} or state {state!r}")
-    job = StoredJob._trusted(
-        job_id, task, kind, from_db_time(next_run_at), arguments, attempt, where, cron
+    owner, lease, origin = raw[8:11] if len(raw) > 8 else (None, None, None)
+    if (owner is not None and type(owner) is not str) or (
+        origin is not None and type(origin) is not str
+    ):
+        raise TypeError("lease_owner and origin must be text")
+    return StoredJob._trusted(
+        job_id,
+        task,
+        kind,
+        from_db_time(next_run_at),
+        arguments,
+        attempt,
+        where,
+        cron,
+        owner,
+        None if lease is None else from_db_time(lease),
+        origin,
     )
-    if len(raw) > 8 and (raw[8] is not None or raw[9] is not None):
-        owner, lease = raw[8], raw[9]
-        job = attrs.evolve(
-            job, lease_owner=owner, lease_expires_at=None if lease is None else from_db_time(lease)
-        )
-    return job
 
 
 def _explain(path: Path, action: str, exc: sqlite3.Error) -> str:

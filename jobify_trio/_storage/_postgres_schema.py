@@ -1,0 +1,143 @@
+"""The PostgreSQL table layout (schema version 1 of the PostgreSQL store) and its check.
+
+Tables live in ``schema`` (created if missing) and are named ``<prefix>_jobs``,
+``<prefix>_meta`` (the schema version), ``<prefix>_instances``, ``<prefix>_claims``,
+``<prefix>_results`` and ``<prefix>_commands``. Creation runs in one transaction under an
+advisory lock, so instances starting together do not race.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import attrs
+import psycopg
+
+from ..storage import StorageError, validate_table_name
+
+__all__ = ["PG_SCHEMA_VERSION", "Names", "create_or_check"]
+
+#: Version of the table layout written by :class:`~jobify_trio.storage.PostgresStorage`.
+PG_SCHEMA_VERSION: Final = 1
+
+_DDL: Final = """
+CREATE TABLE IF NOT EXISTS {jobs} (
+    job_id text PRIMARY KEY,
+    task text NOT NULL,
+    trigger text NOT NULL,
+    next_run_at timestamptz NOT NULL,
+    arguments bytea NOT NULL,
+    attempt integer NOT NULL DEFAULT 1,
+    state text NOT NULL DEFAULT 'scheduled',
+    cron text,
+    lease_owner text,
+    lease_expires_at timestamptz,
+    origin text
+);
+CREATE INDEX IF NOT EXISTS {p}_jobs_next_run_at ON {jobs} (next_run_at);
+CREATE INDEX IF NOT EXISTS {p}_jobs_lease_owner ON {jobs} (lease_owner);
+CREATE TABLE IF NOT EXISTS {instances} (
+    instance_id text PRIMARY KEY,
+    host text NOT NULL,
+    pid integer NOT NULL,
+    started_at timestamptz NOT NULL,
+    heartbeat_at timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {claims} (
+    job_id text NOT NULL,
+    slot timestamptz NOT NULL,
+    owner text NOT NULL,
+    claimed_at timestamptz NOT NULL,
+    PRIMARY KEY (job_id, slot)
+);
+CREATE INDEX IF NOT EXISTS {p}_claims_claimed_at ON {claims} (claimed_at);
+CREATE TABLE IF NOT EXISTS {results} (
+    job_id text PRIMARY KEY,
+    origin text,
+    status text NOT NULL,
+    value bytea,
+    error text,
+    finished_at timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {commands} (
+    command_id bigserial PRIMARY KEY,
+    target text NOT NULL,
+    job_id text NOT NULL,
+    kind text NOT NULL,
+    payload bytea NOT NULL,
+    created_at timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS {p}_commands_target ON {commands} (target)
+"""
+
+
+@attrs.frozen
+class Names:
+    """Quoted, schema-qualified table names and the notification channel of one store."""
+
+    schema: str
+    prefix: str
+
+    def __attrs_post_init__(self) -> None:
+        validate_table_name(self.schema)
+        validate_table_name(f"{self.prefix}_commands")
+
+    def table(self, suffix: str) -> str:
+        return f'"{self.schema}"."{self.prefix}_{suffix}"'
+
+    @property
+    def jobs(self) -> str:
+        return self.table("jobs")
+
+    @property
+    def channel_name(self) -> str:
+        """The ``LISTEN``/``NOTIFY`` channel's name (at most 63 bytes)."""
+        return f"jobify:{self.schema}.{self.prefix}"[:63]
+
+    @property
+    def channel(self) -> str:
+        """The channel as a quoted identifier (for ``LISTEN``)."""
+        return '"' + self.channel_name + '"'
+
+    def ddl(self) -> list[str]:
+        names = {
+            suffix: self.table(suffix)
+            for suffix in ("jobs", "instances", "claims", "results", "commands")
+        }
+        text = _DDL.format(p=self.prefix, **names)
+        return [statement for statement in text.split(";") if statement.strip()]
+
+
+def create_or_check(conn: psycopg.Connection[Any], names: Names, where: str) -> None:
+    """Create the schema and tables, or check their version (one transaction)."""
+    meta = names.table("meta")
+    found = conn.execute(
+        "SELECT 1 FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
+        (names.schema, f"{names.prefix}_meta"),
+    ).fetchone()
+    if found is not None:
+        _check(conn, meta, names, where)
+        return
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{where}/{names.jobs}",))
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{names.schema}"')
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {meta} (key text PRIMARY KEY, value text)")
+        for statement in names.ddl():
+            conn.execute(statement)
+        conn.execute(
+            f"INSERT INTO {meta} (key, value) VALUES ('schema_version', %s) "
+            "ON CONFLICT (key) DO NOTHING",
+            (str(PG_SCHEMA_VERSION),),
+        )
+    _check(conn, meta, names, where)
+
+
+def _check(conn: psycopg.Connection[Any], meta: str, names: Names, where: str) -> None:
+    row = conn.execute(f"SELECT value FROM {meta} WHERE key = 'schema_version'").fetchone()
+    version = None if row is None else row[0]
+    if version != str(PG_SCHEMA_VERSION):
+        raise StorageError(
+            f"PostgreSQL job store {where}: tables {names.jobs}: schema version {version!r} is "
+            f"not supported (this jobify_trio reads version {PG_SCHEMA_VERSION}); use the "
+            "jobify_trio release that wrote it, or another schema or table_prefix"
+        )

@@ -1,0 +1,104 @@
+"""The SQLite table layout (schema version 2) and the migration from version 1.
+
+Version 1 held one job table (``<table>``) and ``<table>_meta``. Version 2 adds the
+``origin`` column and the tables of the sharing protocol: ``<table>_instances``,
+``<table>_claims`` (cron slot claims), ``<table>_results`` and ``<table>_commands``.
+A version 1 file is migrated in place, in one ``BEGIN IMMEDIATE`` transaction, when a
+version 2 store opens it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Final
+
+from ..storage import SCHEMA_VERSION, StorageError
+
+__all__ = ["create_or_migrate"]
+
+_V1_JOBS: Final = """
+CREATE TABLE IF NOT EXISTS {t} (
+    job_id TEXT PRIMARY KEY NOT NULL,
+    task TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    next_run_at TEXT NOT NULL,
+    arguments BLOB NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 1,
+    state TEXT NOT NULL DEFAULT 'scheduled',
+    cron TEXT,
+    lease_owner TEXT,
+    lease_expires_at TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS {t}_next_run_at ON {t} (next_run_at)
+"""
+
+_V2_ADDITIONS: Final = """
+ALTER TABLE {t} ADD COLUMN origin TEXT;
+CREATE INDEX IF NOT EXISTS {t}_lease_owner ON {t} (lease_owner);
+CREATE TABLE IF NOT EXISTS {t}_instances (
+    instance_id TEXT PRIMARY KEY NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    heartbeat_at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS {t}_claims (
+    job_id TEXT NOT NULL,
+    slot TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    claimed_at TEXT NOT NULL,
+    PRIMARY KEY (job_id, slot)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS {t}_claims_claimed_at ON {t}_claims (claimed_at);
+CREATE TABLE IF NOT EXISTS {t}_results (
+    job_id TEXT PRIMARY KEY NOT NULL,
+    origin TEXT,
+    status TEXT NOT NULL,
+    value BLOB,
+    error TEXT,
+    finished_at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS {t}_commands (
+    command_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    target TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS {t}_commands_target ON {t}_commands (target)
+"""
+
+
+def _run(conn: sqlite3.Connection, script: str, table: str) -> None:
+    for statement in script.format(t=table).split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def create_or_migrate(conn: sqlite3.Connection, path: Path, table: str) -> None:
+    """Create the version 2 tables, migrate a version 1 layout, or refuse another version.
+
+    Runs inside the caller's ``BEGIN IMMEDIATE`` transaction.
+    """
+    meta = f"{table}_meta"
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {meta} (key TEXT PRIMARY KEY, value TEXT)")
+    row = conn.execute(f"SELECT value FROM {meta} WHERE key='schema_version'").fetchone()
+    if row is not None and row[0] == str(SCHEMA_VERSION):
+        return
+    if row is None:
+        _run(conn, _V1_JOBS, table)
+        conn.execute(
+            f"INSERT INTO {meta} (key, value) VALUES ('schema_version', '1')",
+        )
+    elif row[0] != "1":
+        raise StorageError(
+            f"job database {str(path)!r}, table {table!r}: schema version "
+            f"{row[0]!r} is not supported (this jobify_trio reads version {SCHEMA_VERSION}); "
+            "use the jobify_trio release that wrote it, or another table_name"
+        )
+    _run(conn, _V2_ADDITIONS, table)
+    conn.execute(
+        f"UPDATE {meta} SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+    )

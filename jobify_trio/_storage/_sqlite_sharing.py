@@ -1,0 +1,165 @@
+"""The sharing methods of :class:`~jobify_trio.storage.SQLiteStorage` (a mixin).
+
+Each method hands one function of :mod:`jobify_trio._storage._sqlite_share` to the
+connection's thread. :meth:`wait_changed` polls ``PRAGMA data_version`` on that thread
+every :data:`DATA_VERSION_POLL` seconds: it changes when another connection (another
+process) commits, and costs one thread hop.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from types import ModuleType
+from typing import TYPE_CHECKING, Final
+
+import trio
+
+from ._shared import Heartbeat, InstanceInfo, SlotClaim, StoredResult
+
+if TYPE_CHECKING:
+    from ..storage import StoredJob
+    from ._sqlite_thread import SQLiteThread
+
+__all__ = ["DATA_VERSION_POLL", "SQLiteSharing"]
+
+#: Seconds between two ``PRAGMA data_version`` reads in :meth:`SQLiteSharing.wait_changed`.
+DATA_VERSION_POLL: Final = 0.05
+
+
+def _share() -> ModuleType:
+    # Imported on first use: the module needs jobify_trio.storage, which imports this one.
+    return importlib.import_module("jobify_trio._storage._sqlite_share")
+
+
+class SQLiteSharing:
+    """Presence, leases, claims, results and wake-ups on one SQLite file."""
+
+    _data_version: int | None = None
+
+    if TYPE_CHECKING:
+
+        def _open_thread(self) -> SQLiteThread: ...  # provided by SQLiteStorage
+
+    @property
+    def can_share(self) -> bool:
+        """True: several processes may share one SQLite file."""
+        return True
+
+    async def register_instance(self, info: InstanceInfo, /) -> None:
+        """Add (or replace) the instance's row."""
+        await self._open_thread().call(lambda db: _share().register_instance(db, info))
+
+    async def heartbeat(
+        self, *, instance_id: str, now: datetime, lease_until: datetime
+    ) -> Heartbeat:
+        """Renew the instance and its leases; take its commands (one transaction)."""
+        beat: Heartbeat = await self._open_thread().call(
+            lambda db: _share().heartbeat(
+                db, instance_id=instance_id, now=now, lease_until=lease_until
+            )
+        )
+        return beat
+
+    async def instances(self) -> list[InstanceInfo]:
+        """Every instance row."""
+        found: list[InstanceInfo] = await self._open_thread().call(_share().instances)
+        return found
+
+    async def unregister_instance(self, *, instance_id: str) -> None:
+        """Delete the instance's row and end its leases."""
+        await self._open_thread().call(
+            lambda db: _share().unregister_instance(db, instance_id=instance_id)
+        )
+
+    async def claim_due(
+        self, *, owner: str, now: datetime, lease: timedelta, limit: int
+    ) -> list[StoredJob]:
+        """Lease due rows owned by no live instance to ``owner`` (``BEGIN IMMEDIATE``)."""
+        jobs: list[StoredJob] = await self._open_thread().call(
+            lambda db: _share().claim_due(db, owner=owner, now=now, lease=lease, limit=limit)
+        )
+        return jobs
+
+    async def adopt_orphans(
+        self, *, owner: str, now: datetime, lease: timedelta, limit: int
+    ) -> list[StoredJob]:
+        """Lease rows whose lease expired (and unowned cron rows) to ``owner``."""
+        jobs: list[StoredJob] = await self._open_thread().call(
+            lambda db: _share().adopt_orphans(db, owner=owner, now=now, lease=lease, limit=limit)
+        )
+        return jobs
+
+    async def next_due_at(self, *, now: datetime) -> datetime | None:
+        """The earliest run of a claimable one-off row."""
+        due: datetime | None = await self._open_thread().call(
+            lambda db: _share().next_due_at(db, now=now)
+        )
+        return due
+
+    async def claim_cron_slots(
+        self, claims: Sequence[SlotClaim], /, *, now: datetime, lease: timedelta
+    ) -> set[str]:
+        """Commit the slot claims that still hold, in one transaction."""
+        if not claims:
+            return set()
+        won: set[str] = await self._open_thread().call(
+            lambda db: _share().claim_cron_slots(db, claims, now=now, lease=lease)
+        )
+        return won
+
+    async def try_take(self, job: StoredJob, /, *, now: datetime) -> str | None:
+        """Upsert ``job`` unless another live instance owns the row."""
+        other: str | None = await self._open_thread().call(
+            lambda db: _share().try_take(db, job, now=now)
+        )
+        return other
+
+    async def try_delete(self, job_id: str, /, *, owner: str, now: datetime) -> str | None:
+        """Delete the row unless another live instance owns it."""
+        other: str | None = await self._open_thread().call(
+            lambda db: _share().try_delete(db, job_id, owner=owner, now=now)
+        )
+        return other
+
+    async def get_job(self, job_id: str, /) -> StoredJob | None:
+        """The row with its lease columns and origin, or None."""
+        job: StoredJob | None = await self._open_thread().call(
+            lambda db: _share().get_job(db, job_id)
+        )
+        return job
+
+    async def fetch_results(self, job_ids: Sequence[str], /) -> list[StoredResult]:
+        """The stored results of these jobs."""
+        if not job_ids:
+            return []
+        found: list[StoredResult] = await self._open_thread().call(
+            lambda db: _share().fetch_results(db, job_ids)
+        )
+        return found
+
+    async def prune(
+        self, *, results_before: datetime, claims_before: datetime, instances_before: datetime
+    ) -> None:
+        """Delete old results, slot claims and instance rows."""
+        await self._open_thread().call(
+            lambda db: _share().prune(
+                db,
+                results_before=results_before,
+                claims_before=claims_before,
+                instances_before=instances_before,
+            )
+        )
+
+    async def wait_changed(self, *, poll_interval: float) -> bool:
+        """Poll ``PRAGMA data_version`` every 50 ms for up to ``poll_interval`` seconds."""
+        thread = self._open_thread()
+        with trio.move_on_after(poll_interval):
+            while True:
+                version = await thread.call(lambda db: db.data_version())
+                seen, self._data_version = self._data_version, version
+                if seen is not None and seen != version:
+                    return True
+                await trio.sleep(DATA_VERSION_POLL)
+        return False
