@@ -3,8 +3,6 @@ retention and wake-ups, against every backend of ``_stores.py``."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import trio
 from _stores import Backend
 from test_storage_contract import LEASE, at, job
@@ -112,7 +110,8 @@ async def test_a_thousand_claims_in_one_call_including_successive_slots(backend:
         f"c{i}" for i in range(1000)
     }
     row = await store.get_job("c0")
-    assert row is not None and row.next_run_at == at(4)
+    assert row is not None
+    assert row.next_run_at == at(4)
     assert await store.claim_cron_slots([], now=at(3), lease=LEASE) == set()
 
 
@@ -126,7 +125,8 @@ async def test_try_take_and_try_delete_respect_live_owners_only(backend: Backend
     assert await store.try_delete("d", owner="B", now=at(10)) == "A"
     assert await store.try_take(job("d", at=7, owner="A", until=40), now=at(10)) is None
     row = await store.get_job("d")
-    assert row is not None and (row.next_run_at, row.lease_owner) == (at(7), "A")
+    assert row is not None
+    assert (row.next_run_at, row.lease_owner) == (at(7), "A")
     # A dies (lease 40 s): B takes the row, then deletes it
     assert await store.try_take(job("d", at=9, owner="B", until=100), now=at(41)) is None
     assert await store.try_delete("d", owner="A", now=at(50)) == "B"
@@ -164,11 +164,14 @@ async def test_heartbeat_renews_leases_and_delivers_commands_once(backend: Backe
     again = await other.heartbeat(instance_id="A", now=at(11), lease_until=at(41))
     assert again.commands == ()
     row = await store.get_job("a1")
-    assert row is not None and row.lease_expires_at == at(41)
+    assert row is not None
+    assert row.lease_expires_at == at(41)
     b_row = await store.get_job("b")
-    assert b_row is not None and b_row.lease_expires_at == at(30)
+    assert b_row is not None
+    assert b_row.lease_expires_at == at(30)
     found = {i.instance_id: i for i in await other.instances()}
-    assert found["A"].heartbeat_at == at(11) and found["B"] == instance("B")
+    assert found["A"].heartbeat_at == at(11)
+    assert found["B"] == instance("B")
 
 
 async def test_unregister_ends_leases_and_keeps_rows(backend: Backend) -> None:
@@ -178,7 +181,8 @@ async def test_unregister_ends_leases_and_keeps_rows(backend: Backend) -> None:
     await store.unregister_instance(instance_id="A")
     assert await store.instances() == []
     row = await store.get_job("a")
-    assert row is not None and (row.lease_owner, row.lease_expires_at) == (None, None)
+    assert row is not None
+    assert (row.lease_owner, row.lease_expires_at) == (None, None)
     assert await store.try_delete("a", owner="B", now=at(1)) is None
 
 

@@ -79,8 +79,11 @@ class Names:
     prefix: str
 
     def __attrs_post_init__(self) -> None:
-        validate_table_name(self.schema)
-        validate_table_name(f"{self.prefix}_commands")
+        for what, name in (("schema", self.schema), ("table_prefix", f"{self.prefix}_commands")):
+            try:
+                validate_table_name(name)
+            except ValueError as exc:
+                raise ValueError(f"PostgresStorage {what}: {exc}") from None
 
     def table(self, suffix: str) -> str:
         return f'"{self.schema}"."{self.prefix}_{suffix}"'
