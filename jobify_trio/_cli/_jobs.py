@@ -23,6 +23,7 @@ from typing import TextIO
 from .._storage._sqlite import SQLiteDatabase, row_to_job
 from ..storage import StorageError
 from ._cron import CliError
+from ._db import postgres_url
 
 __all__ = ["jobs_main"]
 
@@ -49,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
 def jobs_main(argv: Sequence[str], *, out: TextIO | None = None) -> int:
     """Run ``jobify-trio jobs`` with ``argv``; returns the exit code (2 on bad input)."""
     stream = sys.stdout if out is None else out
+    if postgres_url(argv) is not None:  # --db postgresql://... or $JOBIFY_DB
+        from ._jobs_pg import pg_jobs_main
+
+        return pg_jobs_main(argv, out=stream)
     args = _parser().parse_args(list(argv))
     try:
         return _dispatch(args, stream)

@@ -26,6 +26,7 @@ import trio
 from .._api._app import Jobify
 from .._runtime._events import JobEvent, JobEventKind
 from ._cron import CliError
+from ._db import ENV_VAR, storage_for
 
 __all__ = ["EventLog", "add_run_parser", "load_app", "run_main", "serve"]
 
@@ -48,6 +49,11 @@ def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
     parser.add_argument(
+        "--db",
+        help=f"job store replacing the app's: a postgresql:// URL or a SQLite file "
+        f"(default: ${ENV_VAR} if set, else the app's own storage)",
+    )
+    parser.add_argument(
         "--app-dir", default=".", help="directory put first on sys.path (default: .)"
     )
 
@@ -56,6 +62,9 @@ def run_main(args: argparse.Namespace) -> int:
     if args.grace < 0:
         raise CliError(f"--grace must be >= 0, got {args.grace}")
     app = load_app(args.app, app_dir=Path(args.app_dir))
+    db = args.db or os.environ.get(ENV_VAR)
+    if db:
+        app._storage = storage_for(db)
     log = EventLog(app, json_lines=args.log_format == "json", stream=sys.stdout)
     trio.run(serve, app, args.grace, log)
     return 0

@@ -25,6 +25,18 @@ __all__ = ["PostgresStorage"]
 T = TypeVar("T")
 
 
+def _check_conninfo(conninfo: str) -> None:
+    try:
+        from psycopg import Error
+        from psycopg.conninfo import conninfo_to_dict
+    except ImportError:  # reported by startup()
+        return
+    try:
+        conninfo_to_dict(conninfo)
+    except Error as exc:
+        raise ValueError(f"PostgresStorage: invalid conninfo {conninfo!r}: {exc}") from None
+
+
 class PostgresStorage(Storage):
     """Jobs in PostgreSQL tables ``<schema>.<table_prefix>_*``; several instances may share them.
 
@@ -57,6 +69,7 @@ class PostgresStorage(Storage):
         ):
             if not isinstance(value, int | float) or value <= 0:
                 raise ValueError(f"PostgresStorage {name} must be > 0 seconds, got {value!r}")
+        _check_conninfo(conninfo)
         self.conninfo = conninfo
         self.names: Names = Names(schema, table_prefix)
         self.schema = schema

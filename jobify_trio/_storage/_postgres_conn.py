@@ -90,7 +90,9 @@ class PGConnection:
         self._setup = setup
         self._conn: psycopg.Connection[Any] | None = None
         given = conninfo_to_dict(conninfo)
-        self._defaults = {} if "application_name" in given else {"application_name": "jobify_trio"}
+        self._defaults: dict[str, Any] = (
+            {} if "application_name" in given else {"application_name": "jobify_trio"}
+        )
 
     def connect_plain(self) -> psycopg.Connection[Any]:
         """A new autocommit connection with the store's timeouts (tables not checked)."""

@@ -8,12 +8,14 @@ advisory lock, so instances starting together do not race.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
-import psycopg
 
 from ..storage import StorageError, validate_table_name
+
+if TYPE_CHECKING:
+    import psycopg
 
 __all__ = ["PG_SCHEMA_VERSION", "Names", "create_or_check"]
 
