@@ -26,7 +26,7 @@ nitpicky = False
 suppress_warnings = ["autodoc.import_object"]
 
 # How-to pages written alongside the features they describe; the index lists those present.
-OPTIONAL_HOWTOS = ["cron", "retries", "serialization", "middleware", "durability"]
+OPTIONAL_HOWTOS = ["cron", "retries", "serialization", "middleware", "durability", "postgres"]
 
 
 def _list_optional_howtos(app: Any, docname: str, source: list[str]) -> None:
