@@ -164,3 +164,16 @@ async def test_bad_arguments_are_refused_at_the_call_site() -> None:
         PostgresStorage("")
     with pytest.raises(ValueError, match="statement_timeout must be > 0"):
         PostgresStorage("postgresql://x/y", statement_timeout=0)
+
+
+async def test_a_failing_write_rolls_back_its_whole_batch(pg: PostgresBackend) -> None:
+    from jobify_trio.storage import Delete, Upsert
+
+    store = await pg.open()
+    await store.add(job("kept"))
+    bad = job("bad", task="nul\x00byte")  # PostgreSQL text cannot hold NUL
+    with pytest.raises(StorageError, match=r"cannot write"):
+        await store.apply([Upsert(job=job("new")), Delete(job_id="kept"), Upsert(job=bad)])
+    assert [j.job_id for j in (await store.load()).jobs] == ["kept"]
+    await store.add(job("after"))
+    assert [j.job_id for j in (await store.load()).jobs] == ["after", "kept"]

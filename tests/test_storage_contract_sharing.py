@@ -248,3 +248,25 @@ async def test_wait_changed_sees_another_connections_change(backend: Backend) ->
             await other.add(job("due-unowned"))
             await seen.wait()
             assert trio.current_time() - start < 1.0
+
+
+async def test_concurrent_takes_of_a_new_row_have_one_winner(backend: Backend) -> None:
+    stores = [await backend.open(), await backend.open()]
+    results: dict[tuple[str, int], str | None] = {}
+
+    async def take(index: int, job_id: str) -> None:
+        row = job(job_id, owner=f"I{index}", until=60)
+        results[job_id, index] = await stores[index].try_take(row, now=at(0))
+
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            for n in range(20):
+                for index in range(2):
+                    nursery.start_soon(take, index, f"d{n}")
+    for n in range(20):
+        outcome = {results[f"d{n}", 0], results[f"d{n}", 1]}
+        assert outcome in ({None, "I0"}, {None, "I1"})
+        row = await stores[0].get_job(f"d{n}")
+        assert row is not None
+        winner = 0 if results[f"d{n}", 0] is None else 1
+        assert row.lease_owner == f"I{winner}"

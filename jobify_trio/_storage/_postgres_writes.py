@@ -27,6 +27,7 @@ from ..storage import (
     Write,
 )
 from ._postgres_schema import Names
+from ._shared import Command, StoredResult
 
 __all__ = ["COLUMNS", "apply_writes", "row_to_job"]
 
@@ -144,19 +145,7 @@ def statements(names: Names, writes: Sequence[Write]) -> tuple[list[Statement], 
 
 def _other(names: Names, kind: str, run: list[Write]) -> Statement:
     if kind == "result":
-        results = {w.result.job_id: w.result for w in run if isinstance(w, PutResult)}
-        rows = [
-            (r.job_id, r.origin, r.status.value, r.value, r.error, r.finished_at)
-            for r in results.values()
-        ]
-        types = ("text[]", "text[]", "text[]", "bytea[]", "text[]", "timestamptz[]")
-        sql = (
-            f"INSERT INTO {names.table('results')} (job_id, origin, status, value, error, "
-            f"finished_at) {_unnest(types)} ON CONFLICT (job_id) DO UPDATE SET "
-            "origin = EXCLUDED.origin, status = EXCLUDED.status, value = EXCLUDED.value, "
-            "error = EXCLUDED.error, finished_at = EXCLUDED.finished_at"
-        )
-        return sql, _columns(rows, 6)
+        return _results(names, [w.result for w in run if isinstance(w, PutResult)])
     if kind == "release":
         pairs = [(w.job_id, w.owner) for w in run if isinstance(w, Release)]
         sql = (
@@ -165,14 +154,32 @@ def _other(names: Names, kind: str, run: list[Write]) -> Statement:
             "WHERE j.job_id = r.job_id AND j.lease_owner = r.owner"
         )
         return sql, _columns(pairs, 2)
-    commands = [w.command for w in run if isinstance(w, SendCommand)]
-    rows2 = [(c.target, c.job_id, c.kind.value, c.payload, c.created_at) for c in commands]
-    types2 = ("text[]", "text[]", "text[]", "bytea[]", "timestamptz[]")
+    return _commands(names, [w.command for w in run if isinstance(w, SendCommand)])
+
+
+def _results(names: Names, results: list[StoredResult]) -> Statement:
+    last = {r.job_id: r for r in results}  # ON CONFLICT cannot touch a row twice
+    rows = [
+        (r.job_id, r.origin, r.status.value, r.value, r.error, r.finished_at) for r in last.values()
+    ]
+    types = ("text[]", "text[]", "text[]", "bytea[]", "text[]", "timestamptz[]")
+    sql = (
+        f"INSERT INTO {names.table('results')} (job_id, origin, status, value, error, "
+        f"finished_at) {_unnest(types)} ON CONFLICT (job_id) DO UPDATE SET "
+        "origin = EXCLUDED.origin, status = EXCLUDED.status, value = EXCLUDED.value, "
+        "error = EXCLUDED.error, finished_at = EXCLUDED.finished_at"
+    )
+    return sql, _columns(rows, 6)
+
+
+def _commands(names: Names, commands: list[Command]) -> Statement:
+    rows = [(c.target, c.job_id, c.kind.value, c.payload, c.created_at) for c in commands]
+    types = ("text[]", "text[]", "text[]", "bytea[]", "timestamptz[]")
     sql = (
         f"INSERT INTO {names.table('commands')} (target, job_id, kind, payload, created_at) "
-        + _unnest(types2)
+        + _unnest(types)
     )
-    return sql, _columns(rows2, 5)
+    return sql, _columns(rows, 5)
 
 
 def apply_writes(conn: psycopg.Connection[Any], names: Names, writes: Sequence[Write]) -> None:
