@@ -270,3 +270,29 @@ async def test_concurrent_takes_of_a_new_row_have_one_winner(backend: Backend) -
         assert row is not None
         winner = 0 if results[f"d{n}", 0] is None else 1
         assert row.lease_owner == f"I{winner}"
+
+
+async def test_concurrent_slot_batches_in_any_order_never_deadlock(backend: Backend) -> None:
+    """Three instances claim the same 200 slots per step, each batch in its own order:
+    every slot is won once and no batch fails (row locks are taken in one order)."""
+    import random
+
+    stores = [await backend.open() for _ in range(3)]
+    await stores[0].add(*(job(f"c{i:03}", at=0, trigger=Trigger.CRON) for i in range(200)))
+    wins: dict[tuple[str, int], int] = {}
+    rng = random.Random(9)
+
+    async def claimer(index: int) -> None:
+        for step in range(8):
+            ids = [f"c{i:03}" for i in range(200)]
+            rng.shuffle(ids)
+            claims = [slot(job_id, step, owner="X") for job_id in ids]
+            for job_id in await stores[index].claim_cron_slots(claims, now=at(0), lease=LEASE):
+                wins[job_id, step] = wins.get((job_id, step), 0) + 1
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            for index in range(3):
+                nursery.start_soon(claimer, index)
+    assert set(wins.values()) == {1}
+    assert {job_id for job_id, step in wins if step == 0} == {f"c{i:03}" for i in range(200)}

@@ -131,7 +131,7 @@ def statements(names: Names, writes: Sequence[Write]) -> tuple[list[Statement], 
     for kind, run in _runs(writes):
         if kind == "upsert":
             last = {w.job.job_id: job_values(w.job) for w in run if isinstance(w, Upsert)}
-            rows = list(last.values())
+            rows = [last[job_id] for job_id in sorted(last)]  # one lock order: no deadlocks
             notify = notify or any(row[8] is None for row in rows)
             out.append((upsert_sql(names.jobs, _unnest(_JOB_TYPES)), _columns(rows, 11)))
         elif kind == "delete":
