@@ -60,8 +60,9 @@ def heartbeat(
             (now, instance_id),
         )
         owned = conn.execute(
-            f"UPDATE {names.jobs} SET lease_expires_at = %s WHERE lease_owner = %s "
-            "RETURNING job_id",
+            f"UPDATE {names.jobs} SET lease_expires_at = %s WHERE job_id IN (SELECT job_id "
+            f"FROM {names.jobs} WHERE lease_owner = %s ORDER BY job_id FOR UPDATE) "
+            "RETURNING job_id",  # rows locked in job_id order, as slot claims lock them
             (lease_until, instance_id),
         )
         taken = conn.execute(
