@@ -60,7 +60,7 @@ class Measurement:
                 values[key] = statistics.median(xs)
                 values[f"{key}__min"], values[f"{key}__max"] = xs[0], xs[-1]
         values["rounds"] = len(samples)
-        failed = len(runs) - len(ok)
+        failed = [str(r.get("reason")) for r in runs if r.get("status") != "ok"]
         return {**ok[0], "values": values, "samples": samples, "failed_runs": failed}
 
 

@@ -319,8 +319,12 @@ def footer(results: Results) -> list[str]:
             status = result.get("status")
             if status != "ok":
                 notes.append(f"{side}/{metric}: {status}: {result.get('reason')}")
-            elif result.get("failed_runs"):
-                notes.append(f"{side}/{metric}: {result['failed_runs']} run(s) failed, not counted")
+            elif failed := result.get("failed_runs"):
+                reasons = failed if isinstance(failed, list) else [failed]
+                notes.append(
+                    f"{side}/{metric}: {len(reasons)} run(s) failed and are not counted "
+                    f"(first: {reasons[0]})"
+                )
     return notes
 
 

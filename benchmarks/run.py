@@ -388,6 +388,8 @@ def render_saved(o: Options) -> int:
         results.setdefault(side, {})
     rows = build_rows(results)
     print(format_table(rows))
+    if pg_rows := build_pg_rows(results):
+        print(format_table(pg_rows, PG_HEADER))
     args = (o, meta["argv"], rows, results, dict(pythons), meta["loads"], meta["elapsed_s"])
     write_report(*args, date=meta["date"], commit=meta["commit"])
     print(f"report: {o.out}")
