@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import attrs
 import pytest
 import trio
 from _stores import Backend
@@ -217,3 +218,36 @@ async def test_adopt_orphans_takes_expired_leases_and_unowned_crons(backend: Bac
     assert await store.adopt_orphans(owner="B", now=at(10), lease=LEASE, limit=10) == []
     limited = await store.adopt_orphans(owner="B", now=at(41), lease=LEASE, limit=2)
     assert len(limited) == 2
+
+
+async def test_mixed_batches_equal_their_writes_applied_one_by_one(backend: Backend) -> None:
+    """Random batches of upserts, deletes and releases touching the same rows: the store
+    ends as a model that applies each write in order (stores may merge a batch's writes)."""
+    import random
+
+    from jobify_trio.storage import Release, Write
+
+    store = await backend.open()
+    rng = random.Random(1234)
+    model: dict[str, StoredJob] = {}
+    for round_ in range(60):
+        writes: list[Write] = []
+        for _ in range(rng.randint(1, 12)):
+            job_id = f"r{rng.randint(0, 5)}"
+            kind = rng.choice(["upsert", "upsert", "delete", "release"])
+            owner = rng.choice(["A", "B", None])
+            if kind == "upsert":
+                row = job(job_id, at=round_, owner=owner, until=None if owner is None else 99)
+                writes.append(Upsert(job=row))
+                model[job_id] = row
+            elif kind == "delete":
+                writes.append(Delete(job_id=job_id))
+                model.pop(job_id, None)
+            elif owner is not None:
+                writes.append(Release(job_id=job_id, owner=owner))
+                if job_id in model and model[job_id].lease_owner == owner:
+                    model[job_id] = attrs.evolve(
+                        model[job_id], lease_owner=None, lease_expires_at=None
+                    )
+        await store.apply(writes)
+        assert {j.job_id: j for j in (await store.load()).jobs} == model, writes

@@ -1,17 +1,23 @@
 """PostgreSQL: rows to and from :class:`~jobify_trio.storage.StoredJob`, and ``apply()``.
 
-A batch is one transaction in few round trips: each run of consecutive writes of one kind
-becomes one statement over arrays (``unnest``), whatever its length, and the statements
-of a batch go out in one pipeline. A batch that holds an unowned row, a release, a
-command or a result also sends one ``NOTIFY`` on the store's channel (delivered at
-commit), which wakes the other instances' claimers.
+A batch is **one statement** (one round trip, its own transaction), whatever it holds.
+First the ordered writes are reduced to their net effect on each job row (an upsert then
+a delete is a delete; a delete then an upsert is the upsert, which replaces every column;
+a release after an upsert of the same row edits the upserted lease), so each row is
+touched once. Then each kind becomes one data-modifying ``WITH`` clause over arrays
+(``unnest``): upserts, deletes, releases, results, commands. A batch that holds an
+unowned row, a release, a command or a result also sends one ``NOTIFY`` on the store's
+channel (delivered at commit), which wakes the other instances' claimers. A single
+statement in autocommit mode costs one round trip, against four for
+``BEGIN``/statements/``COMMIT``, and is about twice as fast for single-row batches.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+import attrs
 import psycopg
 
 from ..storage import (
@@ -29,7 +35,7 @@ from ..storage import (
 from ._postgres_schema import Names
 from ._shared import Command, StoredResult
 
-__all__ = ["COLUMNS", "apply_writes", "row_to_job"]
+__all__ = ["COLUMNS", "apply_writes", "compile_batch", "job_values", "row_to_job", "upsert_sql"]
 
 COLUMNS = (
     "job_id, task, trigger, next_run_at, arguments, attempt, state, cron, "
@@ -50,7 +56,6 @@ _JOB_TYPES = (
 )
 _TRIGGERS = {trigger.value: trigger for trigger in Trigger}
 _STATES = {state.value: state for state in StoredState}
-Statement = tuple[str, Sequence[Any]]
 
 
 def row_to_job(raw: Sequence[Any]) -> StoredJob:
@@ -88,108 +93,127 @@ def upsert_sql(jobs: str, source: str, condition: str = "") -> str:
     )
 
 
-def _unnest(types: Sequence[str]) -> str:
-    return "SELECT * FROM unnest(" + ", ".join(f"%s::{t}" for t in types) + ")"
+def _unnest(types: Sequence[str], names: Sequence[str]) -> str:
+    args = ", ".join(f"%({name})s::{t}" for name, t in zip(names, types, strict=True))
+    return f"SELECT * FROM unnest({args})"
+
+
+class _Net:
+    """The net effect of a batch: at most one of upsert/delete/releases per job row."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, StoredJob | None] = {}  # None: delete
+        self.releases: dict[tuple[str, str], None] = {}
+        self.results: dict[str, StoredResult] = {}
+        self.commands: list[Command] = []
+
+    def add(self, write: Write) -> None:
+        if isinstance(write, Upsert):
+            self._touch(write.job.job_id, write.job)
+        elif isinstance(write, Delete):
+            self._touch(write.job_id, None)
+        elif isinstance(write, Release):
+            self._release(write.job_id, write.owner)
+        elif isinstance(write, PutResult):
+            self.results[write.result.job_id] = write.result
+        elif isinstance(write, SendCommand):
+            self.commands.append(write.command)
+        else:
+            raise StorageError(f"PostgresStorage cannot apply {type(write).__name__} writes")
+
+    def _touch(self, job_id: str, job: StoredJob | None) -> None:
+        if self.releases:  # replaced or deleted: an earlier release no longer matters
+            for key in [key for key in self.releases if key[0] == job_id]:
+                del self.releases[key]
+        self.jobs[job_id] = job
+
+    def _release(self, job_id: str, owner: str) -> None:
+        if job_id not in self.jobs:
+            self.releases[job_id, owner] = None
+            return
+        job = self.jobs[job_id]
+        if job is not None and job.lease_owner == owner:
+            self.jobs[job_id] = attrs.evolve(job, lease_owner=None, lease_expires_at=None)
+
+
+def compile_batch(names: Names, writes: Sequence[Write]) -> tuple[str, dict[str, Any]]:
+    """One statement applying ``writes`` (see the module docs), and its parameters."""
+    net = _Net()
+    for write in writes:
+        net.add(write)
+    clauses: list[str] = []
+    params: dict[str, Any] = {}
+    upserts = sorted((j for j in net.jobs.values() if j is not None), key=_job_id)
+    if upserts:  # in job_id order: concurrent batches lock rows in one order
+        keys = [f"u{i}" for i in range(11)]
+        params.update(zip(keys, _columns([job_values(j) for j in upserts], 11), strict=True))
+        source = _unnest(_JOB_TYPES, keys)
+        clauses.append(f"up AS ({upsert_sql(names.jobs, source)} RETURNING 1)")
+    deletes = sorted(job_id for job_id, job in net.jobs.items() if job is None)
+    if deletes:
+        params["d"] = deletes
+        clauses.append(
+            f"del AS (DELETE FROM {names.jobs} WHERE job_id = ANY(%(d)s::text[]) RETURNING 1)"
+        )
+    clauses.extend(_shared_clauses(names, net, params))
+    notify = bool(net.releases or net.results or net.commands)
+    notify = notify or any(job.lease_owner is None for job in upserts)
+    final = "SELECT pg_notify(%(channel)s, '')" if notify else "SELECT 1"
+    if notify:
+        params["channel"] = names.channel_name
+    return ("WITH " + ", ".join(clauses) + " " if clauses else "") + final, params
+
+
+def _job_id(job: StoredJob) -> str:
+    return job.job_id
+
+
+def _shared_clauses(names: Names, net: _Net, params: dict[str, Any]) -> list[str]:
+    clauses: list[str] = []
+    if net.releases:
+        pairs = sorted(net.releases)
+        params["rj"], params["ro"] = _columns(pairs, 2)
+        clauses.append(
+            f"rel AS (UPDATE {names.jobs} AS j SET lease_owner = NULL, lease_expires_at = NULL "
+            "FROM unnest(%(rj)s::text[], %(ro)s::text[]) AS r(job_id, owner) "
+            "WHERE j.job_id = r.job_id AND j.lease_owner = r.owner RETURNING 1)"
+        )
+    if net.results:
+        clauses.append(_results_clause(names, list(net.results.values()), params))
+    if net.commands:
+        clauses.append(_commands_clause(names, net.commands, params))
+    return clauses
+
+
+def _results_clause(names: Names, results: list[StoredResult], params: dict[str, Any]) -> str:
+    rows = [(r.job_id, r.origin, r.status.value, r.value, r.error, r.finished_at) for r in results]
+    keys = [f"s{i}" for i in range(6)]
+    params.update(zip(keys, _columns(rows, 6), strict=True))
+    types = ("text[]", "text[]", "text[]", "bytea[]", "text[]", "timestamptz[]")
+    return (
+        f"res AS (INSERT INTO {names.table('results')} (job_id, origin, status, value, "
+        f"error, finished_at) {_unnest(types, keys)} ON CONFLICT (job_id) DO UPDATE SET "
+        "origin = EXCLUDED.origin, status = EXCLUDED.status, value = EXCLUDED.value, "
+        "error = EXCLUDED.error, finished_at = EXCLUDED.finished_at RETURNING 1)"
+    )
+
+
+def _commands_clause(names: Names, commands: list[Command], params: dict[str, Any]) -> str:
+    rows = [(c.target, c.job_id, c.kind.value, c.payload, c.created_at) for c in commands]
+    keys = [f"c{i}" for i in range(5)]
+    params.update(zip(keys, _columns(rows, 5), strict=True))
+    types = ("text[]", "text[]", "text[]", "bytea[]", "timestamptz[]")
+    return (
+        f"cmd AS (INSERT INTO {names.table('commands')} (target, job_id, kind, payload, "
+        f"created_at) {_unnest(types, keys)} RETURNING 1)"
+    )
 
 
 def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     return [[row[i] for row in rows] for i in range(width)]
 
 
-def _kind(write: Write) -> str:
-    if isinstance(write, Upsert):
-        return "upsert"
-    if isinstance(write, Delete):
-        return "delete"
-    if isinstance(write, PutResult):
-        return "result"
-    if isinstance(write, Release):
-        return "release"
-    if isinstance(write, SendCommand):
-        return "command"
-    raise StorageError(f"PostgresStorage cannot apply {type(write).__name__} writes")
-
-
-def _runs(writes: Sequence[Write]) -> Iterator[tuple[str, list[Write]]]:
-    run: list[Write] = []
-    current = ""
-    for write in writes:
-        kind = _kind(write)
-        if kind != current and run:
-            yield current, run
-            run = []
-        current = kind
-        run.append(write)
-    if run:
-        yield current, run
-
-
-def statements(names: Names, writes: Sequence[Write]) -> tuple[list[Statement], bool]:
-    """The statements of a batch, and whether it should notify the other instances."""
-    out: list[Statement] = []
-    notify = False
-    for kind, run in _runs(writes):
-        if kind == "upsert":
-            last = {w.job.job_id: job_values(w.job) for w in run if isinstance(w, Upsert)}
-            rows = [last[job_id] for job_id in sorted(last)]  # one lock order: no deadlocks
-            notify = notify or any(row[8] is None for row in rows)
-            out.append((upsert_sql(names.jobs, _unnest(_JOB_TYPES)), _columns(rows, 11)))
-        elif kind == "delete":
-            ids = [w.job_id for w in run if isinstance(w, Delete)]
-            out.append((f"DELETE FROM {names.jobs} WHERE job_id = ANY(%s::text[])", [ids]))
-        else:
-            notify = True
-            out.append(_other(names, kind, run))
-    return out, notify
-
-
-def _other(names: Names, kind: str, run: list[Write]) -> Statement:
-    if kind == "result":
-        return _results(names, [w.result for w in run if isinstance(w, PutResult)])
-    if kind == "release":
-        pairs = [(w.job_id, w.owner) for w in run if isinstance(w, Release)]
-        sql = (
-            f"UPDATE {names.jobs} AS j SET lease_owner = NULL, lease_expires_at = NULL "
-            "FROM unnest(%s::text[], %s::text[]) AS r(job_id, owner) "
-            "WHERE j.job_id = r.job_id AND j.lease_owner = r.owner"
-        )
-        return sql, _columns(pairs, 2)
-    return _commands(names, [w.command for w in run if isinstance(w, SendCommand)])
-
-
-def _results(names: Names, results: list[StoredResult]) -> Statement:
-    last = {r.job_id: r for r in results}  # ON CONFLICT cannot touch a row twice
-    rows = [
-        (r.job_id, r.origin, r.status.value, r.value, r.error, r.finished_at) for r in last.values()
-    ]
-    types = ("text[]", "text[]", "text[]", "bytea[]", "text[]", "timestamptz[]")
-    sql = (
-        f"INSERT INTO {names.table('results')} (job_id, origin, status, value, error, "
-        f"finished_at) {_unnest(types)} ON CONFLICT (job_id) DO UPDATE SET "
-        "origin = EXCLUDED.origin, status = EXCLUDED.status, value = EXCLUDED.value, "
-        "error = EXCLUDED.error, finished_at = EXCLUDED.finished_at"
-    )
-    return sql, _columns(rows, 6)
-
-
-def _commands(names: Names, commands: list[Command]) -> Statement:
-    rows = [(c.target, c.job_id, c.kind.value, c.payload, c.created_at) for c in commands]
-    types = ("text[]", "text[]", "text[]", "bytea[]", "timestamptz[]")
-    sql = (
-        f"INSERT INTO {names.table('commands')} (target, job_id, kind, payload, created_at) "
-        + _unnest(types)
-    )
-    return sql, _columns(rows, 5)
-
-
 def apply_writes(conn: psycopg.Connection[Any], names: Names, writes: Sequence[Write]) -> None:
-    """Apply the batch in one transaction (one statement: one round trip, autocommit)."""
-    batch, notify = statements(names, writes)
-    if notify:
-        batch.append(("SELECT pg_notify(%s, '')", [names.channel_name]))
-    if len(batch) == 1:
-        conn.execute(*batch[0])
-        return
-    with conn.pipeline(), conn.transaction():
-        for sql, params in batch:
-            conn.execute(sql, params)
+    """Apply the batch in one statement (one round trip, one transaction)."""
+    sql, params = compile_batch(names, writes)
+    conn.execute(sql, params)
