@@ -145,23 +145,32 @@ def compile_batch(names: Names, writes: Sequence[Write]) -> tuple[str, dict[str,
     params: dict[str, Any] = {}
     upserts = sorted((j for j in net.jobs.values() if j is not None), key=_job_id)
     if upserts:  # in job_id order: concurrent batches lock rows in one order
-        keys = [f"u{i}" for i in range(11)]
-        params.update(zip(keys, _columns([job_values(j) for j in upserts], 11), strict=True))
-        source = _unnest(_JOB_TYPES, keys)
-        clauses.append(f"up AS ({upsert_sql(names.jobs, source)} RETURNING 1)")
+        clauses.append(_upsert_clause(names, upserts, params))
     deletes = sorted(job_id for job_id, job in net.jobs.items() if job is None)
     if deletes:
         params["d"] = deletes
-        clauses.append(
-            f"del AS (DELETE FROM {names.jobs} WHERE job_id = ANY(%(d)s::text[]) RETURNING 1)"
-        )
+        clauses.append(f"DELETE FROM {names.jobs} WHERE job_id = ANY(%(d)s::text[])")
     clauses.extend(_shared_clauses(names, net, params))
     notify = bool(net.releases or net.results or net.commands)
     notify = notify or any(job.lease_owner is None for job in upserts)
     final = "SELECT pg_notify(%(channel)s, '')" if notify else "SELECT 1"
     if notify:
         params["channel"] = names.channel_name
-    return ("WITH " + ", ".join(clauses) + " " if clauses else "") + final, params
+    if len(clauses) == 1 and not notify:  # one statement needs no WITH
+        return clauses[0], params
+    named = ", ".join(f"w{i} AS ({clause} RETURNING 1)" for i, clause in enumerate(clauses))
+    return (f"WITH {named} " if clauses else "") + final, params
+
+
+def _upsert_clause(names: Names, upserts: list[StoredJob], params: dict[str, Any]) -> str:
+    keys = [f"u{i}" for i in range(11)]
+    if len(upserts) == 1:  # VALUES: ~1.6x faster than unnest for one row (no arrays)
+        params.update(zip(keys, job_values(upserts[0]), strict=True))
+        source = "VALUES (" + ", ".join(f"%({key})s" for key in keys) + ")"
+    else:
+        params.update(zip(keys, _columns([job_values(j) for j in upserts], 11), strict=True))
+        source = _unnest(_JOB_TYPES, keys)
+    return upsert_sql(names.jobs, source)
 
 
 def _job_id(job: StoredJob) -> str:
@@ -174,9 +183,9 @@ def _shared_clauses(names: Names, net: _Net, params: dict[str, Any]) -> list[str
         pairs = sorted(net.releases)
         params["rj"], params["ro"] = _columns(pairs, 2)
         clauses.append(
-            f"rel AS (UPDATE {names.jobs} AS j SET lease_owner = NULL, lease_expires_at = NULL "
+            f"UPDATE {names.jobs} AS j SET lease_owner = NULL, lease_expires_at = NULL "
             "FROM unnest(%(rj)s::text[], %(ro)s::text[]) AS r(job_id, owner) "
-            "WHERE j.job_id = r.job_id AND j.lease_owner = r.owner RETURNING 1)"
+            "WHERE j.job_id = r.job_id AND j.lease_owner = r.owner"
         )
     if net.results:
         clauses.append(_results_clause(names, list(net.results.values()), params))
@@ -191,10 +200,10 @@ def _results_clause(names: Names, results: list[StoredResult], params: dict[str,
     params.update(zip(keys, _columns(rows, 6), strict=True))
     types = ("text[]", "text[]", "text[]", "bytea[]", "text[]", "timestamptz[]")
     return (
-        f"res AS (INSERT INTO {names.table('results')} (job_id, origin, status, value, "
+        f"INSERT INTO {names.table('results')} (job_id, origin, status, value, "
         f"error, finished_at) {_unnest(types, keys)} ON CONFLICT (job_id) DO UPDATE SET "
         "origin = EXCLUDED.origin, status = EXCLUDED.status, value = EXCLUDED.value, "
-        "error = EXCLUDED.error, finished_at = EXCLUDED.finished_at RETURNING 1)"
+        "error = EXCLUDED.error, finished_at = EXCLUDED.finished_at"
     )
 
 
@@ -204,8 +213,8 @@ def _commands_clause(names: Names, commands: list[Command], params: dict[str, An
     params.update(zip(keys, _columns(rows, 5), strict=True))
     types = ("text[]", "text[]", "text[]", "bytea[]", "timestamptz[]")
     return (
-        f"cmd AS (INSERT INTO {names.table('commands')} (target, job_id, kind, payload, "
-        f"created_at) {_unnest(types, keys)} RETURNING 1)"
+        f"INSERT INTO {names.table('commands')} (target, job_id, kind, payload, "
+        f"created_at) {_unnest(types, keys)}"
     )
 
 
