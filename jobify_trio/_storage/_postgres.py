@@ -307,7 +307,9 @@ class PostgresStorage(Storage):
     async def wait_changed(self, *, poll_interval: float) -> bool:
         """Wait up to ``poll_interval`` s for a ``NOTIFY`` (insert, release, command...).
 
-        The first call starts the listening connection and its thread.
+        The first call starts the listening connection and its thread; each time that
+        connection (re)connects, one wake-up is reported, since notifications sent while it
+        was away are lost. The caller polls anyway when this returns False.
         """
         if self._worker is None or self._pg is None:
             raise StorageError(f"{self!r} is not open; call startup() first")
