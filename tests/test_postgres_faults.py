@@ -7,7 +7,7 @@ shared server (stopping the server would disturb everyone else using it).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import timedelta
 
 import pytest
@@ -30,10 +30,10 @@ async def pg() -> AsyncIterator[PostgresBackend]:
         await backend.close()
 
 
-async def _fails_promptly(call: object, match: str) -> StorageError:
+async def _fails_promptly(call: Awaitable[object], match: str) -> StorageError:
     start = trio.current_time()
     with trio.fail_after(PROMPT + 2), pytest.raises(StorageError, match=match) as caught:
-        await call  # type: ignore[misc]
+        await call
     assert trio.current_time() - start < PROMPT
     return caught.value
 

@@ -34,19 +34,20 @@ def job(
     trigger: Trigger = Trigger.AT,
     owner: str | None = None,
     until: float | None = None,
-    **kw: object,
+    task: str = "t",
+    state: StoredState = StoredState.SCHEDULED,
 ) -> StoredJob:
     """A row due ``at`` seconds after T0, leased to ``owner`` until ``until`` seconds."""
     return StoredJob(
         job_id=job_id,
-        task_name=str(kw.pop("task", "t")),
+        task_name=task,
         trigger=trigger,
         next_run_at=T0 + timedelta(seconds=at),
-        arguments=bytes(kw.pop("arguments", b'{"v":1,"args":[],"kwargs":{}}')),  # type: ignore[call-overload]
+        arguments=b'{"v":1,"args":[],"kwargs":{}}',
+        state=state,
         cron=None if trigger is not Trigger.CRON else '{"expr":"* * * * *"}',
         lease_owner=owner,
         lease_expires_at=None if until is None else T0 + timedelta(seconds=until),
-        **kw,  # type: ignore[arg-type]
     )
 
 
