@@ -16,6 +16,7 @@ from ._core._context import JobContext, OuterContext
 from ._core._job import Job, JobStatus
 from ._core._state import RequestState, State
 from ._cron._values import Cron, GracePolicy, MisfirePolicy
+from ._ops._history import RunHistory, RunRecord
 from ._policy._retry import SmartRetry
 from ._policy._run_mode import RunMode
 from ._runtime._events import JobEvent, JobEventKind
@@ -35,7 +36,9 @@ __all__ = [
     "OuterContext",
     "Plugin",
     "RequestState",
+    "RunHistory",
     "RunMode",
+    "RunRecord",
     "ScheduleBuilder",
     "SmartRetry",
     "State",

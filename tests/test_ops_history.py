@@ -1,0 +1,138 @@
+"""Run history: what it records per attempt, and its memory bounds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+import trio
+
+from jobify_trio import Jobify, JobStatus, RunHistory, SmartRetry
+
+
+async def test_records_attempts_with_times_status_and_error(
+    make_app: Callable[..., Jobify], autojump_clock: trio.testing.MockClock
+) -> None:
+    app = make_app(tz="Europe/Berlin")
+    history = RunHistory(app, per_job=5)
+    calls = 0
+
+    @app.task(name="flaky", retry=SmartRetry(1, initial_delay=2, jitter=False))
+    async def flaky() -> str:
+        nonlocal calls
+        calls += 1
+        await trio.sleep(3)
+        if calls == 1:
+            raise ValueError("x" * 500)
+        return "ok"
+
+    async with app:
+        job = await flaky.schedule().delay(10, job_id="j1")
+        await job.wait()
+        runs = history.runs("j1")
+    assert [(r.attempt, r.status, r.retried) for r in runs] == [
+        (1, JobStatus.FAILED, True),
+        (2, JobStatus.SUCCESS, False),
+    ]
+    first, second = runs
+    assert first.duration == pytest.approx(3) and second.duration == pytest.approx(3)
+    assert first.started_at is not None and second.started_at is not None
+    assert second.started_at - first.ended_at == timedelta(seconds=2)
+    assert first.error is not None and first.error.startswith("ValueError: xxx")
+    assert len(first.error) == 200 and second.error is None
+    assert str(first.ended_at.tzinfo) == "Europe/Berlin"
+    assert history.last("j1") == second
+    assert history.finished_ids() == ["j1"]
+
+
+async def test_cancelled_before_running_is_recorded_without_start(
+    make_app: Callable[..., Jobify], autojump_clock: trio.testing.MockClock
+) -> None:
+    app = make_app()
+    history = RunHistory(app)
+
+    @app.task(name="later")
+    async def later() -> None:
+        pass
+
+    async with app:
+        job = await later.schedule().delay(60, job_id="c")
+        await job.cancel()
+    (record,) = history.runs("c")
+    assert record.status is JobStatus.CANCELLED
+    assert record.started_at is None and record.duration is None
+
+
+async def test_per_job_ring_keeps_the_last_n_runs_of_a_cron(
+    make_app: Callable[..., Jobify], autojump_clock: trio.testing.MockClock
+) -> None:
+    app = make_app()
+    history = RunHistory(app, per_job=3)
+
+    @app.task(name="tick")
+    async def tick() -> None:
+        pass
+
+    async with app:
+        job = await tick.schedule().cron("* * * * *", job_id="tick")
+        await trio.sleep(60 * 10 + 1)
+        runs = history.runs("tick")
+        assert history.running_since("tick") is None
+        await job.cancel()
+    assert len(runs) == 3
+    assert all(r.status is JobStatus.SUCCESS for r in runs)
+    assert [r.started_at.minute for r in runs if r.started_at] == [8, 9, 10]
+    assert history.finished_ids() == ["tick"]  # the cancel ended it for good
+
+
+async def test_job_bound_forgets_the_job_that_ended_longest_ago_first(
+    make_app: Callable[..., Jobify], autojump_clock: trio.testing.MockClock
+) -> None:
+    app = make_app()
+    history = RunHistory(app, per_job=2, max_jobs=3)
+
+    @app.task(name="noop")
+    async def noop() -> None:
+        pass
+
+    async with app:
+        waiting = await noop.schedule().delay(3600, job_id="active")
+        await trio.sleep(0)
+        for i in range(5):
+            await (await noop.schedule().push(job_id=f"done{i}"))
+        # "active" never ran, so history saw only the five finished jobs
+        assert len(history) == 3
+        assert history.finished_ids() == ["done4", "done3", "done2"]
+        await waiting.cancel()  # "active" ends: the oldest finished job goes
+        assert history.finished_ids() == ["active", "done4", "done3"]
+        assert "done2" not in history and history.runs("done2") == []
+
+
+async def test_job_bound_evicts_oldest_active_when_none_ended(
+    make_app: Callable[..., Jobify], autojump_clock: trio.testing.MockClock
+) -> None:
+    app = make_app()
+    history = RunHistory(app, max_jobs=2)
+    gate = trio.Event()
+
+    @app.task(name="blocked")
+    async def blocked() -> None:
+        await gate.wait()
+
+    async with app:
+        for i in range(3):
+            await blocked.schedule().push(job_id=f"b{i}")
+        await trio.sleep(1)
+        assert len(history) == 2 and "b0" not in history
+        assert history.running_since("b2") is not None
+        gate.set()
+
+
+def test_bounds_are_validated(make_app: Callable[..., Jobify]) -> None:
+    app = make_app()
+    with pytest.raises(ValueError, match="per_job must be an int >= 1, got 0"):
+        RunHistory(app, per_job=0)
+    with pytest.raises(ValueError, match="max_jobs must be an int >= 1, got True"):
+        RunHistory(app, max_jobs=True)
+    assert app._listeners == []  # nothing attached by a refused history
