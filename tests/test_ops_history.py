@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 import trio
+import trio.lowlevel
 
 from jobify_trio import Jobify, JobStatus, RunHistory, SmartRetry
 
@@ -36,11 +37,15 @@ async def test_records_attempts_with_times_status_and_error(
         (2, JobStatus.SUCCESS, False),
     ]
     first, second = runs
-    assert first.duration == pytest.approx(3) and second.duration == pytest.approx(3)
-    assert first.started_at is not None and second.started_at is not None
+    assert first.duration == pytest.approx(3)
+    assert second.duration == pytest.approx(3)
+    assert first.started_at is not None
+    assert second.started_at is not None
     assert second.started_at - first.ended_at == timedelta(seconds=2)
-    assert first.error is not None and first.error.startswith("ValueError: xxx")
-    assert len(first.error) == 200 and second.error is None
+    assert first.error is not None
+    assert first.error.startswith("ValueError: xxx")
+    assert len(first.error) == 200
+    assert second.error is None
     assert str(first.ended_at.tzinfo) == "Europe/Berlin"
     assert history.last("j1") == second
     assert history.finished_ids() == ["j1"]
@@ -61,7 +66,8 @@ async def test_cancelled_before_running_is_recorded_without_start(
         await job.cancel()
     (record,) = history.runs("c")
     assert record.status is JobStatus.CANCELLED
-    assert record.started_at is None and record.duration is None
+    assert record.started_at is None
+    assert record.duration is None
 
 
 async def test_per_job_ring_keeps_the_last_n_runs_of_a_cron(
@@ -98,7 +104,7 @@ async def test_job_bound_forgets_the_job_that_ended_longest_ago_first(
 
     async with app:
         waiting = await noop.schedule().delay(3600, job_id="active")
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
         for i in range(5):
             await (await noop.schedule().push(job_id=f"done{i}"))
         # "active" never ran, so history saw only the five finished jobs
@@ -106,7 +112,8 @@ async def test_job_bound_forgets_the_job_that_ended_longest_ago_first(
         assert history.finished_ids() == ["done4", "done3", "done2"]
         await waiting.cancel()  # "active" ends: the oldest finished job goes
         assert history.finished_ids() == ["active", "done4", "done3"]
-        assert "done2" not in history and history.runs("done2") == []
+        assert "done2" not in history
+        assert history.runs("done2") == []
 
 
 async def test_job_bound_evicts_oldest_active_when_none_ended(
@@ -124,7 +131,8 @@ async def test_job_bound_evicts_oldest_active_when_none_ended(
         for i in range(3):
             await blocked.schedule().push(job_id=f"b{i}")
         await trio.sleep(1)
-        assert len(history) == 2 and "b0" not in history
+        assert len(history) == 2
+        assert "b0" not in history
         assert history.running_since("b2") is not None
         gate.set()
 

@@ -53,13 +53,14 @@ async def test_counters_histograms_and_gauges_after_a_known_workload(
         await (await flaky.schedule().push()).wait()
         await (await slow.schedule().push()).wait()
         await late.wait()
-        await blocked.push()
+        running = await blocked.push()
         pending = await ok.schedule().delay(100)
         await trio.sleep(0.5)
         assert value(registry, "jobify_trio_jobs_running", task="blocked") == 1
         assert value(registry, "jobify_trio_jobs_scheduled", task="ok") == 1
         assert value(registry, "jobify_trio_jobs_running", task="ok") == 0
         gate.set()
+        await running.wait()
         await pending.cancel()
     assert value(registry, "jobify_trio_runs_started_total", task="ok") == 4
     assert value(registry, "jobify_trio_runs_succeeded_total", task="ok") == 4
