@@ -19,6 +19,7 @@ httpx = pytest.importorskip("httpx")
 from jobify_trio import Jobify, RunHistory  # noqa: E402
 from jobify_trio._cli._cron import CliError  # noqa: E402
 from jobify_trio._cli._dashboard import TOKEN_ENV, plan  # noqa: E402
+from jobify_trio._ops._history import find_history  # noqa: E402
 
 ROOT = Path(__file__).parent.parent
 WORKER = ROOT / "examples" / "worker.py"
@@ -33,7 +34,7 @@ def test_plan_checks_the_address_and_attaches_a_history() -> None:
     planned = plan(app, "127.0.0.1:8123")
     assert planned is not None
     assert (planned.host, planned.port, planned.token) == ("127.0.0.1", 8123, None)
-    assert [type(listener) for listener in app._listeners] == [RunHistory]
+    assert isinstance(find_history(app), RunHistory)
 
 
 def test_plan_off_loopback_generates_a_token_unless_given(

@@ -1,6 +1,6 @@
 """In-memory run history: the last ``per_job`` attempts of each job, for ``max_jobs`` jobs.
 
-A :class:`RunHistory` is a job listener. It keeps one ring buffer (a bounded deque) per
+A :class:`RunHistory` is fed every job event. It keeps one ring buffer (a bounded deque) per
 job id, and at most ``max_jobs`` job ids: past that bound it forgets the job that ended
 longest ago first, and only when every remembered job is still active the one seen
 first. The hot path (one call per event) stores plain tuples; :class:`RunRecord`
@@ -9,8 +9,7 @@ values are built only when someone reads the history.
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable
+from collections import OrderedDict, deque
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING
 
@@ -18,11 +17,14 @@ import attrs
 
 from .._core._job import JobStatus
 from .._runtime._events import JobEvent, JobEventKind
+from ._hub import attach, sinks_of
 
 if TYPE_CHECKING:
     from .._api._app import Jobify
 
 __all__ = ["JobRuns", "RunHistory", "RunRecord", "error_text", "find_history"]
+
+_STARTED, _RETRYING, _SUCCESS = JobEventKind.STARTED, JobEventKind.RETRYING, JobStatus.SUCCESS
 
 ERROR_TEXT_LIMIT = 200
 """Characters of an error kept per run (the exception's type name and message)."""
@@ -112,59 +114,52 @@ def _check_bound(name: str, value: object) -> int:
 class RunHistory:
     """The last ``per_job`` runs of each job, for at most ``max_jobs`` jobs, in memory.
 
-    ``RunHistory(app)`` registers itself as a listener of ``app`` (before it starts), so
-    it costs nothing unless created. Read it with :meth:`runs`, :meth:`last` and
+    ``RunHistory(app)`` attaches itself to ``app``'s job events (before the app starts),
+    so it costs nothing unless created. Read it with :meth:`runs`, :meth:`last` and
     :meth:`jobs`; times are in the app's time zone.
     """
 
     def __init__(self, app: Jobify, *, per_job: int = 20, max_jobs: int = 1000) -> None:
         self.per_job = _check_bound("per_job", per_job)
         self.max_jobs = _check_bound("max_jobs", max_jobs)
-        self._now: Callable[[], datetime] = app.wall_clock.now
         self._tz = app.tz
-        self._jobs: dict[str, JobRuns] = {}  # in the order first seen
-        self._finished: dict[str, None] = {}  # ended for good, in the order they ended
-        self.version = 0
-        """Bumped on every recorded change (a cheap "has anything changed?" for readers)."""
-        app.add_listener(self)
+        # OrderedDict: popping the oldest is O(1) (a dict's iteration skips deleted slots)
+        self._jobs: OrderedDict[str, JobRuns] = OrderedDict()  # in the order first seen
+        self._finished: OrderedDict[str, None] = OrderedDict()  # in the order they ended
+        attach(app, self, "RunHistory")
 
-    def __call__(self, event: JobEvent) -> None:
-        self.version += 1
+    def record(self, event: JobEvent, now: datetime) -> None:
+        """Record ``event``, seen at ``now`` (called by the app's operations listener)."""
         job = event.job
-        runs = self._runs_for(job.id, job._task.name)
-        kind = event.kind
-        if kind is JobEventKind.STARTED:
-            runs.running = (event.attempt, self._now())
+        runs = self._jobs.get(job._id)
+        if runs is None or runs.finished:
+            runs = self._start_job(job._id, job._task.name, runs)
+        if event.kind is _STARTED:
+            runs.running = (event.attempt, now)
             return
         running, runs.running = runs.running, None
-        started = running[1] if running is not None else None
-        error = error_text(event.exception) if event.status is not JobStatus.SUCCESS else None
-        retried = kind is JobEventKind.RETRYING
-        runs.entries.append((event.attempt, event.status, started, self._now(), error, retried))
-        if kind is JobEventKind.ENDED and event.next_run is None:
+        status = event.status
+        error = None if status is _SUCCESS else error_text(event.exception)
+        retried = event.kind is _RETRYING
+        runs.entries.append((event.attempt, status, running and running[1], now, error, retried))
+        if not retried and event.next_run is None:  # ENDED for good
             runs.finished = True
-            self._finished[job.id] = None
+            self._finished[job._id] = None
 
-    def _runs_for(self, job_id: str, task: str) -> JobRuns:
-        runs = self._jobs.get(job_id)
-        if runs is None:
-            runs = self._jobs[job_id] = JobRuns(job_id, task, self.per_job)
-            if len(self._jobs) > self.max_jobs:
-                self._evict()
-        elif runs.finished:  # a new job under an id used before
+    def _start_job(self, job_id: str, task: str, runs: JobRuns | None) -> JobRuns:
+        """The runs of a job id seen for the first time, or reused by a new job."""
+        if runs is not None:  # a new job under an id used before
             runs.finished = False
             runs.task = task
             del self._finished[job_id]
+            return runs
+        runs = self._jobs[job_id] = JobRuns(job_id, task, self.per_job)
+        if len(self._jobs) > self.max_jobs:
+            if self._finished:
+                del self._jobs[self._finished.popitem(last=False)[0]]
+            else:
+                self._jobs.popitem(last=False)
         return runs
-
-    def _evict(self) -> None:
-        finished = self._finished
-        if finished:
-            job_id = next(iter(finished))
-            del finished[job_id]
-        else:
-            job_id = next(iter(self._jobs))
-        del self._jobs[job_id]
 
     # -- reading -------------------------------------------------------------------------
 
@@ -205,7 +200,4 @@ class RunHistory:
 
 def find_history(app: Jobify) -> RunHistory | None:
     """The :class:`RunHistory` attached to ``app``, if any."""
-    for listener in app._listeners:
-        if isinstance(listener, RunHistory):
-            return listener
-    return None
+    return next(sinks_of(app, RunHistory), None)
