@@ -20,7 +20,6 @@ from prometheus_client import CollectorRegistry
 from jobify_trio import Jobify, RunHistory
 from jobify_trio.metrics import JobMetrics
 
-
 MODES = ("off", "listener", "on")
 """off: nothing attached; listener: one no-op listener (the runtime's own event cost);
 on: RunHistory + JobMetrics."""
