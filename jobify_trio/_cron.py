@@ -32,11 +32,12 @@ class GracePolicy:
     Spelled as in Jobify: ``MisfirePolicy.GRACE(timedelta(minutes=5))``, field ``value``.
     """
 
+    #: How late a missed slot may still run (positive).
     value: timedelta = attrs.field(validator=_positive_timedelta)
 
     @property
     def grace(self) -> timedelta:
-        """Alias of :attr:`value`."""
+        """Alias of :attr:`GracePolicy.value`."""
         return self.value
 
     def __str__(self) -> str:

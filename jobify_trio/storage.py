@@ -175,6 +175,7 @@ class Delete:
 
 
 Write: TypeAlias = Upsert | Delete
+"""One write of a batch given to :meth:`Storage.apply`: an :class:`Upsert` or a :class:`Delete`."""
 
 
 def validate_table_name(table_name: object) -> str:
