@@ -21,8 +21,8 @@ __all__ = ["AnyMisfirePolicy", "Cron", "GracePolicy", "MisfirePolicy"]
 def _positive_timedelta(_: object, __: attrs.Attribute[timedelta], value: timedelta) -> None:
     if not isinstance(value, timedelta):
         raise TypeError(f"a grace period must be a timedelta, got {value!r}")
-    if value <= timedelta(0):
-        raise ValueError(f"a grace period must be positive, got {value!r}")
+    if value < timedelta(0):  # zero is accepted as in Jobify: it skips every missed slot
+        raise ValueError(f"a grace period must be >= 0, got {value!r}")
 
 
 @attrs.frozen
@@ -32,7 +32,7 @@ class GracePolicy:
     Spelled as in Jobify: ``MisfirePolicy.GRACE(timedelta(minutes=5))``, field ``value``.
     """
 
-    #: How late a missed slot may still run (positive).
+    #: How late a missed slot may still run (``timedelta(0)`` skips them all, like SKIP).
     value: timedelta = attrs.field(validator=_positive_timedelta)
 
     @property

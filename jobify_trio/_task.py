@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import abc
 import functools
-import math
 import sys
 import types
 from collections.abc import Awaitable, Callable, Mapping
@@ -63,8 +62,8 @@ def _check_timeout(task_name: str, value: object) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"task {task_name!r}: timeout must be a number of seconds, got {value!r}")
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"task {task_name!r}: timeout must be positive and finite, got {value!r}")
+    if not value > 0:  # NaN fails too; inf means no limit, as in Jobify
+        raise ValueError(f"task {task_name!r}: timeout must be positive, got {value!r}")
     return float(value)
 
 
