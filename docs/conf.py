@@ -26,7 +26,7 @@ templates_path: list[str] = []
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
-autodoc_default_options = {"members": True, "show-inheritance": True}
+autodoc_default_options = {"members": True, "undoc-members": True, "show-inheritance": True}
 
 # -- cross-references ----------------------------------------------------------------------
 
@@ -137,9 +137,11 @@ def _resolve_short_name(app: Any, env: Any, node: Any, contnode: Any) -> Any:
         return None
     node["reftarget"] = full
     domain = env.get_domain("py")
-    found = domain.resolve_xref(
-        env, node["refdoc"], app.builder, node["reftype"], full, node, contnode
-    )
+    found = None
+    for reftype in (node["reftype"], "obj"):  # "obj": an alias is data, named as a class
+        found = found or domain.resolve_xref(
+            env, node["refdoc"], app.builder, reftype, full, node, contnode
+        )
     if found is None:
         from sphinx.ext import intersphinx
 

@@ -102,10 +102,10 @@ class Registrar(TaskOwner):
             a :class:`~jobify_trio.SmartRetry` gives every knob. Default ``None``: no
             retry. Timeouts count as failures. See :doc:`/retries`.
         :type retry: int | SmartRetry | None
-        :param timeout: Seconds each attempt may run (positive; ``math.inf`` means no limit,
-            as ``None`` does); past it the attempt is cancelled and, once retries are exhausted, the job ends ``TIMEOUT``
-            with a :class:`~jobify_trio.exceptions.JobTimeoutError`. Default ``None``: no
-            limit.
+        :param timeout: Seconds each attempt may run (positive; ``math.inf`` means no
+            limit, as ``None`` does); past it the attempt is cancelled and, once retries
+            are exhausted, the job ends ``TIMEOUT`` with a
+            :class:`~jobify_trio.exceptions.JobTimeoutError`. Default ``None``: no limit.
         :type timeout: float | None
         :param durable: ``False`` keeps this task's jobs in memory only. Default ``None``
             (``True`` means the same): its jobs are stored when the app has storage, so

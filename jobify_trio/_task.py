@@ -139,8 +139,11 @@ class Task(Generic[P, R]):
     it to a worker process without the function being renamed.
     """
 
+    #: The decorated function, unchanged.
     func: Callable[P, R]
+    #: The validated options the task was registered with.
     options: TaskOptions
+    #: The task's full name (with its routers' prefix).
     name: str
     handlers: HandlerTable[ExceptionHandler]
     _owner: TaskOwner
