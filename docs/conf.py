@@ -93,7 +93,8 @@ SHORT_NAMES |= PRIVATE_TYPES
 nitpick_ignore_regex = [
     # Type variables of the generic classes (Task[P, R], Job[R], ScheduleBuilder[R]): they
     # stand for the user's own argument and return types and have no page of their own.
-    (r"py:(class|obj|data)", r"(jobify_trio\.[\w.]+\.)?[PRT](\.args|\.kwargs)?"),
+    # (Sphinx spells a ParamSpec in an overload's ``self`` annotation ``typing.~P``.)
+    (r"py:(class|obj|data)", r"(jobify_trio\.[\w.]+\.|typing\.~)?[PRT](\.args|\.kwargs)?"),
     # The private base class of Jobify and JobRouter (JobRouter.parent returns one of them);
     # what it provides is documented on both classes.
     (r"py:class", r"(jobify_trio\.[\w.]+\.)?Layer"),
@@ -151,11 +152,12 @@ def _resolve_short_name(app: Any, env: Any, node: Any, contnode: Any) -> Any:
 
 def _public_name(cls: type) -> bool:
     """Whether ``cls`` is importable from a public module or from outside the package."""
-    module = getattr(cls, "__module__", "") or ""
-    if not module.startswith("jobify_trio"):
+    home = getattr(cls, "__module__", "") or ""
+    if not home.startswith("jobify_trio"):
         return True
     for public in PUBLIC_MODULES:
-        if getattr(importlib.import_module(public), cls.__name__, None) is cls:
+        module = importlib.import_module(public)
+        if cls.__name__ in module.__all__ and getattr(module, cls.__name__) is cls:
             return True
     return False
 
