@@ -17,6 +17,7 @@ from .._job import Job, JobStatus
 from .._messages import RunJob
 from .._misfire import plan_misfire
 from ._cron_alarm import Alarm, AlarmEntry
+from ._executor import not_a_worker
 
 if TYPE_CHECKING:
     from ._cron_trigger import CronTriggers
@@ -124,6 +125,7 @@ class CronTrigger:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Fire the job's slots until it ends or the trigger is stopped."""
+        not_a_worker()  # it waits for executor capacity like any producer outside the pool
         try:
             with self._scope:
                 self._task = trio.lowlevel.current_task()
