@@ -24,7 +24,7 @@ GRACE = 0.2
 
 @pytest.fixture
 def short_exit_grace(monkeypatch: pytest.MonkeyPatch) -> None:
-    from jobify_trio import _thread_jobs
+    from jobify_trio._runtime import _thread_jobs
 
     monkeypatch.setattr(_thread_jobs, "EXIT_GRACE", GRACE, raising=False)
 

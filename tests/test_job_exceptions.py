@@ -19,7 +19,7 @@ import trio.testing
 from _helpers import new_app
 
 from jobify_trio import JobContext, JobStatus, RunMode, SmartRetry
-from jobify_trio._actors._executor import passes_through
+from jobify_trio._runtime._actors._executor import passes_through
 from jobify_trio.exceptions import JobFailedError, JobTimeoutError
 from jobify_trio.middleware import CallNext
 

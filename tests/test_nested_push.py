@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jobify_trio import Job, JobContext, OuterContext, RunMode
-from jobify_trio._actors import _executor
-from jobify_trio._messages import RunJob
+from jobify_trio._core._messages import RunJob
+from jobify_trio._runtime._actors import _executor
 from jobify_trio.middleware import CallNext, CallNextOuter
 
 

@@ -11,8 +11,8 @@ import trio.testing
 from _helpers import START, new_app
 
 from jobify_trio import JobContext, JobStatus, SmartRetry
-from jobify_trio._actors._supervisor import Supervisor
-from jobify_trio._messages import AttemptFailed
+from jobify_trio._core._messages import AttemptFailed
+from jobify_trio._runtime._actors._supervisor import Supervisor
 
 
 async def test_failure_raised_after_the_job_was_cancelled_is_dropped(

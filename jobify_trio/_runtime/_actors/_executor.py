@@ -1,0 +1,306 @@
+"""The executor actor: runs attempts of jobs inside cancel scopes (timeouts, cancel).
+
+Its inbox is a zero-buffer memory channel read by a pool of worker tasks. A sender
+first offers a :class:`RunJob` to an idle worker (``send_nowait``); if none is idle and
+the pool is below ``max_concurrency`` it starts one more worker with the message; else
+it waits in ``send`` until a worker is free. So a burst never becomes an unbounded pile
+of tasks: callers block instead (backpressure), and at most ``max_idle`` idle workers
+are kept between bursts.
+
+A worker never waits for a worker. A job that schedules jobs (at any depth, through
+middleware, or from its thread with ``trio.from_thread``) runs in a worker task, marked
+by a context variable; when the pool is full its commands go to an *overflow* queue
+instead of waiting in ``send``, and every worker takes the overflow before it goes idle.
+Otherwise a tree of jobs that push jobs would deadlock with every worker blocked in
+``push()`` (:meth:`Executor.wait_to_send` asserts it is never reached from a worker).
+The overflow holds only jobs pushed by running jobs: producers outside the pool still
+wait, so memory stays bounded by what running jobs push.
+
+A job's exception becomes its outcome, whatever its class: an ``Exception``, or any other
+``BaseException`` (a custom subclass, ``GeneratorExit``) except trio's ``Cancelled``,
+``KeyboardInterrupt`` and ``SystemExit``, which keep their meaning (:func:`passes_through`).
+A job that overran its timeout (it swallowed the ``Cancelled``, or blocked the loop past
+its deadline) ends TIMEOUT even if it returned.
+
+Successful runs end here (through :class:`~jobify_trio._outcomes.Outcomes`); failed and
+timed-out attempts are reported to the supervisor as :class:`AttemptFailed`, which owns
+retries and exception handlers.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextvars
+import math
+from collections.abc import Callable
+
+import trio
+
+from ..._core._job import JobStatus
+from ..._core._messages import AttemptFailed, RunJob
+from ...exceptions import JobTimeoutError
+from .._outcomes import Outcomes
+
+__all__ = ["Executor", "in_worker", "not_a_worker", "passes_through"]
+
+_IN_WORKER = contextvars.ContextVar("jobify_trio_in_worker", default=False)
+
+_FATAL = (KeyboardInterrupt, SystemExit)
+
+
+def in_worker() -> bool:
+    """True in a worker task (and in the tasks and threads a running job starts)."""
+    return _IN_WORKER.get()
+
+
+def not_a_worker() -> None:
+    """Mark the current task as no worker: for actor tasks a running job may start (a cron
+    trigger inherits the context of the job that scheduled it)."""
+    _IN_WORKER.set(False)
+
+
+def passes_through(exc: BaseException) -> BaseException | None:
+    """What to raise on instead of failing the job with ``exc``, or None to fail it.
+
+    ``Cancelled``, ``KeyboardInterrupt`` and ``SystemExit`` keep their meaning. A group
+    holding ``KeyboardInterrupt``/``SystemExit`` is raised as it is; a group holding
+    ``Cancelled`` raises only its ``Cancelled`` part (the job is being cancelled: its other
+    errors are dropped), so the cancel scope that owns it can swallow all of it.
+    """
+    if isinstance(exc, trio.Cancelled | KeyboardInterrupt | SystemExit):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        if exc.subgroup(_FATAL) is not None:
+            return exc
+        return exc.subgroup(trio.Cancelled)
+    return None
+
+
+IMMEDIATE_RETRY_CHECKPOINT = 8
+"""A worker running zero-backoff retries of one job yields to others every this many."""
+
+
+class Executor:
+    """A pool of worker tasks running :class:`RunJob` commands."""
+
+    def __init__(
+        self,
+        *,
+        outcomes: Outcomes,
+        attempt_failed_send: trio.MemorySendChannel[AttemptFailed],
+        max_concurrency: int,
+        max_idle: int = 64,
+    ) -> None:
+        self._outcomes = outcomes
+        self._attempt_failed_send = attempt_failed_send
+        self._run_job_send, self._run_job_receive = trio.open_memory_channel[RunJob](0)
+        self._max_concurrency = max_concurrency
+        self._max_idle = max_idle
+        self.retry_at_once: Callable[[RunJob, BaseException], RunJob | None] | None = None
+        """Set by the runtime to the supervisor's zero-backoff retry decision."""
+        self._overflow: collections.deque[RunJob] = collections.deque()
+        self._workers = 0
+        self._idle = 0
+        self._draining = False
+        self.on_quiet: Callable[[], object] | None = None
+        """Set while draining: called whenever :attr:`busy` may have dropped."""
+        self._nursery: trio.Nursery | None = None
+
+    @property
+    def running(self) -> int:
+        """Number of worker tasks alive (busy or idle)."""
+        return self._workers
+
+    @property
+    def busy(self) -> int:
+        """Number of workers running an attempt right now."""
+        return self._workers - self._idle
+
+    def drain(self) -> None:
+        """Start no attempt from now on (graceful shutdown); running ones go on."""
+        self._draining = True
+
+    @property
+    def overflowing(self) -> int:
+        """Commands pushed by running jobs that wait for a worker (see the module docs)."""
+        return len(self._overflow)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Own the workers' nursery until cancelled; then senders still waiting get
+        ``BrokenResourceError`` instead of waiting forever."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            self._run_job_receive.close()
+
+    def offer(self, command: RunJob) -> bool:
+        """Hand ``command`` over without waiting; False if the caller must :meth:`wait_to_send`.
+
+        An idle worker takes it, or a new one is started below ``max_concurrency``; in a
+        worker task (a job scheduling a job) it goes to the overflow queue.
+        """
+        try:
+            self._run_job_send.send_nowait(command)
+        except trio.WouldBlock:
+            if self._workers < self._max_concurrency and self._nursery is not None:
+                self._workers += 1
+                self._nursery.start_soon(self._worker, command)
+            elif _IN_WORKER.get():
+                self._overflow.append(command)  # a worker never waits for a worker
+            else:
+                return False
+        return True
+
+    async def wait_to_send(self, command: RunJob) -> None:
+        """Wait for a free worker and hand it ``command`` (backpressure).
+
+        If this raises (cancelled, or ``BrokenResourceError`` once the pool is gone),
+        ``command`` was not handed over.
+        """
+        assert not _IN_WORKER.get(), "a worker must never wait for executor capacity"
+        await self._run_job_send.send(command)
+
+    async def submit(self, command: RunJob) -> None:
+        """Hand ``command`` to a worker, waiting for one if all are busy (backpressure).
+
+        Used by the scheduler and the cron triggers; once the pool is gone (the app
+        stops) the command is dropped: the job stays scheduled until the runtime ends it.
+        """
+        if self.offer(command):
+            await trio.lowlevel.checkpoint()
+            return
+        try:
+            await self.wait_to_send(command)
+        except trio.BrokenResourceError:
+            await trio.lowlevel.checkpoint()
+
+    async def _worker(self, command: RunJob | None) -> None:
+        """Run commands until idle workers are plentiful.
+
+        Entering a cancel scope costs several microseconds, so a worker does not open one
+        per attempt: it runs attempts inside one scope until that scope is cancelled (a
+        running job was cancelled, or its timeout set the scope's deadline), then opens
+        a fresh one. ``job._scope`` points at the scope only while the job runs.
+        """
+        _IN_WORKER.set(True)
+        receive = self._run_job_receive
+        overflow = self._overflow
+        try:
+            while True:
+                running: RunJob | None = None
+                with trio.CancelScope() as scope:
+                    while True:
+                        if command is not None:
+                            running, command = command, None
+                            command = await self._run_attempt(running, scope)
+                            running = None
+                            if command is not None:  # an immediate retry, run here
+                                continue
+                        if overflow:  # jobs pushed by jobs go before anything new
+                            command = overflow.popleft()
+                            continue
+                        if self._idle >= self._max_idle:
+                            return
+                        self._idle += 1
+                        if self.on_quiet is not None:
+                            self.on_quiet()
+                        try:
+                            command = await receive.receive()
+                        finally:
+                            self._idle -= 1
+                if running is not None:  # the scope interrupted this attempt
+                    command = await self._interrupted(running, scope)
+        finally:
+            self._workers -= 1
+            if self.on_quiet is not None:
+                self.on_quiet()
+
+    async def _run_attempt(self, command: RunJob, scope: trio.CancelScope) -> RunJob | None:
+        """Run one attempt; returns the next attempt's command for an immediate retry."""
+        job = command.job
+        if job._generation != command.generation or job._status is not JobStatus.SCHEDULED:
+            return None  # cancelled or re-armed after this command was sent
+        if self._draining:
+            return None  # shutting down: the job stays scheduled (and stored, if durable)
+        job._status = JobStatus.RUNNING
+        job._attempt = command.attempt
+        events = self._outcomes.events
+        if events is not None:
+            events.started(job, command.attempt)
+        task = job._task
+        runner = task._runner  # middleware / INJECT: the runner applies the timeout itself
+        timeout = task.options.timeout if runner is None else None
+        if timeout is not None:
+            scope.deadline = trio.current_time() + timeout
+        job._scope = scope
+        try:
+            if runner is None:
+                result = await task._invoke(job._args, job._kwargs)
+            else:
+                result = await runner(job, command.attempt)
+        except Exception as exc:
+            return await self._raised(command, scope, exc, timed=timeout is not None)
+        except BaseException as exc:
+            passing = passes_through(exc)
+            if passing is not None:
+                raise passing  # noqa: B904 (it is exc, or exc's Cancelled part)
+            return await self._raised(command, scope, exc, timed=timeout is not None)
+        job._scope = None
+        if timeout is not None:
+            if scope.cancel_called or trio.current_time() >= scope.deadline:
+                # it swallowed its Cancelled, or blocked the loop past its deadline
+                await self._interrupted(command, scope, inline=False)
+                return None
+            scope.deadline = math.inf
+        if job._status is JobStatus.RUNNING:  # (cancel() may have ended it meanwhile)
+            self._outcomes.succeeded(job, result)
+        return None
+
+    async def _raised(
+        self, command: RunJob, scope: trio.CancelScope, exc: BaseException, *, timed: bool
+    ) -> RunJob | None:
+        """The attempt raised ``exc`` (not one that passes through)."""
+        command.job._scope = None
+        if scope.cancel_called:  # the job turned our Cancelled into an exception
+            await self._interrupted(command, scope, inline=False)
+            return None
+        if timed:
+            scope.deadline = math.inf
+        return await self._failed(command, exc)
+
+    async def _interrupted(
+        self, command: RunJob, scope: trio.CancelScope, *, inline: bool = True
+    ) -> RunJob | None:
+        """The attempt was cut short by its scope: cancelled by the user, or timed out."""
+        job = command.job
+        job._scope = None
+        if job.status is not JobStatus.RUNNING or job._generation != command.generation:
+            return None  # cancel() already ended the job
+        timeout = job._task.options.timeout
+        if timeout is None:  # the app is shutting down
+            return None
+        return await self._failed(command, JobTimeoutError(job.id, timeout), inline=inline)
+
+    async def _failed(
+        self, command: RunJob, failure: BaseException, *, inline: bool = True
+    ) -> RunJob | None:
+        """Report a failed attempt; a zero-backoff retry comes back to run in this worker."""
+        job = command.job
+        if job.status is not JobStatus.RUNNING:
+            return None  # cancel() already ended the job
+        retry_at_once = self.retry_at_once
+        if inline and retry_at_once is not None:
+            again = retry_at_once(command, failure)
+            if again is not None:
+                if again.attempt % IMMEDIATE_RETRY_CHECKPOINT == 0:
+                    await trio.lowlevel.checkpoint()  # a long run of retries lets others run
+                return again
+        await self._attempt_failed_send.send(
+            AttemptFailed(
+                job=job, generation=command.generation, attempt=command.attempt, exception=failure
+            )
+        )
+        return None
