@@ -149,6 +149,43 @@ async def test_producers_outside_the_pool_still_wait_while_jobs_overflow(
         assert pushed_outside == 100
 
 
+async def test_a_job_pushing_into_another_app_waits_like_any_outside_producer(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    other = new_app(max_concurrency=1)
+    release = trio.Event()
+
+    @other.task
+    async def blocker() -> None:
+        await release.wait()
+
+    @other.task
+    async def target() -> str:
+        return "ran"
+
+    app = new_app()
+    pushed = trio.Event()
+
+    @app.task
+    async def producer() -> None:
+        await target.push()  # a worker of app, not of other: other's backpressure applies
+        pushed.set()
+
+    async with other, app:
+        await blocker.push()
+        job = await producer.push()
+        await trio.sleep(1)
+        runtime = other._runtime
+        assert runtime is not None
+        assert runtime.executor.overflowing == 0
+        assert not pushed.is_set()  # it waits for other's only worker
+        release.set()
+        with trio.fail_after(60):
+            await job.wait()
+            await other.wait_all()
+        assert pushed.is_set()
+
+
 async def test_a_worker_waiting_for_capacity_is_an_error() -> None:
     """The guard that keeps this class of bug from coming back: only producers outside the
     pool may wait for a free worker."""
@@ -157,14 +194,14 @@ async def test_a_worker_waiting_for_capacity_is_an_error() -> None:
         attempt_failed_send=None,  # type: ignore[arg-type]
         max_concurrency=1,
     )
-    assert not _executor.in_worker()
-    token = _executor._IN_WORKER.set(True)
+    assert not _executor.in_worker(executor)
+    token = _executor._WORKER_OF.set(executor)
     try:
-        assert _executor.in_worker()
+        assert _executor.in_worker(executor)
         with pytest.raises(AssertionError, match="never wait for executor capacity"):
             await executor.wait_to_send(RunJob(job=None, generation=1))  # type: ignore[arg-type]
     finally:
-        _executor._IN_WORKER.reset(token)
+        _executor._WORKER_OF.reset(token)
 
 
 # -- property: random trees of pushes ------------------------------------------------------

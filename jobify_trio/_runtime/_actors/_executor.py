@@ -9,7 +9,8 @@ are kept between bursts.
 
 A worker never waits for a worker. A job that schedules jobs (at any depth, through
 middleware, or from its thread with ``trio.from_thread``) runs in a worker task, marked
-by a context variable; when the pool is full its commands go to an *overflow* queue
+by a context variable naming its executor (a job of one app scheduling on another app
+waits like any outside producer); when the pool is full its commands go to an *overflow* queue
 instead of waiting in ``send``, and every worker takes the overflow before it goes idle.
 Otherwise a tree of jobs that push jobs would deadlock with every worker blocked in
 ``push()`` (:meth:`Executor.wait_to_send` asserts it is never reached from a worker).
@@ -43,20 +44,24 @@ from .._outcomes import Outcomes
 
 __all__ = ["Executor", "in_worker", "not_a_worker", "passes_through"]
 
-_IN_WORKER = contextvars.ContextVar("jobify_trio_in_worker", default=False)
+_WORKER_OF: contextvars.ContextVar[Executor | None] = contextvars.ContextVar(
+    "jobify_trio_worker_of", default=None
+)
+"""The executor whose worker runs the current task (or the job that started it)."""
 
 _FATAL = (KeyboardInterrupt, SystemExit)
 
 
-def in_worker() -> bool:
-    """True in a worker task (and in the tasks and threads a running job starts)."""
-    return _IN_WORKER.get()
+def in_worker(executor: Executor) -> bool:
+    """True in a worker task of ``executor`` (and in the tasks and threads a job it runs
+    starts)."""
+    return _WORKER_OF.get() is executor
 
 
 def not_a_worker() -> None:
     """Mark the current task as no worker: for actor tasks a running job may start (a cron
     trigger inherits the context of the job that scheduled it)."""
-    _IN_WORKER.set(False)
+    _WORKER_OF.set(None)
 
 
 def passes_through(exc: BaseException) -> BaseException | None:
@@ -148,7 +153,7 @@ class Executor:
             if self._workers < self._max_concurrency and self._nursery is not None:
                 self._workers += 1
                 self._nursery.start_soon(self._worker, command)
-            elif _IN_WORKER.get():
+            elif _WORKER_OF.get() is self:
                 self._overflow.append(command)  # a worker never waits for a worker
             else:
                 return False
@@ -160,7 +165,7 @@ class Executor:
         If this raises (cancelled, or ``BrokenResourceError`` once the pool is gone),
         ``command`` was not handed over.
         """
-        assert not _IN_WORKER.get(), "a worker must never wait for executor capacity"
+        assert _WORKER_OF.get() is not self, "a worker must never wait for executor capacity"
         await self._run_job_send.send(command)
 
     async def submit(self, command: RunJob) -> None:
@@ -185,7 +190,7 @@ class Executor:
         running job was cancelled, or its timeout set the scope's deadline), then opens
         a fresh one. ``job._scope`` points at the scope only while the job runs.
         """
-        _IN_WORKER.set(True)
+        _WORKER_OF.set(self)
         receive = self._run_job_receive
         overflow = self._overflow
         try:
