@@ -51,9 +51,12 @@ def _check_grace(value: object) -> float:
     """A shutdown grace: a number of seconds >= 0 (``math.inf`` waits as long as it takes)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"grace must be a number of seconds, got {value!r}")
-    if math.isnan(value) or value < 0:
+    if value < 0 or value != value:  # (NaN is the only value unequal to itself)
         raise ValueError(f"grace must be >= 0 seconds, got {value!r}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int too large for a float: as good as forever
+        return math.inf
 
 
 def _check_max_concurrency(value: object) -> int:
