@@ -1,7 +1,7 @@
 """Helpers for testing schedules under virtual time.
 
-Run the app under ``trio.testing.MockClock(autojump_threshold=0)`` (pytest-trio's
-``autojump_clock`` fixture) and give it a :class:`VirtualWallClock`: wall time then
+Run the app under :class:`trio.testing.MockClock` with ``autojump_threshold=0``
+(pytest-trio's ``autojump_clock`` fixture) and give it a :class:`VirtualWallClock`: wall time then
 advances exactly with trio's virtual clock, so a week of cron fires runs in
 milliseconds with exact, reproducible wall times::
 
@@ -21,8 +21,8 @@ __all__ = ["VirtualWallClock"]
 class VirtualWallClock:
     """A wall clock that reads ``start`` plus the trio time elapsed since it was anchored.
 
-    The clock anchors itself to ``trio.current_time()`` the first time :meth:`now` is called
-    inside a ``trio.run`` (normally when the app starts), so it reads exactly ``start`` at
+    The clock anchors itself to :func:`trio.current_time` the first time :meth:`now` is called
+    inside a :func:`trio.run` (normally when the app starts), so it reads exactly ``start`` at
     that moment. In a later ``trio.run`` it re-anchors and continues from the last time it
     read, so wall time never goes backwards. Outside ``trio.run`` it reads its last value.
     """

@@ -269,12 +269,24 @@ async def test_registering_on_a_running_app_raises(autojump_clock: trio.testing.
                 pass
 
 
+async def test_negative_delay_runs_at_once_as_in_jobify(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # delay(s) is at(now + s), and a time in the past runs at once (Jobify does the same)
+    app, runs = recording_app()
+    async with app:
+        job = await app.tasks["record"].schedule("late").delay(-5)
+        assert job.exec_at == START - timedelta(seconds=5)
+        assert await job == "late"
+        late = await app.tasks["record"].schedule("later").delay(timedelta(minutes=-1))
+        assert await late == "later"
+    assert runs == [(0.0, "late"), (0.0, "later")]
+
+
 async def test_bad_delay_values(autojump_clock: trio.testing.MockClock) -> None:
     app, _ = recording_app()
     record = app.tasks["record"]
     async with app:
-        with pytest.raises(ValueError, match="task 'record'"):
-            await record.schedule(1).delay(-1)
         with pytest.raises(TypeError, match="task 'record'"):
             await record.schedule(1).delay("soon")  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="task 'record'"):

@@ -95,7 +95,10 @@ class ScheduleBuilder(Generic[R]):
         job_id: str | None = None,
         replace: bool = False,
     ) -> Job[R]:
-        """Run ``seconds`` from now: the same as ``at(now + seconds)``."""
+        """Run ``seconds`` (a number or a timedelta) from now: the same as ``at(now + seconds)``.
+
+        A negative delay is a time in the past, so the job runs at once, as in Jobify.
+        """
         delta = self._check_delay(seconds)
         runtime = self._task._owner._scheduling_runtime(self._task)
         return await self.at(runtime.now() + delta, job_id=job_id, replace=replace)
@@ -139,9 +142,7 @@ class ScheduleBuilder(Generic[R]):
             raise TypeError(
                 f"task {self._task.name!r}: delay must be seconds or a timedelta, got {seconds!r}"
             )
-        if delta < timedelta(0):
-            raise ValueError(f"task {self._task.name!r}: delay must be >= 0, got {seconds!r}")
-        return delta
+        return delta  # negative is a time in the past: it runs at once, as in Jobify
 
     def __repr__(self) -> str:
         return f"<ScheduleBuilder task={self._task.name!r} args={self._args!r}>"

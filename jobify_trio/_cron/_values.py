@@ -21,8 +21,8 @@ __all__ = ["AnyMisfirePolicy", "Cron", "GracePolicy", "MisfirePolicy"]
 def _positive_timedelta(_: object, __: attrs.Attribute[timedelta], value: timedelta) -> None:
     if not isinstance(value, timedelta):
         raise TypeError(f"a grace period must be a timedelta, got {value!r}")
-    if value <= timedelta(0):
-        raise ValueError(f"a grace period must be positive, got {value!r}")
+    if value < timedelta(0):  # zero is accepted as in Jobify: it skips every missed slot
+        raise ValueError(f"a grace period must be >= 0, got {value!r}")
 
 
 @attrs.frozen
@@ -32,11 +32,12 @@ class GracePolicy:
     Spelled as in Jobify: ``MisfirePolicy.GRACE(timedelta(minutes=5))``, field ``value``.
     """
 
+    #: How late a missed slot may still run (``timedelta(0)`` skips them all, like SKIP).
     value: timedelta = attrs.field(validator=_positive_timedelta)
 
     @property
     def grace(self) -> timedelta:
-        """Alias of :attr:`value`."""
+        """Alias of :attr:`GracePolicy.value`."""
         return self.value
 
     def __str__(self) -> str:
@@ -114,7 +115,20 @@ class Cron:
     Validated at construction: a bad expression raises ``InvalidCronExpression``
     naming it; ``max_runs``/``max_failures`` below 1 raise ``ValueError``.
     ``start_date`` may be naive (the app's time zone is applied by the runtime).
-    Two crons with equal options are equal.
+    Two crons with equal options are equal. See :doc:`/cron`.
+
+    :param expression: The cron expression: 5, 6 or 7 fields, read as Jobify reads them.
+    :param max_runs: Run at most this many times (``>= 1``), then end; ``None`` (the
+        default): no limit.
+    :param max_failures: End the job ``PERMANENTLY_FAILED`` after this many consecutive
+        runs that did not succeed (``>= 1``, default 10).
+    :param misfire_policy: What to do with runs missed while the app was stopped or late:
+        :attr:`MisfirePolicy.ONCE` (the default), ``SKIP``, ``ALL`` or
+        ``MisfirePolicy.GRACE(timedelta)``.
+    :param start_date: No run before this time; a naive value is in the app's time zone.
+        Default: none.
+    :param args: Positional arguments of every run.
+    :param kwargs: Keyword arguments of every run.
     """
 
     expression: str = attrs.field(validator=_check_expression)

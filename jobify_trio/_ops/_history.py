@@ -115,8 +115,8 @@ class RunHistory:
     """The last ``per_job`` runs of each job, for at most ``max_jobs`` jobs, in memory.
 
     ``RunHistory(app)`` attaches itself to ``app``'s job events (before the app starts),
-    so it costs nothing unless created. Read it with :meth:`runs`, :meth:`last` and
-    :meth:`jobs`; times are in the app's time zone.
+    so it costs nothing unless created. Read it with :meth:`runs`, :meth:`last`,
+    :meth:`running_since` and :meth:`finished_ids`; times are in the app's time zone.
     """
 
     def __init__(self, app: Jobify, *, per_job: int = 20, max_jobs: int = 1000) -> None:
@@ -185,10 +185,6 @@ class RunHistory:
         if runs is None or runs.running is None:
             return None
         return runs.running[1].astimezone(self._tz)
-
-    def jobs(self) -> list[JobRuns]:
-        """Every remembered job, in the order first seen (live objects: read, don't keep)."""
-        return list(self._jobs.values())
 
     def finished_ids(self, limit: int | None = None) -> list[str]:
         """Ids of jobs that ended for good, most recent first (at most ``limit``)."""

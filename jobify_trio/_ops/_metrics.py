@@ -102,7 +102,7 @@ def _bounds(name: str, buckets: Sequence[float]) -> tuple[float, ...]:
     return bounds
 
 
-class JobMetrics(Collector):
+class JobMetrics:
     """Prometheus metrics of ``app``'s jobs (create it before the app starts).
 
     Counters per task: ``runs_started`` (first attempts), ``runs_succeeded``,
@@ -130,7 +130,7 @@ class JobMetrics(Collector):
         self._started: dict[str, datetime] = {}  # job id -> start of its running attempt
         self.registry = REGISTRY if registry is None else registry
         try:
-            self.registry.register(self)
+            self.registry.register(_Collector(self))
         except ValueError as e:
             raise MetricsError(f"cannot register jobify_trio metrics: {e}") from e
         attach(app, self, "JobMetrics")
@@ -170,13 +170,7 @@ class JobMetrics(Collector):
         stats = self._tasks[name] = _TaskStats(self._duration_bounds, self._lateness_bounds)
         return stats
 
-    # -- the collector -------------------------------------------------------------------
-
-    def describe(self) -> Iterator[Metric]:
-        return self._families(with_samples=False)
-
-    def collect(self) -> Iterator[Metric]:
-        return self._families(with_samples=True)
+    # -- the collector's side ------------------------------------------------------------
 
     def _families(self, *, with_samples: bool) -> Iterator[Metric]:
         ns = self._ns
@@ -214,3 +208,16 @@ class JobMetrics(Collector):
                 scheduled.add_metric([task], count)
         yield scheduled
         yield running
+
+
+class _Collector(Collector):
+    """What the registry sees: the families of one :class:`JobMetrics`."""
+
+    def __init__(self, metrics: JobMetrics) -> None:
+        self._metrics = metrics
+
+    def describe(self) -> Iterator[Metric]:
+        return self._metrics._families(with_samples=False)
+
+    def collect(self) -> Iterator[Metric]:
+        return self._metrics._families(with_samples=True)

@@ -92,6 +92,7 @@ class SmartRetry:
     Same fields, order and defaults as Jobify's ``SmartRetry`` (all may be given
     positionally), but validated at construction. ``retries`` is the number of
     retries after the first failure, so a job runs at most ``retries + 1`` times.
+    Each field, and the delay it gives, is described in :doc:`/retries`.
     """
 
     retries: int = attrs.field(validator=_check_retries)
