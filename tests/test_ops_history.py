@@ -116,25 +116,39 @@ async def test_job_bound_forgets_the_job_that_ended_longest_ago_first(
         assert history.runs("done2") == []
 
 
-async def test_job_bound_evicts_oldest_active_when_none_ended(
+async def test_job_bound_evicts_the_first_seen_when_none_ended(
     make_app: Callable[..., Jobify], autojump_clock: trio.testing.MockClock
 ) -> None:
     app = make_app()
     history = RunHistory(app, max_jobs=2)
     gate = trio.Event()
 
+    @app.task(name="tick")
+    async def tick() -> None:
+        pass
+
     @app.task(name="blocked")
     async def blocked() -> None:
         await gate.wait()
 
     async with app:
-        for i in range(3):
-            await blocked.schedule().push(job_id=f"b{i}")
-        await trio.sleep(1)
+        for i in range(3):  # three crons: active for good, each run recorded as it ends
+            await tick.schedule().cron(f"{i + 1} * * * *", job_id=f"c{i}")
+        await trio.sleep(181)  # one run each, at minutes 1, 2 and 3
         assert len(history) == 2
-        assert "b0" not in history
-        assert history.running_since("b2") is not None
+        assert "c0" not in history
+        assert len(history.runs("c2")) == 1
+        assert history.finished_ids() == []
+        running = await blocked.push()
+        await trio.sleep(1)
+        assert history.running_since(running.id) is not None  # running: not yet recorded
+        assert running.id not in history
         gate.set()
+        await running.wait()
+        assert history.running_since(running.id) is None
+        assert history.finished_ids() == [running.id]
+        for i in range(3):
+            await app.find_job(f"c{i}").cancel()  # type: ignore[union-attr]
 
 
 def test_bounds_are_validated(make_app: Callable[..., Jobify]) -> None:

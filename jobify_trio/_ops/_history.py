@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["JobRuns", "RunHistory", "RunRecord", "error_text", "find_history"]
 
-_STARTED, _RETRYING, _SUCCESS = JobEventKind.STARTED, JobEventKind.RETRYING, JobStatus.SUCCESS
+_RETRYING, _SUCCESS = JobEventKind.RETRYING, JobStatus.SUCCESS
 
 ERROR_TEXT_LIMIT = 200
 """Characters of an error kept per run (the exception's type name and message)."""
@@ -71,13 +71,12 @@ _Entry = tuple[int, JobStatus, "datetime | None", datetime, "str | None", bool]
 class JobRuns:
     """The remembered runs of one job id, newest last."""
 
-    __slots__ = ("entries", "finished", "job_id", "running", "task")
+    __slots__ = ("entries", "finished", "job_id", "task")
 
     def __init__(self, job_id: str, task: str, per_job: int) -> None:
         self.job_id = job_id
         self.task = task
         self.entries: deque[_Entry] = deque(maxlen=per_job)
-        self.running: tuple[int, datetime] | None = None  # (attempt, started_at)
         self.finished = False
 
     def records(self, tz: tzinfo | None = None) -> list[RunRecord]:
@@ -126,22 +125,20 @@ class RunHistory:
         # OrderedDict: popping the oldest is O(1) (a dict's iteration skips deleted slots)
         self._jobs: OrderedDict[str, JobRuns] = OrderedDict()  # in the order first seen
         self._finished: OrderedDict[str, None] = OrderedDict()  # in the order they ended
-        attach(app, self, "RunHistory")
+        self._hub = attach(app, self, "RunHistory")
 
-    def record(self, event: JobEvent, now: datetime) -> None:
-        """Record ``event``, seen at ``now`` (called by the app's operations listener)."""
+    wants_starts = False  # a run is recorded when it ends; the hub knows when it started
+
+    def record(self, event: JobEvent, now: datetime, started: datetime | None) -> None:
+        """Record the end of an attempt (called by the app's operations listener)."""
         job = event.job
         runs = self._jobs.get(job._id)
         if runs is None or runs.finished:
             runs = self._start_job(job._id, job._task.name, runs)
-        if event.kind is _STARTED:
-            runs.running = (event.attempt, now)
-            return
-        running, runs.running = runs.running, None
         status = event.status
         error = None if status is _SUCCESS else error_text(event.exception)
         retried = event.kind is _RETRYING
-        runs.entries.append((event.attempt, status, running and running[1], now, error, retried))
+        runs.entries.append((event.attempt, status, started, now, error, retried))
         if not retried and event.next_run is None:  # ENDED for good
             runs.finished = True
             self._finished[job._id] = None
@@ -181,10 +178,8 @@ class RunHistory:
 
     def running_since(self, job_id: str) -> datetime | None:
         """When the running attempt of ``job_id`` started, or None if it is not running."""
-        runs = self._jobs.get(job_id)
-        if runs is None or runs.running is None:
-            return None
-        return runs.running[1].astimezone(self._tz)
+        started = self._hub.started.get(job_id)
+        return None if started is None else started.astimezone(self._tz)
 
     def finished_ids(self, limit: int | None = None) -> list[str]:
         """Ids of jobs that ended for good, most recent first (at most ``limit``)."""

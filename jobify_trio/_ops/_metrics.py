@@ -127,7 +127,6 @@ class JobMetrics:
         self._duration_bounds = _bounds("duration_buckets", duration_buckets)
         self._lateness_bounds = _bounds("lateness_buckets", lateness_buckets)
         self._tasks: dict[str, _TaskStats] = {}
-        self._started: dict[str, datetime] = {}  # job id -> start of its running attempt
         self.registry = REGISTRY if registry is None else registry
         try:
             self.registry.register(_Collector(self))
@@ -137,14 +136,15 @@ class JobMetrics:
 
     # -- the hot path --------------------------------------------------------------------
 
-    def record(self, event: JobEvent, now: datetime) -> None:
+    wants_starts = True
+
+    def record(self, event: JobEvent, now: datetime, started: datetime | None) -> None:
         """Count ``event``, seen at ``now`` (called by the app's operations listener)."""
         job = event.job
         stats = self._tasks.get(job._task.name)
         if stats is None:
             stats = self._new_task(job._task.name)
         if event.kind is _STARTED_EVENT:
-            self._started[job._id] = now
             if event.attempt == 1:
                 stats.counts[_STARTED] += 1
             late = (now - job._exec_at).total_seconds()
@@ -155,9 +155,8 @@ class JobMetrics:
             else:  # on time (or early: the clock's resolution)
                 histogram.counts[0] += 1
             return
-        began = self._started.pop(job._id, None)
-        if began is not None:
-            took = (now - began).total_seconds()
+        if started is not None:
+            took = (now - started).total_seconds()
             histogram = stats.duration
             histogram.total += took
             histogram.counts[bisect_left(histogram.bounds, took)] += 1
