@@ -134,3 +134,38 @@ def test_loopback_refuses_actions_without_csrf_and_foreign_hosts() -> None:
         done = client.post("/api/action", json=action, headers={"x-csrf-token": csrf})
         assert done.json() == {"ok": True, "message": "report: later cancelled"}
         assert app.find_job("later") is None
+
+
+def test_actions_offer_pause_and_resume_only_when_the_handle_has_them() -> None:
+    from types import SimpleNamespace
+
+    from jobify_trio import JobStatus
+    from jobify_trio.dashboard._snapshot import actions_for
+
+    plain = SimpleNamespace(status=JobStatus.SCHEDULED)
+    assert actions_for(plain) == ["run", "cancel"]  # type: ignore[arg-type]
+    running = SimpleNamespace(status=JobStatus.RUNNING)
+    assert actions_for(running) == ["cancel"]  # type: ignore[arg-type]
+    paused = SimpleNamespace(status=JobStatus.SCHEDULED, paused=True)
+    assert actions_for(paused) == ["run", "resume", "cancel"]  # type: ignore[arg-type]
+    active = SimpleNamespace(status=JobStatus.SCHEDULED, paused=False)
+    assert actions_for(active) == ["run", "pause", "cancel"]  # type: ignore[arg-type]
+
+
+def test_metrics_route_serves_the_registry() -> None:
+    prometheus_client = pytest.importorskip("prometheus_client")
+    from jobify_trio.metrics import JobMetrics
+
+    app = _served_app()
+    registry = prometheus_client.CollectorRegistry()
+    JobMetrics(app, registry=registry)
+    with LiveDashboard(app, metrics_registry=registry) as live:
+        live.call(_run_one, app)
+        with httpx.Client(base_url=live.url, timeout=5) as client:
+            text = client.get("/metrics").text
+    assert 'jobify_trio_runs_succeeded_total{task="report"} 1.0' in text
+    assert "jobify_trio_jobs_scheduled" in text
+
+
+async def _run_one(app: Jobify) -> None:
+    await (await app.tasks["report"].push())

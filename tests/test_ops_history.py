@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 import trio
 import trio.lowlevel
+from _helpers import START
 
-from jobify_trio import Jobify, JobStatus, RunHistory, SmartRetry
+from jobify_trio import Job, Jobify, JobStatus, RunHistory, SmartRetry
 
 
 async def test_records_attempts_with_times_status_and_error(
@@ -158,3 +160,27 @@ def test_bounds_are_validated(make_app: Callable[..., Jobify]) -> None:
     with pytest.raises(ValueError, match="max_jobs must be an int >= 1, got True"):
         RunHistory(app, max_jobs=True)
     assert app._listeners == []  # nothing attached by a refused history
+
+
+def test_events_of_other_kinds_are_not_attempts(make_app: Callable[..., Jobify]) -> None:
+    """Listeners will get more kinds of events (decision events): the sinks skip them."""
+    from jobify_trio._ops._hub import hub_of
+
+    app = make_app()
+    history = RunHistory(app)
+
+    @app.task(name="t")
+    async def t() -> None:
+        pass
+
+    hub = hub_of(app)
+    assert hub is not None
+    job = Job._create(job_id="j", task=t, args=(), kwargs={}, exec_at=START, cancel_hook=_never)
+    other = SimpleNamespace(kind="skipped", job=job, attempt=1, status=JobStatus.SCHEDULED)
+    hub(other)  # type: ignore[arg-type]
+    assert "j" not in history
+    assert hub.started == {}
+
+
+async def _never(job: object) -> None:
+    raise AssertionError("not called")

@@ -23,7 +23,8 @@ S = TypeVar("S")
 
 
 class Sink(Protocol):
-    """Receives job events with the time each was seen and when its attempt started.
+    """Receives the attempt events (STARTED, RETRYING, ENDED) with the time each was seen
+    and when its attempt started; events of other kinds are not passed on.
 
     ``started`` is the start of the attempt the event is about (``now`` for STARTED;
     None if the attempt never started, e.g. a job cancelled while scheduled).
@@ -61,18 +62,21 @@ class OpsListener:
             self._start_sinks += (sink,)
 
     def __call__(self, event: JobEvent) -> None:
-        now = self._now()
-        if event.kind is _STARTED:
+        kind = event.kind
+        if kind is _STARTED:
+            now = self._now()
             self.started[event.job._id] = now
             for sink in self._start_sinks:
                 sink.record(event, now, now)
-            return
-        started = self.started.pop(event.job._id, None)
-        for sink in self._end_sinks:
-            sink.record(event, now, started)
+        elif kind is _ENDED or kind is _RETRYING:
+            now = self._now()
+            started = self.started.pop(event.job._id, None)
+            for sink in self._end_sinks:
+                sink.record(event, now, started)
+        # other kinds (decision events, pauses...) are not attempts: the sinks skip them
 
 
-_STARTED = JobEventKind.STARTED
+_STARTED, _RETRYING, _ENDED = JobEventKind.STARTED, JobEventKind.RETRYING, JobEventKind.ENDED
 
 
 def hub_of(app: Jobify) -> OpsListener | None:
