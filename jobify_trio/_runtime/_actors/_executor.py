@@ -54,6 +54,9 @@ class Executor:
         self.on_quiet: Callable[[], object] | None = None
         """Set while draining: called whenever :attr:`busy` may have dropped."""
         self._nursery: trio.Nursery | None = None
+        self.on_full: Callable[[RunJob], bool] | None = None
+        """Set by the sharing protocol: hands a job to other instances when no worker is
+        free (True: the command was taken and must not be run here)."""
 
     @property
     def running(self) -> int:
@@ -85,8 +88,10 @@ class Executor:
                 self._workers += 1
                 self._nursery.start_soon(self._worker, command)
             else:
-                await self._run_job_send.send(command)
-                return
+                on_full = self.on_full
+                if on_full is None or not on_full(command):
+                    await self._run_job_send.send(command)
+                    return
         await trio.lowlevel.checkpoint()
 
     async def _worker(self, command: RunJob | None) -> None:
