@@ -94,7 +94,8 @@ async def test_failure_elsewhere_reaches_the_scheduling_instance(autojump_clock:
 
 
 async def test_timeout_elsewhere_reaches_the_scheduling_instance(autojump_clock: MockClock) -> None:
-    job, _ = await _outcome_elsewhere("slow", "s")
+    job, ran = await _outcome_elsewhere("slow", "s")
+    assert ("B", "s", 1) in ran
     assert job.status is JobStatus.TIMEOUT
     with pytest.raises(JobTimeoutError):
         job.result()
