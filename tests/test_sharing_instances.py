@@ -273,7 +273,9 @@ async def test_refusal_of_a_second_instance_on_a_store_that_cannot_share(
             async with b.app:
                 pass
         job = await a.tasks["work"].push("alone")  # A runs as a lone instance
+        named = await a.tasks["work"].schedule("named").push(job_id="named")
         assert await job == "alone-done"
+        assert await named == "named-done"
         nursery.cancel_scope.cancel()
     assert list(store.instance_rows) == []  # A unregistered when it stopped
 

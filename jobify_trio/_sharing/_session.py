@@ -282,6 +282,8 @@ class Sharing:
     ) -> Job[Any] | None:
         """A one-off scheduling call names an id not active here (see
         :meth:`Remote.check_id <jobify_trio._sharing._remote.Remote.check_id>`)."""
+        if not self.active:
+            return None  # a lone instance: the id is free (as without sharing)
         return await self.remote.check_id(
             job_id, replace=replace, trigger=trigger, exec_at=exec_at, arguments=arguments,
             force=force,
