@@ -63,7 +63,7 @@ async def test_a_busy_instance_hands_due_jobs_to_another(autojump_clock: MockClo
         start = trio.current_time()
         handed = await a.tasks["work"].push("handed", 0.0)
         assert await handed == "handed-done"  # its result came back to A
-        assert trio.current_time() - start < 1.0  # not after A's 30 s job
+        assert trio.current_time() - start < 0.1  # within 100 ms, not after A's 30 s job
         assert await busy == "busy-done"
         nursery.cancel_scope.cancel()
     assert ("B", "handed", 1) in ran
