@@ -358,3 +358,61 @@ async def test_misfire_is_applied_once_by_the_instance_that_adopts_a_cron(
     assert len(slots) == len(set(slots))
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(slots)]
     assert max(gaps) >= LEASE  # the slots missed during the takeover ran once, not each
+
+
+async def test_an_instance_paused_past_its_lease_loses_its_running_job(
+    autojump_clock: MockClock,
+) -> None:
+    store, ran, (a, b) = cluster(2)
+    async with trio.open_nursery() as nursery:
+        await start_all(nursery, [a, b])
+        job = await a.tasks["work"].push("long", 100.0)
+        await trio.sleep(0.5)
+        a.stall()  # A's heartbeat stops; its job goes on running
+        with trio.fail_after(2 * LEASE):
+            while ("B", "long", 1) not in ran:
+                await trio.sleep(0.05)
+        assert job.status is JobStatus.RUNNING  # A does not know yet
+        a.resume()
+        with trio.fail_after(LEASE / 3 + 0.5):  # its next heartbeat sees the row is B's
+            while job.status is JobStatus.RUNNING:
+                await trio.sleep(0.05)
+        assert job.status is JobStatus.SCHEDULED  # A's handle now follows the job on B
+        assert store.rows[job.id].lease_owner == "B"
+        with trio.fail_after(110):
+            assert await job == "long-done"  # B's result reaches A's handle
+        nursery.cancel_scope.cancel()
+    assert [r[0] for r in ran] == ["A", "B"]
+
+
+class FlakyStore(MemoryStorage):
+    """A store whose slot claims fail while ``down`` is set (database restarted)."""
+
+    down = False
+
+    async def claim_cron_slots(self, claims: Any, /, *, now: Any, lease: Any) -> set[str]:
+        if self.down:
+            raise StorageError("connection refused")
+        return await super().claim_cron_slots(claims, now=now, lease=lease)
+
+
+async def test_slot_claims_that_fail_are_retried_and_fire_late_not_twice(
+    autojump_clock: MockClock,
+) -> None:
+    store, clock, ran = FlakyStore(), VirtualWallClock(START), []
+    a, b = Instance("A", store, clock, ran), Instance("B", store, clock, ran)
+    async with trio.open_nursery() as nursery:
+        await start_all(nursery, [a, b])
+        await a.tick.schedule().cron("* * * * * * *", job_id="tick")
+        await trio.sleep(5)
+        store.down = True
+        before = len(slots_of(ran))
+        await trio.sleep(2)
+        assert len(slots_of(ran)) == before  # no claim, no fire
+        store.down = False
+        await trio.sleep(5)
+        nursery.cancel_scope.cancel()
+    slots = slots_of(ran)
+    assert len(slots) == len(set(slots))
+    assert len(slots) > before
+    assert {name for name, _, _ in ran} == {"A"}
