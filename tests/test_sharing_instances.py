@@ -416,3 +416,26 @@ async def test_slot_claims_that_fail_are_retried_and_fire_late_not_twice(
     assert len(slots) == len(set(slots))
     assert len(slots) > before
     assert {name for name, _, _ in ran} == {"A"}
+
+
+async def test_a_cron_of_another_instance_is_found_and_cancelled(
+    autojump_clock: MockClock,
+) -> None:
+    store, ran, (a, b) = cluster(2)
+    async with trio.open_nursery() as nursery:
+        await start_all(nursery, [a, b])
+        job = await a.tick.schedule().cron("*/2 * * * * * *", job_id="tick")
+        await trio.sleep(3)
+        found = await b.app.lookup_job("tick")
+        assert found is not None
+        assert found.is_cron()
+        assert found.cron_expression == "*/2 * * * * * *"
+        await found.cancel()
+        with trio.fail_after(LEASE / 3 + 0.5):
+            await job.wait()
+        fired = len(slots_of(ran))
+        await trio.sleep(10)
+        nursery.cancel_scope.cancel()
+    assert job.status is JobStatus.CANCELLED
+    assert len(slots_of(ran)) == fired
+    assert "tick" not in store.rows
