@@ -19,6 +19,7 @@ from ._cron._values import Cron, GracePolicy, MisfirePolicy
 from ._policy._retry import SmartRetry
 from ._policy._run_mode import RunMode
 from ._runtime._events import JobEvent, JobEventKind
+from ._sharing._options import SharingOptions
 
 __all__ = [
     "Cron",
@@ -37,6 +38,7 @@ __all__ = [
     "RequestState",
     "RunMode",
     "ScheduleBuilder",
+    "SharingOptions",
     "SmartRetry",
     "State",
     "Task",

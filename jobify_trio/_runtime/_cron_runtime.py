@@ -176,12 +176,18 @@ async def start_declared_crons(runtime: Runtime, tasks: Iterable[Task[..., Any]]
         failed = runtime.cron_triggers.failed_ids.get(job_id)
         if failed is not None and same_schedule(failed, cron):
             continue
+        sharing = runtime.sharing
+        if sharing is not None and not await sharing.may_declare(task, job_id):
+            continue  # a live instance runs this declarative cron: one schedule, not N
         await runtime.cron(task, cron, job_id=job_id, replace=True, force=False)
 
 
 def attach_storage(runtime: Runtime) -> None:
     """Store each cron job's progress after its runs, if the app has storage."""
-    if runtime.durability is not None:
+    if runtime.sharing is not None and runtime.sharing.active:
+        # the next slot claim stores the progress (a compare-and-set); see _sharing._slots
+        runtime.cron_triggers.run_ended_hooks.append(runtime.sharing.cron_run_ended)
+    elif runtime.durability is not None:
         runtime.cron_triggers.run_ended_hooks.append(functools.partial(store_cron_state, runtime))
 
 

@@ -11,12 +11,13 @@ jobs that ended; a cron trigger records its state with :meth:`cron_updated`.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .._core._job import JobStatus
 from ..serializers import Serializer
-from ..storage import Delete, Storage, StoredJob, StoredState, Trigger, Upsert
+from ..storage import Delete, LoadResult, Storage, StoredJob, StoredState, Trigger, Upsert
 from ._arguments import ArgumentCodec
 from ._writer import StorageWriter
 
@@ -69,6 +70,10 @@ class Durability:
         self.codec = ArgumentCodec(serializer)
         self.writer = writer
         self._registry = registry
+        self.stamp: Callable[[StoredJob], StoredJob] | None = None
+        """Set by the sharing protocol: leases each row written to this instance."""
+        self.load_rows: Callable[[], Awaitable[LoadResult]] = storage.load
+        """What restore loads (the sharing protocol loads only the rows it may own)."""
 
     async def start(self, runtime: Runtime, nursery: trio.Nursery) -> None:
         """Start the storage writer, then restore the stored jobs into ``runtime``."""
@@ -92,7 +97,7 @@ class Durability:
 
     async def commit(self, job: Job[Any], trigger: Trigger, arguments: bytes) -> None:
         """Store ``job`` and return once its row is committed (:class:`StorageError` if not)."""
-        await self.writer.write(Upsert(job=self.row(job, trigger, arguments, attempt=1)))
+        await self.writer.write(self._upsert(self.row(job, trigger, arguments, attempt=1)))
 
     async def commit_cron(
         self,
@@ -108,7 +113,7 @@ class Durability:
             job_id, task_name, Trigger.CRON, next_run_at, arguments, 1, StoredState.SCHEDULED,
             cron_json,
         )  # fmt: skip
-        await self.writer.write(Upsert(job=row))
+        await self.writer.write(self._upsert(row))
 
     def row(
         self,
@@ -146,7 +151,7 @@ class Durability:
         arguments = self._encode_again(job)
         if arguments is not None:
             row = self.row(job, Trigger.AT, arguments, attempt=attempt, state=StoredState.RETRYING)
-            self.writer.write_nowait(Upsert(job=row))
+            self.writer.write_nowait(self._upsert(row))
 
     def job_ended(self, job: Job[Any]) -> None:
         """A job ended for good (not at shutdown): delete its row.
@@ -189,7 +194,11 @@ class Durability:
             cron=cron_json,
             next_run_at=next_run_at,
         )
-        self.writer.write_nowait(Upsert(job=row))
+        self.writer.write_nowait(self._upsert(row))
+
+    def _upsert(self, row: StoredJob) -> Upsert:
+        stamp = self.stamp
+        return Upsert(job=row if stamp is None else stamp(row))
 
     def deleted(self, job_id: str) -> None:
         """Delete a row by id (not awaited)."""

@@ -38,7 +38,7 @@ MAX_NAMED = 50
 
 async def restore(runtime: Runtime, durability: Durability) -> None:
     """Load every stored row and re-arm the jobs it can; warn about the rows it keeps."""
-    loaded = await durability.storage.load()
+    loaded = await durability.load_rows()
     kept = [
         f"{row.job_id!r} (task {row.task_name!r}): unreadable row: {row.reason}"
         for row in loaded.corrupt
