@@ -135,7 +135,8 @@ class Cron:
     """A cron schedule for a task: ``Cron("*/5 * * * *", max_runs=3)``.
 
     Validated at construction: a bad expression raises ``InvalidCronExpression``
-    naming it, and so does a ``start_date`` after the expression's last fire time; ``max_runs``/``max_failures`` below 1 raise ``ValueError``.
+    naming it, and so does a ``start_date`` after the expression's last fire time;
+    ``max_runs``/``max_failures`` below 1 raise ``ValueError``.
     ``start_date`` may be naive (the app's time zone is applied by the runtime).
     Two crons with equal options are equal.
     """

@@ -334,10 +334,19 @@ class Runtime:
             self._timer_send.send_nowait(DisarmTimer(job=job))
 
     async def cancel(self, job: Job[Any]) -> None:
-        """Cancel ``job``: disarm its timer, cancel its running attempt, end it."""
-        if job.status not in FINAL_STATUSES:
-            self._disarm(job)
-            if job._cron is not None:
-                self.cron_triggers.stop(job)
-            self.outcomes.cancelled(job)
+        """Cancel ``job``: disarm its timer, cancel its running attempt, end it.
+
+        A durable job's row is deleted first: ``StorageError`` if that is not committed,
+        and the job goes on as it was (``Durability.cancel``).
+        """
+        if job.status not in FINAL_STATUSES and self.durability is not None:
+            await self.durability.cancel(job, functools.partial(self._cancel_now, job))
+        elif job.status not in FINAL_STATUSES:
+            self._cancel_now(job)
         await trio.lowlevel.checkpoint()
+
+    def _cancel_now(self, job: Job[Any]) -> None:
+        self._disarm(job)
+        if job._cron is not None:
+            self.cron_triggers.stop(job)
+        self.outcomes.cancelled(job)

@@ -65,8 +65,11 @@ async def test_a_declared_cron_that_never_fires_warns_and_the_app_starts(
     async def fine() -> None:
         runs.append(2)
 
-    with pytest.warns(RuntimeWarning, match=r"task '.*old': its declared cron is not started"):
+    async def run() -> None:
         async with app:
             await (await fine.push()).wait()
             assert app.get_active_jobs() == []
+
+    with pytest.warns(RuntimeWarning, match=r"task '.*old': its declared cron is not started"):
+        await run()
     assert runs == [2]

@@ -385,9 +385,7 @@ def test_tampered_class_reference_is_rejected_without_calling_it(
 
 def _fresh_module(tmp_path: Path, monkeypatch: Any, name: str) -> Any:
     (tmp_path / f"{name}.py").write_text(
-        "import dataclasses\n"
-        "RAN = []\n"
-        "@dataclasses.dataclass\nclass Thing:\n    x: int\n"
+        "import dataclasses\n@dataclasses.dataclass\nclass Thing:\n    x: int\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     return importlib.import_module(name)
