@@ -11,8 +11,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from ._cli_cron import CliError, add_cron_parser, cron_main
-from ._cli_run import add_run_parser, run_main
+from ._cli._cron import CliError, add_cron_parser, cron_main
+from ._cli._run import add_run_parser, run_main
 
 __all__ = ["main"]
 
@@ -47,9 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _jobs(argv: list[str]) -> int:
     try:
-        module = importlib.import_module("jobify_trio._cli_jobs")
+        module = importlib.import_module("jobify_trio._cli._jobs")
     except ModuleNotFoundError as e:
-        if e.name != "jobify_trio._cli_jobs":
+        if e.name != "jobify_trio._cli._jobs":
             raise
         print(
             "jobify-trio jobs: error: job store inspection is not available in this build",

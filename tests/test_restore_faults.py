@@ -25,8 +25,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jobify_trio import Cron, Jobify
-from jobify_trio._actors._cron_trigger import CronTriggers
-from jobify_trio._cron_state import CronState, cron_to_json
+from jobify_trio._cron._state import CronState, cron_to_json
+from jobify_trio._runtime._actors._cron_trigger import CronTriggers
 from jobify_trio._storage._sqlite import SQLiteDatabase, row_to_job
 from jobify_trio.serializers import ExtendedJSONSerializer, encode_call_arguments
 from jobify_trio.storage import LoadResult, RestoreWarning, SQLiteStorage, StoredJob, Trigger

@@ -29,6 +29,7 @@ from ..storage import (
     StoredJob,
     StoredState,
     Trigger,
+    Upsert,
     Write,
     validate_table_name,
 )
@@ -310,8 +311,10 @@ def _runs(writes: Sequence[Write]) -> Iterator[tuple[bool, list[Any]]]:
         deleting = is_delete
         if isinstance(write, Delete):
             values.append(write.job_id)
-        else:
+        elif isinstance(write, Upsert):
             values.extend(job_to_row(write.job))
+        else:
+            raise StorageError(f"SQLiteStorage cannot apply {type(write).__name__} writes")
     if values:
         yield deleting, values
 
