@@ -18,7 +18,7 @@ import trio.testing
 from _helpers import START, new_app
 from test_storage_failures import MemoryStorage
 
-from jobify_trio import Job, Jobify, JobStatus, SmartRetry
+from jobify_trio import Cron, Job, Jobify, JobStatus, SmartRetry
 from jobify_trio.storage import Delete, SQLiteStorage, StorageError, Upsert, Write
 from jobify_trio.testing import VirtualWallClock
 
@@ -309,6 +309,24 @@ async def test_a_row_sqlite_cannot_store_fails_only_its_own_call(tmp_path: Path)
     )
     assert isinstance(errors["surrogate"], ValueError)
     assert "task 't': job_id '\\ud800' cannot be stored" in str(errors["surrogate"])
+
+
+async def test_a_cron_row_that_cannot_be_stored_fails_its_call_naming_the_value(
+    tmp_path: Path,
+) -> None:
+    east = timezone(timedelta(hours=5))
+    app = Jobify(
+        storage=SQLiteStorage(tmp_path / "jobs.db"), wall_clock=VirtualWallClock(START), tz=east
+    )
+    task = app.task(name="t")(print)
+    with trio.fail_after(10):
+        async with app:
+            with pytest.raises(ValueError, match="task 't': job_id '\\\\udc00' cannot be"):
+                await task.schedule().cron("* * * * *", job_id="\udc00")
+            with pytest.raises(ValueError, match=r"run time 0001-01-01T00:00:00\+05:00 cannot"):
+                await task.schedule().cron(Cron("* * * * *", start_date=datetime(1, 1, 1)),
+                                           job_id="c")  # fmt: skip
+            assert app.get_active_jobs() == []
 
 
 async def test_a_row_the_backend_refuses_fails_only_its_own_call_in_a_shared_batch(

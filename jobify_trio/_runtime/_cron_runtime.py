@@ -106,6 +106,8 @@ def check_fires(cron: Cron, *, job_id: str, now: datetime, tz: tzinfo) -> None:
                 f"it never fires on or after its start_date {start.isoformat()} "
                 "(its last fire time is earlier)",
             ) from None
+        except OverflowError:  # a start_date at the very start of year 1: long past
+            pass
 
 
 async def _new_cron(
