@@ -23,7 +23,7 @@ from datetime import timedelta
 import trio
 import trio.testing
 from _helpers import START
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from test_storage_failures import MemoryStorage
 
@@ -144,6 +144,15 @@ ops_strategy = st.lists(
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(  # the delete of a cancel fails: cancel() must raise, not return (then it reran)
+    ops=[("push", 0), ("cancel", 0)], fail_apply={2}, fail_load=set(), error=StorageError
+)
+@example(  # a cancel's delete, then a load fail; a restart
+    ops=[("delay", 60), ("cancel", 0), ("restart", 0), ("sleep", 120)],
+    fail_apply={2},
+    fail_load={2},
+    error=RuntimeError,
+)
 @given(
     ops=ops_strategy,
     fail_apply=st.sets(st.integers(1, 60), max_size=12),
