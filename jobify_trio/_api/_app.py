@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, tzinfo
 from types import TracebackType
@@ -44,6 +45,18 @@ def _check_tz(tz: object) -> tzinfo:
     if not isinstance(tz, tzinfo):
         raise TypeError(f"tz must be a tzinfo, a zone name or None, got {tz!r}")
     return tz
+
+
+def _check_grace(value: object) -> float:
+    """A shutdown grace: a number of seconds >= 0 (``math.inf`` waits as long as it takes)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"grace must be a number of seconds, got {value!r}")
+    if value < 0 or value != value:  # (NaN is the only value unequal to itself)
+        raise ValueError(f"grace must be >= 0 seconds, got {value!r}")
+    try:
+        return float(value)
+    except OverflowError:  # an int too large for a float: as good as forever
+        return math.inf
 
 
 def _check_max_concurrency(value: object) -> int:
@@ -194,10 +207,10 @@ class Jobify(Layer):
         scheduled, durable ones stay stored); attempts already running get up to
         ``grace`` seconds to finish. It returns when they have all finished or the grace
         has passed; leaving the ``async with`` block then cancels whatever still runs.
-        The app cannot schedule again until it is restarted.
+        The app cannot schedule again until it is restarted. An invalid ``grace`` (negative,
+        NaN, not a number) raises ``ValueError`` and changes nothing.
         """
-        if grace < 0:
-            raise ValueError(f"grace must be >= 0 seconds, got {grace!r}")
+        grace = _check_grace(grace)  # before anything changes: a refused call changes nothing
         runtime = self._runtime
         if runtime is None:
             raise ApplicationStateError("shutdown() needs a running app")

@@ -73,6 +73,20 @@ class Outcomes:
         if events is not None and (was_running or not shutting_down):
             events.ended(job, JobStatus.CANCELLED)
 
+    def withdrawn(self, job: Job[Any], generation: int) -> None:
+        """A scheduling call was cancelled before it handed ``job`` over: the job never
+        existed. It leaves the registry (a durable job's row is deleted by the
+        ``job_ended_hooks``); no event is sent, as none was for its start.
+
+        Does nothing if someone else took the job over meanwhile (cancelled it, or re-armed
+        it with ``replace=True``): ``generation`` is the one the call gave it.
+        """
+        if job._generation != generation:
+            return
+        job._generation += 1
+        job._status = JobStatus.CANCELLED
+        self._finish(job)
+
     def ended(self, job: Job[Any], status: JobStatus) -> None:
         """``job`` ends between runs with the final ``status`` (a cron job with no slot left)."""
         job._status = status

@@ -22,6 +22,7 @@ import functools
 import itertools
 import math
 import os
+import warnings
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -35,8 +36,8 @@ from .._core._job import FINAL_STATUSES, Job, JobStatus, Rerun
 from .._core._messages import AttemptFailed, DisarmTimer, RunJob, TimerMessage
 from .._storage._durability import Durability, attach_durability
 from ..exceptions import ApplicationStateError, DuplicateJobError
-from ..storage import Trigger
-from . import _cron_runtime
+from ..storage import StorageError, Trigger
+from . import _cron_runtime, _thread_jobs
 from ._actors._cron_trigger import CronTriggers
 from ._actors._executor import Executor
 from ._actors._scheduler import Scheduler
@@ -85,6 +86,7 @@ class Runtime:
             outcomes=self.outcomes,
             wall_clock=self._wall_clock,
             make_context=self.make_context,
+            run_in_thread=self.run_in_thread,
         )
         self.executor.retry_at_once = self.supervisor.retry_at_once  # zero-backoff retries
         self.scheduler = Scheduler(
@@ -122,14 +124,20 @@ class Runtime:
         self._nursery.cancel_scope.cancel()
 
     async def after_stop(self) -> None:
-        """Once the nursery has exited: wait for job threads, end every job still active."""
-        if self._threads.busy:
-            with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(self._threads.wait_idle)
+        """Once the nursery has exited: wait a bounded time for job threads (abandoned
+        after ``EXIT_GRACE``, with a warning), end every job still active."""
+        abandoned = await self._threads.wait_exit_grace()
         for job in self.registry:
             self.outcomes.cancelled(job, shutting_down=True)
         if self.durability is not None:
             await self.durability.writer.flush()
+        if abandoned:
+            warnings.warn(
+                f"{abandoned} job thread(s) still running {_thread_jobs.EXIT_GRACE:g} s after "
+                "the app stopped were abandoned; they run on until their functions return",
+                RuntimeWarning,
+                stacklevel=1,
+            )
 
     # -- helpers the actors and tasks use ------------------------------------------------
 
@@ -204,8 +212,13 @@ class Runtime:
         replace: bool = False,
         force: bool = False,
     ) -> Job[Any]:
-        """Run now (see contract §4 for ``job_id``/``replace``/``force``)."""
+        """Run now (see contract §4 for ``job_id``/``replace``/``force``).
+
+        If it raises (cancelled while it waits for a free worker, say), the job was never
+        scheduled: it is forgotten (and a durable job's row deleted), see :meth:`_hand_over`.
+        """
         self._check_open()
+        await trio.lowlevel.checkpoint_if_cancelled()
         stored = None if self.durability is None else self.durability.prepare(task, args, kwargs)
         existing = self._active_one_off(job_id, replace)
         if existing is not None:
@@ -218,8 +231,30 @@ class Runtime:
             return job
         job._status = JobStatus.SCHEDULED
         job._generation = 1
-        await self.executor.submit(RunJob(job=job, generation=1))
+        command = RunJob(job=job, generation=1)
+        if self.executor.offer(command):
+            await trio.lowlevel.cancel_shielded_checkpoint()  # handed over: the call succeeds
+            return job
+        await self._hand_over(command)
         return job
+
+    async def _hand_over(self, command: RunJob) -> None:
+        """Wait for a free worker (backpressure). A worker never gets here: jobs that push
+        jobs overflow instead (see ``Executor.offer``).
+
+        Cancelled while waiting (or the app stopped meanwhile), the job is withdrawn: it
+        leaves the registry and a durable job's committed row is deleted (queued at once and
+        committed with the next batch: a crash in between restores it, at least once).
+        """
+        try:
+            await self.executor.wait_to_send(command)
+        except BaseException as exc:
+            self.outcomes.withdrawn(command.job, command.generation)
+            if isinstance(exc, trio.BrokenResourceError):
+                raise ApplicationStateError(
+                    "the app stopped before the job could be handed to a worker"
+                ) from None
+            raise
 
     async def at(
         self,
@@ -281,9 +316,13 @@ class Runtime:
         assert self.durability is not None
         try:
             await self.durability.commit(job, trigger, stored)
-        except BaseException:
+        except StorageError:
             if new:
                 self.registry.discard(job)
+            raise
+        except BaseException:  # cancelled: the row may be committed anyway
+            if new:
+                self.outcomes.withdrawn(job, 0)  # forgotten, and its row deleted
             raise
         if job.status is JobStatus.CANCELLED:
             return False
