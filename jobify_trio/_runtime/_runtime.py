@@ -316,7 +316,7 @@ class Runtime:
         assert self.durability is not None
         try:
             await self.durability.commit(job, trigger, stored)
-        except StorageError:
+        except (StorageError, ValueError):  # not committed (ValueError: a row it refused)
             if new:
                 self.registry.discard(job)
             raise
