@@ -335,7 +335,7 @@ class Runtime:
         assert self.durability is not None
         try:
             await self.durability.commit(job, trigger, stored)
-        except StorageError:
+        except (StorageError, ValueError):  # not committed (ValueError: a row it refused)
             if new:
                 self.registry.discard(job)
             raise
@@ -392,14 +392,23 @@ class Runtime:
             self._timer_send.send_nowait(DisarmTimer(job=job))
 
     async def cancel(self, job: Job[Any]) -> None:
-        """Cancel ``job``: disarm its timer, cancel its running attempt, end it."""
+        """Cancel ``job``: disarm its timer, cancel its running attempt, end it.
+
+        A durable job's row is deleted first: ``StorageError`` if that is not committed,
+        and the job goes on as it was (``Durability.cancel``).
+        """
         sharing = self.sharing
         if sharing is not None and sharing.remote.follows(job):
             await sharing.remote.cancel(job)  # it runs on another instance
             return
-        if job.status not in FINAL_STATUSES:
-            self._disarm(job)
-            if job._cron is not None:
-                self.cron_triggers.stop(job)
-            self.outcomes.cancelled(job)
+        if job.status not in FINAL_STATUSES and self.durability is not None:
+            await self.durability.cancel(job, functools.partial(self._cancel_now, job))
+        elif job.status not in FINAL_STATUSES:
+            self._cancel_now(job)
         await trio.lowlevel.checkpoint()
+
+    def _cancel_now(self, job: Job[Any]) -> None:
+        self._disarm(job)
+        if job._cron is not None:
+            self.cron_triggers.stop(job)
+        self.outcomes.cancelled(job)
