@@ -106,7 +106,7 @@ class SmartRetry:
     positionally), but validated at construction. ``retries`` is the number of
     retries after the first failure, so a job runs at most ``retries + 1`` times.
     Every delay is capped at ``max_delay`` (an ``initial_delay`` above it is accepted and
-    capped, as in Jobify); ``max_delay`` is at most :data:`MAX_DELAY` (100 years).
+    capped, as in Jobify); ``max_delay`` is at most ``MAX_DELAY`` (100 years).
     Each field, and the delay it gives, is described in :doc:`/retries`.
     """
 
