@@ -20,6 +20,7 @@ from ._ops._history import RunHistory, RunRecord
 from ._policy._retry import SmartRetry
 from ._policy._run_mode import RunMode
 from ._runtime._events import JobEvent, JobEventKind
+from ._sharing._options import SharingOptions
 
 __all__ = [
     "Cron",
@@ -40,6 +41,7 @@ __all__ = [
     "RunMode",
     "RunRecord",
     "ScheduleBuilder",
+    "SharingOptions",
     "SmartRetry",
     "State",
     "Task",

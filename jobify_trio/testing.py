@@ -7,6 +7,11 @@ milliseconds with exact, reproducible wall times::
 
     clock = VirtualWallClock(datetime(2026, 1, 1, tzinfo=UTC))
     app = Jobify(storage=False, wall_clock=clock)
+
+:class:`MemoryStorage` is a store in memory that implements the whole storage interface,
+sharing included: several app instances in one ``trio.run`` can share one
+``MemoryStorage`` under one ``MockClock``, to test a schedule shared by several
+instances deterministically (see docs/sharing.rst).
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ from datetime import UTC, datetime, timedelta
 
 import trio
 
-__all__ = ["VirtualWallClock"]
+from ._storage._memory import MemoryStorage
+
+__all__ = ["MemoryStorage", "VirtualWallClock"]
 
 
 class VirtualWallClock:

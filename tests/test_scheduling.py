@@ -296,6 +296,23 @@ async def test_bad_delay_values(autojump_clock: trio.testing.MockClock) -> None:
         assert app.get_active_jobs() == []
 
 
+async def test_a_delay_whose_date_overflows_is_rejected_naming_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    app, _ = recording_app()
+    record = app.tasks["record"]
+    async with app:
+        with pytest.raises(ValueError, match=r"task 'record': delay 1e\+20 s is too large"):
+            await record.schedule(1).delay(1e20)
+        with pytest.raises(ValueError, match=r"task 'record': delay 1000000000000\.0 is too large"):
+            await record.schedule(1).delay(1e12)  # past year 9999
+        with pytest.raises(ValueError, match=r"task 'record': delay .*days.* is too large"):
+            await record.schedule(1).delay(timedelta(days=3_000_000))
+        assert app.get_active_jobs() == []
+        await record.schedule(2).delay(1e9)  # 31 years: fine
+        assert len(app.get_active_jobs()) == 1
+
+
 async def test_many_due_jobs_run_concurrently(autojump_clock: trio.testing.MockClock) -> None:
     app = new_app()
     ended: list[float] = []

@@ -20,6 +20,7 @@ from .._policy._handler_resolution import ExceptionHandler, validate_exception_h
 from .._runtime._cron_runtime import start_declared_crons
 from .._runtime._events import JobListener
 from .._runtime._runtime import Runtime
+from .._sharing._options import SharingOptions
 from .._storage._config import check_storage
 from ..exceptions import ApplicationStateError
 from ._lifespan import Lifespan, Plugin, check_plugins, enter_lifespans, start_plugins
@@ -105,6 +106,10 @@ class Jobify(Layer):
     :param outer_middleware: Outer middleware, around every scheduling call.
     :param plugins: :class:`~jobify_trio.Plugin` objects started before the lifespans and
         shut down after them.
+    :param sharing: How this instance shares a store that several instances of the app
+        use at once (lease, heartbeat, polling, retention): a
+        :class:`~jobify_trio.SharingOptions`; ``None`` means ``SharingOptions()``. See
+        :doc:`/sharing`.
     """
 
     def __init__(
@@ -121,6 +126,7 @@ class Jobify(Layer):
         middleware: Sequence[BaseMiddleware] | None = None,
         outer_middleware: Sequence[BaseOuterMiddleware] | None = None,
         plugins: Iterable[Plugin] = (),
+        sharing: SharingOptions | None = None,
     ) -> None:
         super().__init__()
         self._init_layer(
@@ -145,6 +151,9 @@ class Jobify(Layer):
         self._listeners: list[JobListener] = []
         #: The serializer of durable jobs' arguments.
         self._storage, self.serializer = check_storage(storage, serializer)
+        if sharing is not None and not isinstance(sharing, SharingOptions):
+            raise TypeError(f"sharing must be a SharingOptions or None, got {sharing!r}")
+        self.sharing = sharing
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -260,6 +269,20 @@ class Jobify(Layer):
         """The scheduled or running job with this id, or None."""
         runtime = self._runtime
         return None if runtime is None else runtime.registry.get(job_id)
+
+    async def lookup_job(self, job_id: str) -> Job[Any] | None:
+        """The job with this id, wherever it is: active here (as :meth:`find_job`), else
+        stored by any instance sharing the store (a handle that follows it: ``await job``
+        gives its outcome, ``cancel()`` cancels it where it runs), else None."""
+        runtime = self._runtime
+        if runtime is None:
+            raise ApplicationStateError("lookup_job() needs a running app")
+        job = runtime.registry.get(job_id)
+        sharing = runtime.sharing
+        if job is not None or sharing is None or not sharing.active:
+            await trio.lowlevel.checkpoint()
+            return job
+        return await sharing.remote.lookup(job_id)
 
     def get_active_jobs(self) -> list[Job[Any]]:
         """Every scheduled or running job."""

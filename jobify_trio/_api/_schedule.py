@@ -101,7 +101,14 @@ class ScheduleBuilder(Generic[R]):
         """
         delta = self._check_delay(seconds)
         runtime = self._task._owner._scheduling_runtime(self._task)
-        return await self.at(runtime.now() + delta, job_id=job_id, replace=replace)
+        try:
+            when = runtime.now() + delta
+        except OverflowError:
+            raise ValueError(
+                f"task {self._task.name!r}: delay {seconds!r} is too large: it ends after "
+                "the last date Python can represent (year 9999)"
+            ) from None
+        return await self.at(when, job_id=job_id, replace=replace)
 
     async def cron(
         self,
@@ -137,7 +144,13 @@ class ScheduleBuilder(Generic[R]):
         elif isinstance(seconds, int | float) and not isinstance(seconds, bool):
             if not math.isfinite(seconds):
                 raise ValueError(f"task {self._task.name!r}: delay must be finite, got {seconds!r}")
-            delta = timedelta(seconds=seconds)
+            try:
+                delta = timedelta(seconds=seconds)
+            except OverflowError:
+                raise ValueError(
+                    f"task {self._task.name!r}: delay {seconds!r} s is too large "
+                    "(the largest is 999999999 days)"
+                ) from None
         else:
             raise TypeError(
                 f"task {self._task.name!r}: delay must be seconds or a timedelta, got {seconds!r}"

@@ -34,6 +34,7 @@ from .._core._clock import WallClock, to_tz
 from .._core._context import JobContext
 from .._core._job import FINAL_STATUSES, Job, JobStatus, Rerun
 from .._core._messages import AttemptFailed, DisarmTimer, RunJob, TimerMessage
+from .._sharing._session import Sharing, start_sharing
 from .._storage._durability import Durability, attach_durability
 from ..exceptions import ApplicationStateError, DuplicateJobError
 from ..storage import StorageError, Trigger
@@ -96,11 +97,15 @@ class Runtime:
             executor=self.executor, outcomes=self.outcomes, wall_clock=self._wall_clock, tz=self._tz
         )
         self.durability: Durability | None = attach_durability(self)
+        self.sharing: Sharing | None = None  # set at start when the store has presence
 
     async def start(self) -> None:
         """Start every actor; returns when all are ready."""
         if self.durability is not None:  # storage is open: restore, then start the actors
+            self.sharing = await start_sharing(self, self.durability)
             await self.durability.start(self, self._nursery)
+            if self.sharing is not None:
+                await self.sharing.start(self._nursery)
         _cron_runtime.attach_storage(self)
         await self._nursery.start(self.executor.run)
         await self._nursery.start(self.supervisor.run)
@@ -131,6 +136,8 @@ class Runtime:
             self.outcomes.cancelled(job, shutting_down=True)
         if self.durability is not None:
             await self.durability.writer.flush()
+        if self.sharing is not None:
+            await self.sharing.stop()
         if abandoned:
             warnings.warn(
                 f"{abandoned} job thread(s) still running {_thread_jobs.EXIT_GRACE:g} s after "
@@ -226,6 +233,12 @@ class Runtime:
             return await self._replace(
                 existing, task, args, kwargs, now, Trigger.PUSH, stored, force
             )
+        if job_id is not None and stored is not None and self.sharing is not None:
+            elsewhere = await self.sharing.check_id(
+                job_id, replace, Trigger.PUSH, self.now(), stored, force
+            )
+            if elsewhere is not None:
+                return elsewhere
         job = self._new_job(task, args, kwargs, job_id, self.now())
         if stored is not None and not await self._store(job, Trigger.PUSH, stored, new=True):
             return job
@@ -277,6 +290,12 @@ class Runtime:
             return await self._replace(
                 existing, task, args, kwargs, exec_at, Trigger.AT, stored, rearm
             )
+        if job_id is not None and stored is not None and self.sharing is not None:
+            elsewhere = await self.sharing.check_id(
+                job_id, replace, Trigger.AT, exec_at, stored, force
+            )
+            if elsewhere is not None:
+                return elsewhere
         job = self._new_job(task, args, kwargs, job_id, exec_at)
         if stored is not None and not await self._store(job, Trigger.AT, stored, new=True):
             return job
@@ -316,7 +335,7 @@ class Runtime:
         assert self.durability is not None
         try:
             await self.durability.commit(job, trigger, stored)
-        except StorageError:
+        except (StorageError, ValueError):  # not committed (ValueError: a row it refused)
             if new:
                 self.registry.discard(job)
             raise
@@ -373,10 +392,23 @@ class Runtime:
             self._timer_send.send_nowait(DisarmTimer(job=job))
 
     async def cancel(self, job: Job[Any]) -> None:
-        """Cancel ``job``: disarm its timer, cancel its running attempt, end it."""
-        if job.status not in FINAL_STATUSES:
-            self._disarm(job)
-            if job._cron is not None:
-                self.cron_triggers.stop(job)
-            self.outcomes.cancelled(job)
+        """Cancel ``job``: disarm its timer, cancel its running attempt, end it.
+
+        A durable job's row is deleted first: ``StorageError`` if that is not committed,
+        and the job goes on as it was (``Durability.cancel``).
+        """
+        sharing = self.sharing
+        if sharing is not None and sharing.remote.follows(job):
+            await sharing.remote.cancel(job)  # it runs on another instance
+            return
+        if job.status not in FINAL_STATUSES and self.durability is not None:
+            await self.durability.cancel(job, functools.partial(self._cancel_now, job))
+        elif job.status not in FINAL_STATUSES:
+            self._cancel_now(job)
         await trio.lowlevel.checkpoint()
+
+    def _cancel_now(self, job: Job[Any]) -> None:
+        self._disarm(job)
+        if job._cron is not None:
+            self.cron_triggers.stop(job)
+        self.outcomes.cancelled(job)

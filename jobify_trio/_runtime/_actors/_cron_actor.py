@@ -144,6 +144,9 @@ class CronTrigger:
             if self._batch:
                 slot = self._batch.popleft()
                 self._offset = job._exec_at = slot
+                claim = group.claim_slot
+                if claim is not None and not await claim(job, slot, self.state()):
+                    return  # another instance fires this cron now
                 job._generation += 1
                 job._status = JobStatus.SCHEDULED
                 self._run_over = False

@@ -27,7 +27,7 @@ the storage layer uses (:meth:`CronTriggers.state`, :meth:`CronTriggers.restore`
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
@@ -127,6 +127,8 @@ class CronTriggers:
         # ids of restored cron jobs that had ended PERMANENTLY_FAILED, with their Cron: a
         # declarative cron unchanged in code is not started again for them.
         self.failed_ids: dict[str, Cron] = {}
+        # set by the sharing protocol: claim a slot before firing it (False: lost)
+        self.claim_slot: Callable[[Job[Any], datetime, CronState], Awaitable[bool]] | None = None
 
     def __len__(self) -> int:
         return len(self._triggers)

@@ -110,6 +110,9 @@ class Executor:
         self.on_quiet: Callable[[], object] | None = None
         """Set while draining: called whenever :attr:`busy` may have dropped."""
         self._nursery: trio.Nursery | None = None
+        self.on_full: Callable[[RunJob], bool] | None = None
+        """Set by the sharing protocol: hands a job to other instances when no worker is
+        free (True: the command was taken and must not be run here)."""
 
     @property
     def running(self) -> int:
@@ -156,7 +159,8 @@ class Executor:
             elif _WORKER_OF.get() is self:
                 self._overflow.append(command)  # a worker never waits for a worker
             else:
-                return False
+                on_full = self.on_full  # sharing: another instance may run it
+                return on_full is not None and on_full(command)
         return True
 
     async def wait_to_send(self, command: RunJob) -> None:
