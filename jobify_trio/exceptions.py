@@ -16,6 +16,7 @@ __all__ = [
     "JobFailedError",
     "JobNotCompletedError",
     "JobTimeoutError",
+    "RemoteJobError",
     "RouteAlreadyRegisteredError",
 ]
 
@@ -55,6 +56,19 @@ class JobTimeoutError(BaseJobifyError, TimeoutError):
         super().__init__(f"job {job_id!r} timed out after {timeout:g} s")
         self.job_id = job_id
         self.timeout = timeout
+
+
+class RemoteJobError(BaseJobifyError):
+    """How a job that ran on another app instance failed, as that instance stored it.
+
+    The original exception stays on the instance that ran the job; ``str()`` is its
+    ``"ExceptionType: message"`` (see docs/sharing.rst).
+    """
+
+    def __init__(self, job_id: str, error: str) -> None:
+        super().__init__(f"job {job_id!r} failed on another instance: {error}")
+        self.job_id = job_id
+        self.error = error
 
 
 class JobCancelledError(BaseJobifyError):

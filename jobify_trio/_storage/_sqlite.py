@@ -146,14 +146,34 @@ class SQLiteDatabase:
         """Every row; rows whose columns do not parse come back as :class:`CorruptRow`."""
         jobs: list[StoredJob] = []
         corrupt: list[CorruptRow] = []
-        for raw in self._select(_COLUMNS):
+        for raw in self._load_rows():
             try:
                 jobs.append(row_to_job(raw))
-            except (ValueError, TypeError) as exc:
+            except Exception as exc:  # any unreadable column: the row is kept and reported
                 corrupt.append(
-                    CorruptRow(job_id=str(raw[0]), task_name=str(raw[1]), reason=str(exc))
+                    CorruptRow(job_id=_text(raw[0]), task_name=_text(raw[1]), reason=str(exc))
                 )
         return LoadResult(jobs=jobs, corrupt=corrupt)
+
+    def _load_rows(self) -> list[tuple[Any, ...]]:
+        """Every column of every row.
+
+        A text column holding bytes that are not UTF-8 makes ``sqlite3`` fail the whole
+        fetch; the rows are then read again with such values left as ``bytes``, which
+        :func:`row_to_job` rejects for that row only.
+        """
+        try:
+            return self._select(_COLUMNS)
+        except StorageError as exc:
+            if not isinstance(exc.__cause__, sqlite3.OperationalError) or "decode" not in str(
+                exc.__cause__
+            ):
+                raise
+        self._conn.text_factory = _lenient_text
+        try:
+            return self._select(_COLUMNS)
+        finally:
+            self._conn.text_factory = str
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -331,6 +351,19 @@ def row_to_job(raw: tuple[Any, ...]) -> StoredJob:
         None if lease is None else from_db_time(lease),
         origin,
     )
+
+
+def _lenient_text(data: bytes) -> str | bytes:
+    """UTF-8 text as ``str``; anything else stays ``bytes`` (the row is then corrupt)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data
+
+
+def _text(value: object) -> str:
+    """A column value as text for a report, whatever it holds."""
+    return value if type(value) is str else repr(value)[:200]
 
 
 def _explain(path: Path, action: str, exc: sqlite3.Error) -> str:
