@@ -293,7 +293,7 @@ class SQLiteStorage(SQLiteSharing, Storage):
     -9); after a power loss the last commits may be lost. ``table_name`` is validated;
     a second table ``<table_name>_meta`` holds the schema version (2), and the sharing
     protocol's tables are ``<table_name>_instances``, ``_claims``, ``_results`` and
-    ``_commands``. Several processes may share one file (:attr:`can_share`); a version 1
+    ``_commands``. Several processes may share one file (``can_share`` is True); a version 1
     file is migrated when opened.
     """
 
