@@ -293,8 +293,12 @@ class SQLiteStorage(SQLiteSharing, Storage):
     -9); after a power loss the last commits may be lost. ``table_name`` is validated;
     a second table ``<table_name>_meta`` holds the schema version (2), and the sharing
     protocol's tables are ``<table_name>_instances``, ``_claims``, ``_results`` and
-    ``_commands``. Several processes may share one file (``can_share`` is True); a version 1
-    file is migrated when opened.
+    ``_commands``; a version 1 file is migrated when opened.
+
+    ``shared=True`` lets several app instances (processes) share the file (``can_share``):
+    leases, claims, exactly-once cron slots. By default (``shared=False``) the store only
+    records which instance runs on it, so a second live instance is refused at startup
+    instead of running every job twice.
     """
 
     def __init__(
@@ -303,9 +307,13 @@ class SQLiteStorage(SQLiteSharing, Storage):
         *,
         table_name: str = "jobify_jobs",
         busy_timeout: float = 5.0,
+        shared: bool = False,
     ) -> None:
         if not isinstance(path, str | Path) or not str(path):
             raise TypeError(f"SQLiteStorage path must be a non-empty str or Path, got {path!r}")
+        if not isinstance(shared, bool):
+            raise TypeError(f"SQLiteStorage shared must be True or False, got {shared!r}")
+        self.shared = shared
         self.path = Path(path)
         self.table_name = validate_table_name(table_name)
         self.busy_timeout = float(busy_timeout)

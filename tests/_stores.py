@@ -93,7 +93,7 @@ class SQLiteBackend(Backend):
         self.path = tmp_path / "contract.db"
 
     def new(self) -> Storage:
-        return SQLiteStorage(self.path)
+        return SQLiteStorage(self.path, shared=True)
 
     def set_schema_version(self, version: str) -> None:
         with sqlite3.connect(self.path) as conn:

@@ -318,8 +318,8 @@ _STATES = {state.value: state for state in StoredState}
 def row_to_job(raw: tuple[Any, ...]) -> StoredJob:
     """Column values back to a :class:`StoredJob`; ``ValueError``/``TypeError`` if corrupt.
 
-    ``raw`` holds the columns of ``COLUMNS`` (the last three, lease and origin, are
-    optional). Every column is checked here, so the row is built unvalidated.
+    ``raw`` holds the columns of ``COLUMNS`` (the last three, lease and origin, may be
+    left out). Every column is checked here, so the row is built unvalidated.
     """
     job_id, task, trigger, next_run_at, arguments, attempt, state, cron = raw[:8]
     if type(job_id) is not str or type(task) is not str:
@@ -333,7 +333,7 @@ def row_to_job(raw: tuple[Any, ...]) -> StoredJob:
     kind, where = _TRIGGERS.get(trigger), _STATES.get(state)
     if kind is None or where is None:
         raise ValueError(f"unknown trigger {trigger!r} or state {state!r}")
-    owner, lease, origin = raw[8:11] if len(raw) > 8 else (None, None, None)
+    owner, lease, origin = (*raw[8:11], None, None, None)[:3]  # optional columns
     if (owner is not None and type(owner) is not str) or (
         origin is not None and type(origin) is not str
     ):

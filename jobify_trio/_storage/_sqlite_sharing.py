@@ -37,6 +37,7 @@ class SQLiteSharing:
     """Presence, leases, claims, results and wake-ups on one SQLite file."""
 
     _data_version: int | None = None
+    shared: bool = False
 
     if TYPE_CHECKING:
 
@@ -44,8 +45,8 @@ class SQLiteSharing:
 
     @property
     def can_share(self) -> bool:
-        """True: several processes may share one SQLite file."""
-        return True
+        """True if built with ``shared=True``: several processes may share the file."""
+        return self.shared
 
     async def register_instance(self, info: InstanceInfo, /) -> None:
         """Add (or replace) the instance's row."""
