@@ -25,7 +25,7 @@ async def test_a_second_instance_on_an_unshared_file_is_refused(tmp_path: Path) 
     with trio.fail_after(20):
         async with first:
             second = Jobify(storage=SQLiteStorage(db))
-            with pytest.raises(StorageError, match="cannot share a schedule.*is running on it"):
+            with pytest.raises(StorageError, match=r"cannot share a schedule.*is running on it"):
                 async with second:
                     pass
         async with Jobify(storage=SQLiteStorage(db)):  # the first one stopped cleanly
