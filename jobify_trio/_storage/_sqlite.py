@@ -12,7 +12,7 @@ readable in any SQLite shell, and ordered correctly by plain text comparison.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -87,8 +87,34 @@ class SQLiteDatabase:
             self._conn = sqlite3.connect(
                 path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
             )
+        self._ready(self._prepare)
+
+    @classmethod
+    def open_existing(
+        cls, path: Path, table_name: str, *, writable: bool = False, busy_timeout: float = 5.0
+    ) -> SQLiteDatabase:
+        """Open an existing job table without changing the file's layout (for the CLI).
+
+        The file is opened through a ``file:`` URI in mode ``ro`` (or ``rw`` when
+        ``writable``): it is never created, no table is created and the journal mode is left
+        as it is. A file without the job table is a :class:`StorageError` naming the tables
+        the file has.
+        """
+        self = object.__new__(cls)
+        self.path = path
+        self.table = validate_table_name(table_name)
+        self.meta = f"{self.table}_meta"
+        uri = f"{path.resolve().as_uri()}?mode={'rw' if writable else 'ro'}"
+        with self._errors("open"):
+            self._conn = sqlite3.connect(
+                uri, uri=True, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
+        self._ready(self._check_existing)
+        return self
+
+    def _ready(self, prepare: Callable[[], None]) -> None:
         try:
-            self._prepare()
+            prepare()
         except BaseException:
             self._conn.close()
             raise
@@ -142,11 +168,39 @@ class SQLiteDatabase:
                 (str(SCHEMA_VERSION),),
             )
         elif row[0] != str(SCHEMA_VERSION):
+            raise self._version_error(row[0])
+
+    def _version_error(self, found: object) -> StorageError:
+        return StorageError(
+            f"job database {str(self.path)!r}, table {self.table!r}: schema version "
+            f"{found!r} is not supported (this jobify_trio reads version {SCHEMA_VERSION}); "
+            "use the jobify_trio release that wrote it, or another table_name"
+        )
+
+    def _check_existing(self) -> None:
+        tables = self._read("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        if self.table not in tables:
+            found = ", ".join(tables) if tables else "none"
             raise StorageError(
-                f"job database {str(self.path)!r}, table {self.table!r}: schema version "
-                f"{row[0]!r} is not supported (this jobify_trio reads version {SCHEMA_VERSION}); "
-                "use the jobify_trio release that wrote it, or another table_name"
+                f"job database {str(self.path)!r} has no table {self.table!r} "
+                f"(its tables: {found}; use --table NAME)"
             )
+        columns = self._read(f"SELECT name FROM pragma_table_info('{self.table}')")
+        missing = [name for name in _COLUMNS.split(", ") if name not in columns]
+        if missing:
+            raise StorageError(
+                f"job database {str(self.path)!r}: table {self.table!r} is not a jobify_trio "
+                f"job table (it lacks the columns {', '.join(missing)})"
+            )
+        if self.meta in tables:
+            version = self._read(f"SELECT value FROM {self.meta} WHERE key='schema_version'")
+            if version and version[0] != str(SCHEMA_VERSION):
+                raise self._version_error(version[0])
+
+    def _read(self, query: str) -> list[str]:
+        """The first column of every row of ``query``, as text."""
+        with self._errors("read"):
+            return [str(row[0]) for row in self._conn.execute(query)]
 
     def close(self) -> None:
         """Close the connection (WAL is checkpointed by SQLite on the last close)."""
