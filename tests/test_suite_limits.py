@@ -63,3 +63,12 @@ def test_a_hung_trio_test_fails_alone_within_the_real_time_limit(tmp_path: Path)
     assert summary.startswith("2 failed, 2 passed"), done.stdout[-3000:]
     assert done.stdout.count("TimeoutError: the test ran longer than 0.5 s of real time") == 2
     assert "pytest-timeout" not in done.stdout
+
+
+def test_crash_test_seed_is_fixed_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_crash import _seed
+
+    monkeypatch.setenv("CRASH_SEED", "4242")
+    assert _seed() == 4242
+    monkeypatch.delenv("CRASH_SEED")
+    assert len({_seed() for _ in range(5)}) > 1  # fresh seeds, printed by the test
