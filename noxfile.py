@@ -23,17 +23,23 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff lint (including the ASYNC rules) and the formatting check."""
-    session.install("ruff")
+    """ruff lint (including the ASYNC rules), the formatting check and the layer contract.
+
+    ``lint-imports`` checks ``[tool.importlinter]`` in pyproject.toml: no module imports
+    from a higher layer at run time (see "Layers of the package" in docs/design.rst).
+    """
+    session.install("-e", ".", "ruff", "import-linter")
     session.run("ruff", "check", *LINT_PATHS)
     session.run("ruff", "format", "--check", *LINT_PATHS)
+    session.run("lint-imports")
 
 
 @nox.session
 def typing(session: nox.Session) -> None:
-    """mypy --strict on the package."""
-    session.install("-e", ".", "mypy", "types-croniter")
+    """mypy --strict on the package, and on a user's program (tests/test_typing.py)."""
+    session.install("-e", ".[test]", "mypy", "types-croniter")
     session.run("mypy", "--strict", "jobify_trio")
+    session.run("pytest", "-p", "no:cacheprovider", "tests/test_typing.py")
 
 
 @nox.session

@@ -6,19 +6,19 @@ schedule, with retries, timeouts and durable storage, all inside ``async with ap
 
 from __future__ import annotations
 
-from ._app import Jobify
-from ._context import JobContext, OuterContext
-from ._cron import Cron, GracePolicy, MisfirePolicy
-from ._events import JobEvent, JobEventKind
-from ._inject import INJECT
-from ._job import Job, JobStatus
-from ._lifespan import Plugin
-from ._retry import SmartRetry
-from ._router import JobRouter
-from ._run_mode import RunMode
-from ._schedule import ScheduleBuilder
-from ._state import RequestState, State
-from ._task import Task
+from ._api._app import Jobify
+from ._api._inject import INJECT
+from ._api._lifespan import Plugin
+from ._api._router import JobRouter
+from ._api._schedule import ScheduleBuilder
+from ._api._task import Task
+from ._core._context import JobContext, OuterContext
+from ._core._job import Job, JobStatus
+from ._core._state import RequestState, State
+from ._cron._values import Cron, GracePolicy, MisfirePolicy
+from ._policy._retry import SmartRetry
+from ._policy._run_mode import RunMode
+from ._runtime._events import JobEvent, JobEventKind
 
 __all__ = [
     "Cron",

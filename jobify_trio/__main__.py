@@ -12,8 +12,8 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
-from ._cli_cron import CliError, add_cron_parser, cron_main, report_error
-from ._cli_run import add_run_parser, run_main
+from ._cli._cron import CliError, add_cron_parser, cron_main, report_error
+from ._cli._run import add_run_parser, run_main
 
 __all__ = ["main"]
 
@@ -49,9 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _jobs(argv: list[str]) -> int:
     try:
-        module = importlib.import_module("jobify_trio._cli_jobs")
+        module = importlib.import_module("jobify_trio._cli._jobs")
     except ModuleNotFoundError as e:
-        if e.name != "jobify_trio._cli_jobs":
+        if e.name != "jobify_trio._cli._jobs":
             raise
         print(
             "jobify-trio jobs: error: job store inspection is not available in this build",

@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import trio
 
-from ._context import JobContext, OuterContext
+from ._core._context import JobContext, OuterContext
 
 if TYPE_CHECKING:
-    from ._job import Job
-    from ._task import Task
+    from ._api._task import Task
+    from ._core._job import Job
 
 __all__ = [
     "BaseMiddleware",

@@ -20,7 +20,7 @@ from abc import abstractmethod
 from collections.abc import Iterable
 from typing import Any, Final, Protocol, runtime_checkable
 
-from jobify_trio import _codec
+from jobify_trio._core import _codec
 from jobify_trio.exceptions import BaseJobifyError
 
 __all__ = [

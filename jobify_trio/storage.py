@@ -8,8 +8,8 @@ transaction (group commit); a scheduling call returns once its own row is commit
 
 A store implements four coroutine methods: :meth:`Storage.startup`, :meth:`Storage.shutdown`,
 :meth:`Storage.load` and :meth:`Storage.apply` (an ordered batch of upserts and deletes in
-one transaction). :meth:`Storage.claim_due` and :meth:`Storage.release` (leases, for a
-store that several app instances would share) are optional: by default they raise
+one transaction). The methods that let several app instances share one store (instances,
+heartbeats, leases, claims, results) are optional: by default they raise
 :class:`SharingNotSupportedError`. ``add``, ``update`` and ``delete`` are conveniences
 built on ``apply``. See ``docs/durability.rst``.
 """
@@ -26,6 +26,16 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 import attrs
 
+from ._storage._shared import (
+    Command,
+    CommandKind,
+    Heartbeat,
+    InstanceInfo,
+    ResultStatus,
+    SlotClaim,
+    StoredResult,
+)
+from ._storage._sharing_api import SharingMethods
 from .exceptions import BaseJobifyError
 
 if TYPE_CHECKING:
@@ -33,8 +43,18 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SCHEMA_VERSION",
+    "Command",
+    "CommandKind",
     "CorruptRow",
     "Delete",
+    "Heartbeat",
+    "InstanceInfo",
+    "PutResult",
+    "Release",
+    "ResultStatus",
+    "SendCommand",
+    "SlotClaim",
+    "StoredResult",
     "LoadResult",
     "RestoreWarning",
     "SQLiteStorage",
@@ -98,7 +118,8 @@ class StoredJob:
     :func:`~jobify_trio.serializers.encode_call_arguments`. ``attempt`` is the attempt
     the job runs next (``> 1`` for a pending retry). ``cron`` is a JSON text holding a
     cron job's schedule and counters (``None`` for one-off jobs). ``lease_owner`` and
-    ``lease_expires_at`` are set while an app instance holds a claim on the row.
+    ``lease_expires_at`` are set while an app instance holds a claim on the row;
+    ``origin`` is the instance that scheduled the job (for results across instances).
     """
 
     job_id: str
@@ -111,6 +132,7 @@ class StoredJob:
     cron: str | None = None
     lease_owner: str | None = None
     lease_expires_at: datetime | None = attrs.field(default=None, validator=_aware)
+    origin: str | None = None
 
     @classmethod
     def _trusted(
@@ -123,9 +145,12 @@ class StoredJob:
         attempt: int = 1,
         state: StoredState = StoredState.SCHEDULED,
         cron: str | None = None,
+        lease_owner: str | None = None,
+        lease_expires_at: datetime | None = None,
+        origin: str | None = None,
     ) -> StoredJob:
         """A row built from values the caller already checked (hot paths: scheduling calls
-        and loading rows). Skips the attrs validators and converters; no lease."""
+        and loading rows). Skips the attrs validators and converters."""
         job = object.__new__(cls)
         _set(job, "job_id", job_id)
         _set(job, "task_name", task_name)
@@ -135,8 +160,9 @@ class StoredJob:
         _set(job, "attempt", attempt)
         _set(job, "state", state)
         _set(job, "cron", cron)
-        _set(job, "lease_owner", None)
-        _set(job, "lease_expires_at", None)
+        _set(job, "lease_owner", lease_owner)
+        _set(job, "lease_expires_at", lease_expires_at)
+        _set(job, "origin", origin)
         return job
 
 
@@ -174,7 +200,31 @@ class Delete:
     job_id: str
 
 
-Write: TypeAlias = Upsert | Delete
+@attrs.frozen(kw_only=True)
+class PutResult:
+    """Store the outcome of a job for the instance that scheduled it (sharing stores)."""
+
+    result: StoredResult
+
+
+@attrs.frozen(kw_only=True)
+class Release:
+    """End ``owner``'s lease on row ``job_id`` (no-op if it is not ``owner``'s)."""
+
+    job_id: str
+    owner: str
+
+
+@attrs.frozen(kw_only=True)
+class SendCommand:
+    """Queue ``command`` for its target instance (sharing stores)."""
+
+    command: Command
+
+
+Write: TypeAlias = Upsert | Delete | PutResult | Release | SendCommand
+"""One write of a batch. Only a store whose :attr:`Storage.can_share` is True is ever
+given :class:`PutResult`, :class:`Release` or :class:`SendCommand`."""
 
 
 def validate_table_name(table_name: object) -> str:
@@ -187,7 +237,7 @@ def validate_table_name(table_name: object) -> str:
     return table_name
 
 
-class Storage(abc.ABC):
+class Storage(SharingMethods, abc.ABC):
     """Where durable jobs are kept. Subclass it to add a backend.
 
     The app calls :meth:`startup` once when it starts (before :meth:`load`, which the
@@ -195,13 +245,11 @@ class Storage(abc.ABC):
     :meth:`shutdown` once when it stops, after the last :meth:`apply`. Errors should be
     raised as :class:`StorageError`.
 
-    Leases are optional. Several app instances sharing one store (a future server-backed
-    store) would coordinate with them: an instance :meth:`claim_due` s the rows due at
-    ``now`` for itself for ``lease``; a row whose lease is held by another live owner is
-    not returned, a row whose lease expired is (its owner died). :meth:`release` gives
-    rows back. The runtime never calls them today; a backend that does not override them
-    does not support sharing a schedule between instances, and they raise
-    :class:`SharingNotSupportedError` naming it. :class:`SQLiteStorage` implements them.
+    Sharing is optional: the methods inherited from
+    :class:`~jobify_trio._storage._sharing_api.SharingMethods` (instances, heartbeats,
+    leases, claims, results) let several app instances share one store. A backend that
+    does not override them serves one instance; they raise
+    :class:`SharingNotSupportedError` naming it. See ``docs/sharing.rst``.
     """
 
     @abc.abstractmethod
@@ -219,28 +267,6 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def apply(self, writes: Sequence[Write], /) -> None:
         """Apply ``writes`` in order, in one transaction: all of them or none."""
-
-    async def claim_due(
-        self, *, owner: str, now: datetime, lease: timedelta, limit: int
-    ) -> list[StoredJob]:
-        """Lease up to ``limit`` rows due at ``now`` to ``owner`` until ``now + lease``.
-
-        Optional: the default raises :class:`SharingNotSupportedError`.
-        """
-        raise self._no_sharing("claim_due")
-
-    async def release(self, *, owner: str, job_ids: Sequence[str]) -> None:
-        """End ``owner``'s leases on these rows (rows leased to others are untouched).
-
-        Optional: the default raises :class:`SharingNotSupportedError`.
-        """
-        raise self._no_sharing("release")
-
-    def _no_sharing(self, method: str) -> SharingNotSupportedError:
-        return SharingNotSupportedError(
-            f"{type(self).__name__} does not support sharing a schedule between app "
-            f"instances: it does not implement {method}() (leases)"
-        )
 
     async def add(self, *jobs: StoredJob) -> None:
         """Store new rows (an existing row with the same id is replaced)."""

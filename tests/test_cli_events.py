@@ -11,7 +11,7 @@ import pytest
 import trio
 
 from jobify_trio import Jobify, JobStatus, SmartRetry
-from jobify_trio._events import JobEvent, JobEventKind
+from jobify_trio._runtime._events import JobEvent, JobEventKind
 from jobify_trio.exceptions import ApplicationStateError
 from jobify_trio.testing import VirtualWallClock
 

@@ -15,7 +15,7 @@ import trio
 from _helpers import START
 
 from jobify_trio import Cron, JobStatus, MisfirePolicy
-from jobify_trio._actors._cron_trigger import JUMP_CHECK
+from jobify_trio._runtime._actors._cron_trigger import JUMP_CHECK
 from jobify_trio.testing import VirtualWallClock
 
 MINUTE = timedelta(minutes=1)

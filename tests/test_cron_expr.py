@@ -13,7 +13,7 @@ from crontab import CronTab  # type: ignore[import-untyped]
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jobify_trio._cron_expr import CronExhausted, CronExpression
+from jobify_trio._cron._expression import CronExhausted, CronExpression
 from jobify_trio.exceptions import InvalidCronExpression
 
 BERLIN = ZoneInfo("Europe/Berlin")

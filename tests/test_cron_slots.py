@@ -1,4 +1,4 @@
-"""Property tests of the pure slot arithmetic of live triggers (:mod:`jobify_trio._cron_slots`)."""
+"""Property tests of the pure slot arithmetic of live triggers (:mod:`jobify_trio._cron._slots`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobify_trio._cron_expr import CronExhausted, CronExpression
-from jobify_trio._cron_slots import (
+from jobify_trio._cron._expression import CronExhausted, CronExpression
+from jobify_trio._cron._slots import (
     MEMO_SIZE,
     MISFIRE_TOLERANCE,
     Slot,

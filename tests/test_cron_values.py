@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jobify_trio._cron import Cron, GracePolicy, MisfirePolicy
-from jobify_trio._cron_expr import CronExpression
+from jobify_trio._cron._expression import CronExpression
+from jobify_trio._cron._values import Cron, GracePolicy, MisfirePolicy
 from jobify_trio.exceptions import InvalidCronExpression
 
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jobify_trio._handler_resolution import (
+from jobify_trio._policy._handler_resolution import (
     HandlerTable,
     is_async_handler,
     resolve_handler,

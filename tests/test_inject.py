@@ -19,7 +19,7 @@ from jobify_trio import (
     State,
     Task,
 )
-from jobify_trio._task import TaskOptions
+from jobify_trio._api._task import TaskOptions
 
 
 async def test_each_injectable_type(autojump_clock: trio.testing.MockClock) -> None:
@@ -135,7 +135,7 @@ def test_positional_only_and_process_mode_are_refused() -> None:
 
 
 def test_only_the_real_jobify_matches_its_subclasses() -> None:
-    from jobify_trio._inject import _match
+    from jobify_trio._api._inject import _match
 
     class MyJobify(Jobify):
         pass

@@ -19,7 +19,7 @@ from jobify_trio import (
     RequestState,
     RunMode,
 )
-from jobify_trio._middleware_chain import OuterChain
+from jobify_trio._runtime._middleware_chain import OuterChain
 from jobify_trio.exceptions import ApplicationStateError, JobNotCompletedError
 from jobify_trio.middleware import CallNext, CallNextOuter
 

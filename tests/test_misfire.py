@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jobify_trio._cron import AnyMisfirePolicy, GracePolicy, MisfirePolicy
-from jobify_trio._cron_expr import CronExhausted, CronExpression
-from jobify_trio._misfire import MisfirePlan, plan_misfire
+from jobify_trio._cron._expression import CronExhausted, CronExpression
+from jobify_trio._cron._misfire import MisfirePlan, plan_misfire
+from jobify_trio._cron._values import AnyMisfirePolicy, GracePolicy, MisfirePolicy
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

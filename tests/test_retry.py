@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jobify_trio._retry import (
+from jobify_trio._policy._retry import (
     GiveUp,
     GiveUpReason,
     RetryAfter,

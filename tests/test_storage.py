@@ -14,7 +14,7 @@ import trio
 from _helpers import START
 
 from jobify_trio import Jobify
-from jobify_trio._cli_jobs import jobs_main
+from jobify_trio._cli._jobs import jobs_main
 from jobify_trio._storage._sqlite import SQLiteDatabase
 from jobify_trio.storage import (
     Delete,

@@ -193,5 +193,7 @@ async def test_a_backend_without_leases_says_so_naming_itself() -> None:
         )
     assert isinstance(caught.value, StorageError)
     assert isinstance(caught.value, BaseJobifyError)
-    with pytest.raises(SharingNotSupportedError, match=r"MemoryStorage .*release\(\)"):
-        await storage.release(owner="a", job_ids=["x"])
+    assert not storage.can_share
+    with pytest.raises(SharingNotSupportedError, match=r"MemoryStorage .*heartbeat\(\)"):
+        now = new_app().wall_clock.now()
+        await storage.heartbeat(instance_id="a", now=now, lease_until=now)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobify_trio._timer_heap import TimerHeap, TimerToken
+from jobify_trio._policy._timer_heap import TimerHeap, TimerToken
 
 OPS = st.lists(
     st.one_of(

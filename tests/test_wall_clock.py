@@ -10,8 +10,8 @@ import trio
 import trio.testing
 from _helpers import START, new_app
 
-from jobify_trio._actors._scheduler import MAX_SLEEP
-from jobify_trio._clock import SystemWallClock
+from jobify_trio._core._clock import SystemWallClock
+from jobify_trio._runtime._actors._scheduler import MAX_SLEEP
 from jobify_trio.testing import VirtualWallClock
 
 

@@ -14,19 +14,19 @@ import warnings
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .._actors._storage_writer import StorageWriter
-from .._job import JobStatus
+from .._core._job import JobStatus
 from ..serializers import Serializer
 from ..storage import Delete, Storage, StoredJob, StoredState, Trigger, Upsert
 from ._arguments import ArgumentCodec
+from ._writer import StorageWriter
 
 if TYPE_CHECKING:
     import trio
 
-    from .._job import Job
-    from .._registry import JobRegistry
-    from .._runtime import Runtime
-    from .._task import Task
+    from .._api._task import Task
+    from .._core._job import Job
+    from .._runtime._registry import JobRegistry
+    from .._runtime._runtime import Runtime
 
 __all__ = ["Durability", "attach_durability", "is_durable"]
 
@@ -72,7 +72,7 @@ class Durability:
 
     async def start(self, runtime: Runtime, nursery: trio.Nursery) -> None:
         """Start the storage writer, then restore the stored jobs into ``runtime``."""
-        from .._restore import restore
+        from ._restore import restore
 
         await nursery.start(self.writer.run)
         await restore(runtime, self)

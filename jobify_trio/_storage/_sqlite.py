@@ -29,6 +29,7 @@ from ..storage import (
     StoredJob,
     StoredState,
     Trigger,
+    Upsert,
     Write,
     validate_table_name,
 )
@@ -95,10 +96,8 @@ class SQLiteDatabase:
     ) -> SQLiteDatabase:
         """Open an existing job table without changing the file's layout (for the CLI).
 
-        The file is opened through a ``file:`` URI in mode ``ro`` (or ``rw`` when
-        ``writable``): it is never created, no table is created and the journal mode is left
-        as it is. A file without the job table is a :class:`StorageError` naming the tables
-        the file has.
+        A ``file:`` URI in mode ``ro`` (``rw`` if ``writable``): no file or table is created,
+        the journal mode is kept. No job table: :class:`StorageError` naming the file's tables.
         """
         self = object.__new__(cls)
         self.path = path
@@ -344,8 +343,10 @@ def _runs(writes: Sequence[Write]) -> Iterator[tuple[bool, list[Any]]]:
         deleting = is_delete
         if isinstance(write, Delete):
             values.append(write.job_id)
-        else:
+        elif isinstance(write, Upsert):
             values.extend(job_to_row(write.job))
+        else:
+            raise StorageError(f"SQLiteStorage cannot apply {type(write).__name__} writes")
     if values:
         yield deleting, values
 

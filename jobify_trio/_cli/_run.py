@@ -1,0 +1,235 @@
+"""``jobify-trio run module:app``: run an app as a long-lived worker.
+
+The worker starts the app, logs every job event (text lines or JSON lines) and on
+SIGINT/SIGTERM stops gracefully with :meth:`Jobify.shutdown`: no new attempt starts,
+running ones get ``--grace`` seconds, then leaving the app cancels what is left (durable
+jobs stay stored). A second signal during the grace period cancels at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import math
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import trio
+
+from .._api._app import Jobify
+from .._runtime._events import JobEvent, JobEventKind
+from ._cron import CliError
+
+__all__ = ["EventLog", "add_run_parser", "grace_seconds", "load_app", "run_main", "serve"]
+
+
+def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "run",
+        help="run an app as a worker until SIGINT/SIGTERM",
+        description="Start the app found at MODULE:ATTRIBUTE, log each job's start, outcome, "
+        "duration and next run, and stop gracefully on SIGINT or SIGTERM.",
+    )
+    parser.add_argument(
+        "app", help="MODULE:ATTRIBUTE of a Jobify app (or path/to/file.py:ATTRIBUTE)"
+    )
+    parser.add_argument(
+        "--grace",
+        type=grace_seconds,
+        default=10.0,
+        help="seconds running jobs get to finish at shutdown (default: 10)",
+    )
+    parser.add_argument("--log-format", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "--app-dir", default=".", help="directory put first on sys.path (default: .)"
+    )
+    parser.add_argument(
+        "--traceback", action="store_true", help="show the full traceback of an import error"
+    )
+
+
+def grace_seconds(text: str) -> float:
+    """``--grace``: a finite number of seconds >= 0 (``nan``, ``inf`` and negatives fail)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds >= 0, got {text!r}")
+    return value
+
+
+def run_main(args: argparse.Namespace) -> int:
+    app = load_app(args.app, app_dir=Path(args.app_dir))
+    log = EventLog(app, json_lines=args.log_format == "json", stream=sys.stdout)
+    trio.run(serve, app, args.grace, log)
+    return 0
+
+
+def load_app(spec: str, *, app_dir: Path = Path(".")) -> Jobify:
+    """Import ``module:attribute`` (or ``file.py:attribute``) and check it is a Jobify app."""
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise CliError(f"expected MODULE:ATTRIBUTE (e.g. myproject.jobs:app), got {spec!r}")
+    module = _import(module_name, app_dir)
+    target: Any = module
+    for part in attribute.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise CliError(f"module {module_name!r} has no attribute {attribute!r}") from None
+    if not isinstance(target, Jobify):
+        raise CliError(f"{spec!r} is not a Jobify app but {type(target).__name__}")
+    return target
+
+
+def _import(module_name: str, app_dir: Path) -> Any:
+    """Import the app's module; any error it raises becomes one :class:`CliError` line.
+
+    The original exception is the error's ``__cause__`` (``--traceback`` prints it).
+    """
+    sys.path.insert(0, str(app_dir.resolve()))
+    try:
+        if module_name.endswith(".py"):
+            return _import_file(Path(module_name))
+        return importlib.import_module(module_name)
+    except CliError:
+        raise
+    except ModuleNotFoundError as e:
+        if e.name and _is_prefix(e.name, module_name):
+            raise CliError(f"cannot import module {module_name!r}: {e}") from e
+        raise _import_error(module_name, e) from e
+    except Exception as e:  # the module's own top-level code failed
+        raise _import_error(module_name, e) from e
+
+
+def _is_prefix(package: str, module_name: str) -> bool:
+    return module_name == package or module_name.startswith(f"{package}.")
+
+
+def _import_error(module_name: str, exc: Exception) -> CliError:
+    message = str(exc)
+    detail = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return CliError(f"importing {module_name!r}: {detail}")
+
+
+def _import_file(path: Path) -> Any:
+    if not path.is_file():
+        raise CliError(f"no such file: {str(path)!r}")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    if spec is None or spec.loader is None:
+        raise CliError(f"cannot import {str(path)!r}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[path.stem]
+        raise
+    return module
+
+
+async def serve(app: Jobify, grace: float, log: EventLog) -> None:
+    """Run ``app`` until SIGINT/SIGTERM, then stop gracefully within ``grace`` seconds."""
+    app.add_listener(log)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with app:
+            log.worker("started", tasks=sorted(app.tasks), pid=os.getpid())
+            signum = await signals.__anext__()
+            log.worker("stopping", signal=signal.Signals(signum).name, grace=grace)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_cancel_on_signal, signals, nursery.cancel_scope, log)
+                await app.shutdown(grace=grace)
+                nursery.cancel_scope.cancel()
+        log.worker("stopped")
+
+
+async def _cancel_on_signal(
+    signals: AsyncIterator[int], scope: trio.CancelScope, log: EventLog
+) -> None:
+    signum = await signals.__anext__()
+    log.worker("cancelling", signal=signal.Signals(signum).name)
+    scope.cancel()
+
+
+class EventLog:
+    """A job listener writing one line per event: readable text, or JSON lines."""
+
+    def __init__(self, app: Jobify, *, json_lines: bool, stream: TextIO) -> None:
+        self._app = app
+        self._json = json_lines
+        self._stream = stream
+        self._started: dict[str, float] = {}
+        self._clock: Callable[[], float] = time.perf_counter
+
+    def __call__(self, event: JobEvent) -> None:
+        job_id = event.job.id
+        duration: float | None = None
+        if event.kind is JobEventKind.STARTED:
+            self._started[job_id] = self._clock()
+        else:
+            began = self._started.pop(job_id, None)
+            duration = None if began is None else self._clock() - began
+        record: dict[str, Any] = {
+            "event": str(event.kind if event.kind is not JobEventKind.ENDED else event.status),
+            "task": event.task_name,
+            "job_id": job_id,
+            "attempt": event.attempt,
+            "status": str(event.status),
+        }
+        if duration is not None:
+            record["duration"] = round(duration, 6)
+        if event.exception is not None:
+            record["error"] = f"{type(event.exception).__name__}: {event.exception}"
+        if event.next_run is not None:
+            record["next_run"] = event.next_run.isoformat()
+        self._write(record)
+
+    def worker(self, what: str, **fields: Any) -> None:
+        """A line about the worker itself (started, stopping, stopped)."""
+        self._write({"event": f"worker {what}", **fields})
+
+    def _write(self, record: dict[str, Any]) -> None:
+        now = self._app.wall_clock.now().astimezone(self._app.tz)
+        if self._json:
+            line = json.dumps({"time": now.isoformat(), **record}, default=str)
+        else:
+            line = f"{_text_time(now)} {_text(record)}"
+        print(line, file=self._stream, flush=True)
+
+
+def _text_time(now: datetime) -> str:
+    return now.isoformat(timespec="milliseconds")
+
+
+def _text(record: dict[str, Any]) -> str:
+    record = dict(record)
+    event = record.pop("event")
+    if "task" not in record:
+        details = " ".join(f"{k}={_value(v)}" for k, v in record.items())
+        return f"{event:<10} {details}".rstrip()
+    head = f"{event:<10} {record.pop('task')} [{record.pop('job_id')}]"
+    parts = [f"attempt {record.pop('attempt')}"]
+    record.pop("status")
+    if "duration" in record:
+        parts.append(f"in {record.pop('duration'):.3f}s")
+    if "error" in record:
+        parts.append(f"error: {record.pop('error')}")
+    if "next_run" in record:
+        label = "retry at" if event == str(JobEventKind.RETRYING) else "next run"
+        parts.append(f"{label} {record.pop('next_run')}")
+    return f"{head} " + "; ".join(parts)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(map(str, value)) or "-"
+    return str(value)

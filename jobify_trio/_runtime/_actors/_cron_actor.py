@@ -1,0 +1,239 @@
+"""The actor of one cron job: :class:`CronTrigger` (see :mod:`._cron_trigger` for the
+whole design; this module holds the per-job task and its run-end hook)."""
+
+from __future__ import annotations
+
+import collections
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from ..._core._job import Job, JobStatus
+from ..._core._messages import RunJob
+from ..._cron._misfire import plan_misfire
+from ..._cron._slots import EARLY_TOLERANCE, Slots, on_time
+from ..._cron._state import CronState
+from ..._cron._values import Cron
+from ._cron_alarm import Alarm, AlarmEntry
+
+if TYPE_CHECKING:
+    from ._cron_trigger import CronTriggers
+
+__all__ = ["CronTrigger"]
+
+
+class CronTrigger:
+    """The actor of one cron job (see the module docs).
+
+    Parking protocol: the task is parked either on an alarm entry (``_entry``) or waiting
+    for its run to end (``_waiting_run``); whoever wakes it clears that first, so it is
+    rescheduled exactly once. After any wake the loop re-reads the wall clock.
+    """
+
+    __slots__ = (
+        "_batch",
+        "_cron",
+        "_due",
+        "_due_stamp",
+        "_ended",
+        "_entry",
+        "_group",
+        "_inherited",
+        "_job",
+        "_last_status",
+        "_offset",
+        "_run_over",
+        "_scope",
+        "_slots",
+        "_task",
+        "_waiting_run",
+        "failures",
+        "run_count",
+    )
+
+    def __init__(
+        self, *, job: Job[Any], cron: Cron, group: CronTriggers, slots: Slots, state: CronState
+    ) -> None:
+        self._job = job
+        self._cron = cron
+        self._group = group
+        self._slots = slots
+        self._set_due(state.next_run_at)
+        self._offset = state.offset
+        self.run_count = state.run_count
+        self.failures = state.failures
+        self._batch: collections.deque[datetime] = collections.deque()
+        self._ended = False
+        self._inherited = job.status is JobStatus.RUNNING  # a run from before a replace
+        self._run_over = False
+        self._waiting_run = False
+        self._entry: AlarmEntry | None = None
+        self._task: trio.lowlevel.Task | None = None
+        self._last_status = JobStatus.SUCCESS
+        self._scope = trio.CancelScope()
+
+    # -- state -----------------------------------------------------------------------------
+
+    def state(self) -> CronState:
+        """A snapshot of this job's progress."""
+        return CronState(
+            next_run_at=self._upcoming(),
+            offset=self._offset,
+            run_count=self.run_count,
+            failures=self.failures,
+        )
+
+    def _upcoming(self) -> datetime | None:
+        return self._batch[0] if self._batch else self._due
+
+    def _set_due(self, due: datetime | None) -> None:
+        self._due = due
+        self._due_stamp = 0.0 if due is None else due.timestamp()
+
+    def replan(self, now: float) -> None:
+        """Decide what to run at ``now`` (a timestamp; the slot is due): on time, or per the
+        misfire policy."""
+        due = self._due
+        if due is None or self._batch:
+            return
+        following = self._slots.after(due, self._due_stamp)
+        if on_time(self._due_stamp, following, now):
+            self._batch.append(due)
+            self._due = following[0] if following is not None else None
+            self._due_stamp = following[1] if following is not None else 0.0
+            return
+        plan = plan_misfire(
+            self._cron.misfire_policy,
+            due=due,
+            now=datetime.fromtimestamp(now, due.tzinfo),
+            next_after=self._slots.next_after,
+        )
+        self._batch.extend(plan.run_now)
+        self._set_due(plan.next_due)
+        if not plan.run_now and plan.next_due is not None:
+            self._offset = due  # skipped slots still move the base forward
+
+    def _publish(self) -> None:
+        upcoming = self._upcoming()
+        if upcoming is not None:
+            self._job._exec_at = upcoming
+
+    # -- the actor -------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Fire the job's slots until it ends or the trigger is stopped."""
+        try:
+            with self._scope:
+                self._task = trio.lowlevel.current_task()
+                task_status.started()
+                if self._inherited:
+                    await self._wait_run_end()
+                await self._loop()
+        finally:
+            self._group._forget(self)
+
+    async def _loop(self) -> None:
+        job, group = self._job, self._group
+        clock = group.wall_clock
+        while not self._ended:
+            if self._batch:
+                slot = self._batch.popleft()
+                self._offset = job._exec_at = slot
+                job._generation += 1
+                job._status = JobStatus.SCHEDULED
+                self._run_over = False
+                await group.executor.submit(RunJob(job=job, generation=job._generation))
+                await self._wait_run_end()
+                continue
+            if self._due is None:
+                group._end_between_runs(job, self._last_status)
+                return
+            now = clock.now().timestamp()
+            remaining = self._due_stamp - now
+            if remaining > EARLY_TOLERANCE:
+                self._entry = group.alarm.push(trio.current_time() + remaining, self._task)  # type: ignore[arg-type]
+                await self._park()
+                continue
+            self.replan(now)
+            self._publish()
+
+    async def _wait_run_end(self) -> None:
+        if self._run_over:  # it ended before this task got here
+            self._run_over = False
+            return
+        self._waiting_run = True
+        await self._park()
+
+    async def _park(self) -> None:
+        def abort(_: object) -> trio.lowlevel.Abort:
+            if self._entry is not None:
+                Alarm.cancel(self._entry)
+                self._entry = None
+            self._waiting_run = False
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
+        self._entry = None
+
+    def wake(self) -> None:
+        """Re-read the wall clock now (used after a wall-clock jump)."""
+        entry = self._entry
+        if entry is not None and Alarm.cancel(entry):
+            trio.lowlevel.reschedule(self._task)  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        """End this trigger's task (the job was cancelled or replaced)."""
+        self._ended = True
+        self._scope.cancel()
+
+    # -- the end of a run (called by Outcomes through ``job._on_run_end``) -------------------
+
+    def on_run_end(self, job: Job[Any]) -> bool:
+        """Count the run that just ended; True if the job goes on (SCHEDULED again)."""
+        if self._inherited:  # a run of the replaced schedule: not counted
+            self._inherited = False
+        else:
+            self._count(job)
+        upcoming = self._upcoming()
+        goes_on = not self._ended and upcoming is not None
+        if goes_on:
+            job._status = JobStatus.SCHEDULED
+            job._exec_at = upcoming  # type: ignore[assignment]
+        else:
+            self._ended = True
+        self._resume()
+        hooks = self._group.run_ended_hooks
+        if hooks:
+            state = self.state() if goes_on else attrs.evolve(self.state(), next_run_at=None)
+            for hook in hooks:
+                hook(job, state)
+        return goes_on
+
+    def _resume(self) -> None:
+        """Let the trigger go on after its run: straight to the alarm if the next slot is
+        still ahead, else wake it now."""
+        if not self._waiting_run:
+            self._run_over = True  # it has not parked yet; it will see this
+            return
+        self._waiting_run = False
+        if not self._ended and not self._batch and self._due is not None:
+            group = self._group
+            remaining = self._due_stamp - group.wall_clock.now().timestamp()
+            if remaining > EARLY_TOLERANCE:
+                self._entry = group.alarm.push(trio.current_time() + remaining, self._task)  # type: ignore[arg-type]
+                return
+        trio.lowlevel.reschedule(self._task)  # type: ignore[arg-type]
+
+    def _count(self, job: Job[Any]) -> None:
+        status = job.status
+        self.run_count += 1
+        self._last_status = status
+        self.failures = 0 if status is JobStatus.SUCCESS else self.failures + 1
+        cron = self._cron
+        if self.failures >= cron.max_failures:
+            job._status = JobStatus.PERMANENTLY_FAILED
+            self._ended = True
+        elif cron.max_runs is not None and self.run_count >= cron.max_runs:
+            self._ended = True
