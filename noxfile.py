@@ -51,9 +51,11 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks vs Jobify 0.14.0, APScheduler 4 and raw trio; writes benchmarks/RESULTS.md.
+    """Benchmarks vs Jobify 0.14.0, APScheduler 4, procrastinate and raw ceilings; writes
+    benchmarks/RESULTS.md and README.md's summary (a full run only).
 
-    Extra arguments go to run.py (``-- --quick``, ``-- --only throughput,timer_precision``).
+    Extra arguments go to run.py (``-- --quick``, ``-- --only throughput,timer_precision``,
+    ``-- --only postgres``). psycopg is installed for the jobify_trio PostgreSQL side.
     """
-    session.install("-e", ".")
+    session.install("-e", ".", "psycopg[binary]>=3.1")
     session.run("python", "benchmarks/run.py", *session.posargs)

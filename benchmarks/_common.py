@@ -1,12 +1,16 @@
 """Helpers shared by every benchmark side process (standard library only).
 
-Each side (``_jobify_side.py``, ``_trio_side.py``, ``_raw_side.py``) is a script that
-``run.py`` starts in its own interpreter. A side registers its measurements in a
+Each side (``_jobify_side.py``, ``_trio_side.py``, ``_raw_side.py``, ...) is a script
+that ``run.py`` starts in its own interpreter. A side registers its measurements in a
 :class:`Registry`; :func:`side_main` runs one of them and prints a single JSON line,
 prefixed with :data:`RESULT_MARKER`, on stdout.
 
-This module must stay importable by the Jobify 0.14.0 virtualenv, which has neither
-trio nor jobify_trio installed.
+A measurement reports every round, never a best one: :func:`per_round` wraps the list of
+per-round values, and ``run.py`` reduces all rounds of all processes to a median with its
+min-max spread. A measurement that cannot run here raises :class:`Skipped` with a reason.
+
+This module must stay importable by every benchmark virtualenv (Jobify 0.14.0,
+procrastinate, ...), which have neither trio nor jobify_trio installed.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 RESULT_MARKER = "BENCH_RESULT "
 
@@ -34,7 +39,7 @@ class Params:
     mem_n: int
 
 
-MetricFn = Callable[[Params], Values]
+MetricFn = Callable[[Params], Any]  # returns Values or per_round(...)
 
 
 @dataclass(kw_only=True)
@@ -94,9 +99,44 @@ def latency_summary(samples_ns: list[int]) -> Values:
     }
 
 
-def best_latency(rounds: list[Values]) -> Values:
-    """The round with the lowest mean latency (the least disturbed one)."""
-    return min(rounds, key=lambda r: float(r["mean_us"]))
+class Skipped(Exception):
+    """This measurement cannot run on this machine or build; the message says why."""
+
+
+def per_round(rounds: list[Values], **info: float | int | str) -> dict[str, object]:
+    """A measurement's result: every round's values (reduced by ``run.py``) plus facts."""
+    return {"per_round": rounds, **info}
+
+
+CANARY_PERIOD = 0.001  # seconds
+
+
+@dataclass(kw_only=True)
+class Canary:
+    """Event-loop lag probe: sleeps 1 ms in a loop and records how late each wake-up is.
+
+    ``await canary.run(sleep)`` in a background task (any event loop's sleep), set
+    ``stopped`` when the measured work is done; the task returns at its next wake-up.
+    """
+
+    lags_ms: list[float] = field(default_factory=list)
+    stopped: bool = False
+
+    async def run(self, sleep: Callable[[float], Any]) -> None:
+        while not self.stopped:
+            start = time.perf_counter()
+            await sleep(CANARY_PERIOD)
+            self.lags_ms.append((time.perf_counter() - start - CANARY_PERIOD) * 1000.0)
+
+    def summary(self, prefix: str) -> Values:
+        """``{prefix}_lag_p50_ms``, ``_p99_ms``, ``_max_ms`` and the number of wake-ups."""
+        ordered = sorted(self.lags_ms) or [0.0]
+        return {
+            f"{prefix}_lag_p50_ms": percentile(ordered, 0.50),
+            f"{prefix}_lag_p99_ms": percentile(ordered, 0.99),
+            f"{prefix}_lag_max_ms": ordered[-1],
+            f"{prefix}_lag_wakeups": len(self.lags_ms),
+        }
 
 
 def now() -> float:
@@ -128,6 +168,9 @@ def side_main(registry: Registry, argv: list[str] | None = None) -> int:
     params = Params(n=args.n, repeat=args.repeat, mem_n=args.mem_n)
     try:
         values = fn(params)
+    except Skipped as skip:
+        _emit({**base, "status": "skipped", "reason": str(skip)})
+        return 0
     except Exception as exc:  # a half-built library must not kill the whole run
         _emit({**base, "status": "error", "reason": f"{type(exc).__name__}: {exc}"})
         return 0

@@ -1,5 +1,9 @@
 """Durability metrics, Jobify 0.14.0 side (same measurements as ``_durable_trio.py``).
 
+``durable_throughput``: a push loop and ``asyncio.gather`` of pushes, same rounds, same
+warm-up and same one-argument no-op as the jobify_trio side, first on a SQLite file then
+without storage, with the 1 ms canary (``asyncio.sleep``) during each durable round.
+
 Jobify's ``SQLiteStorage`` already opens its file with WAL and ``synchronous=NORMAL``.
 Restore rows are made from one row Jobify itself wrote, with the job id replaced.
 """
@@ -12,10 +16,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from _common import Params, Registry, Values, now, settle_memory
+from _common import Canary, Params, Registry, Values, now, per_round, settle_memory
 
 RESTORE_ROWS_FULL = 100_000
 TEMPLATE_ID = "TEMPLATEJOBID0"
+WARMUP_JOBS = 100
 
 
 def register_durable(registry: Registry) -> None:
@@ -35,38 +40,70 @@ def _app(path: Path) -> tuple[Any, Any]:
     return app, app.task(name="bench:noop")(noop)
 
 
-def durable_throughput(p: Params) -> Values:
-    n = p.n  # the same N as the jobify_trio side (rates depend on batch sizes)
+async def _loop(app: Any, task: Any, n: int) -> float:
+    settle_memory()
+    start = now()
+    for i in range(n):
+        await task.push(i)
+    await app.wait_all()
+    return n / (now() - start)
 
-    async def main(path: Path) -> Values:
-        app, task = _app(path)
-        loop: list[float] = []
-        gather: list[float] = []
-        async with app:
-            for _ in range(min(p.repeat, 3)):
-                settle_memory()
-                start = now()
-                for _ in range(n):
-                    await task.push()
-                await app.wait_all()
-                loop.append(n / (now() - start))
-                settle_memory()
-                start = now()
-                await asyncio.gather(*(task.push() for _ in range(n)))
-                await app.wait_all()
-                gather.append(n / (now() - start))
-        return {
-            "jobs_per_s": max(max(loop), max(gather)),
-            "loop_jobs_per_s": max(loop),
-            "concurrent_jobs_per_s": max(gather),
-            "n": n,
-        }
 
+async def _concurrent(app: Any, task: Any, n: int) -> float:
+    """Jobify's own method: ``asyncio.gather`` of n pushes, then ``wait_all``."""
+    settle_memory()
+    start = now()
+    await asyncio.gather(*(task.push(i) for i in range(n)))
+    await app.wait_all()
+    return n / (now() - start)
+
+
+async def _with_canary(measure: Any, *args: Any) -> tuple[float, Canary]:
+    canary = Canary()
+    probe = asyncio.create_task(canary.run(asyncio.sleep))
+    try:
+        rate: float = await measure(*args)
+    finally:
+        canary.stopped = True
+        await probe
+    return rate, canary
+
+
+async def _rounds(path: Path | None, p: Params, prefix: str) -> list[Values]:
+    from jobify import Jobify
+    from jobify.storage import SQLiteStorage
+
+    app = Jobify(storage=SQLiteStorage(path) if path is not None else False)
+
+    async def noop(i: int) -> None:
+        return None
+
+    task = app.task(name="bench:noop")(noop)
+    rounds: list[Values] = []
+    async with app:
+        await _loop(app, task, WARMUP_JOBS)
+        for _ in range(p.repeat):
+            values: Values = {}
+            for method, measure in (("loop", _loop), ("concurrent", _concurrent)):
+                if path is not None:
+                    rate, canary = await _with_canary(measure, app, task, p.n)
+                    values.update(canary.summary(f"{prefix}_{method}"))
+                else:
+                    rate = await measure(app, task, p.n)
+                values[f"{prefix}_{method}_jobs_per_s"] = rate
+            rounds.append(values)
+    return rounds
+
+
+def durable_throughput(p: Params) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
-        return asyncio.run(main(Path(tmp) / "bench.db"))
+        durable = asyncio.run(_rounds(Path(tmp) / "bench.db", p, "durable"))
+    plain = asyncio.run(_rounds(None, p, "plain"))
+    rounds = [{**d, **pl} for d, pl in zip(durable, plain, strict=True)]
+    return per_round(rounds, n=p.n)
 
 
-def restore(p: Params) -> Values:
+def restore(p: Params) -> dict[str, object]:
     rows = RESTORE_ROWS_FULL if p.mem_n >= RESTORE_ROWS_FULL else p.mem_n
 
     async def template(path: Path) -> None:
@@ -104,9 +141,8 @@ def restore(p: Params) -> Values:
                 ),
             )
         conn.close()
-        times = []
-        armed = 0
+        rounds: list[Values] = []
         for _ in range(max(1, min(p.repeat, 3))):
             elapsed, armed = asyncio.run(start_once(path))
-            times.append(elapsed)
-    return {"seconds": min(times), "rows": rows, "armed": armed}
+            rounds.append({"seconds": elapsed, "armed": armed})
+    return per_round(rounds, rows=rows)

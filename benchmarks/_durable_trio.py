@@ -2,6 +2,12 @@
 
 Registered on the side's registry by ``_trio_side.py`` (``register_durable(registry)``).
 Both use a real SQLite file in a temporary directory (WAL, ``synchronous=NORMAL``).
+
+``durable_throughput`` measures, in one process and with the same method as
+``_durable_jobify.py``: the sequential loop users write (``for i in range(n): await
+task.push(i)``, then ``wait_all``) and ``n`` concurrent pushes (one nursery task each,
+then ``wait_all``), first on a SQLite file, then without storage; a 1 ms canary task
+records the event loop's lag during each durable round. Every round is reported.
 """
 
 from __future__ import annotations
@@ -10,9 +16,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from _common import Params, Registry, Values, now, settle_memory
+from _common import Canary, Params, Registry, Values, now, per_round, settle_memory
 
 RESTORE_ROWS_FULL = 100_000
+WARMUP_JOBS = 100
 
 
 def register_durable(registry: Registry) -> None:
@@ -23,8 +30,8 @@ def register_durable(registry: Registry) -> None:
 async def _loop(app: Any, task: Any, n: int) -> float:
     settle_memory()
     start = now()
-    for _ in range(n):
-        await task.push()
+    for i in range(n):
+        await task.push(i)
     await app.wait_all()
     return n / (now() - start)
 
@@ -36,56 +43,66 @@ async def _concurrent(app: Any, task: Any, n: int) -> float:
     settle_memory()
     start = now()
     async with trio.open_nursery() as nursery:
-        for _ in range(n):
-            nursery.start_soon(task.push)
+        for i in range(n):
+            nursery.start_soon(task.push, i)
     await app.wait_all()
     return n / (now() - start)
 
 
-def _rates(storage: Any, p: Params) -> dict[str, float]:
+async def _with_canary(measure: Any, *args: Any) -> tuple[float, Canary]:
+    """Run ``measure(*args)`` while a canary task records the event loop's lag."""
+    import trio
+
+    canary = Canary()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(canary.run, trio.sleep)
+        rate: float = await measure(*args)
+        canary.stopped = True
+    return rate, canary
+
+
+def _rounds(storage: Any, p: Params, prefix: str, canary: bool) -> list[Values]:
     import trio
 
     from jobify_trio import Jobify
 
-    async def main() -> dict[str, float]:
+    async def main() -> list[Values]:
         app = Jobify(storage=storage)
 
-        async def noop() -> None:
+        async def noop(i: int) -> None:
             return None
 
         task = app.task(name="bench:noop")(noop)
-        loop: list[float] = []
-        conc: list[float] = []
+        rounds: list[Values] = []
         async with app:
-            await _loop(app, task, 100)
+            await _loop(app, task, WARMUP_JOBS)
             for _ in range(p.repeat):
-                loop.append(await _loop(app, task, p.n))
-                conc.append(await _concurrent(app, task, p.n))
-        return {"loop": max(loop), "concurrent": max(conc)}
+                values: Values = {}
+                for method, measure in (("loop", _loop), ("concurrent", _concurrent)):
+                    if canary:
+                        rate, probe = await _with_canary(measure, app, task, p.n)
+                        values.update(probe.summary(f"{prefix}_{method}"))
+                    else:
+                        rate = await measure(app, task, p.n)
+                    values[f"{prefix}_{method}_jobs_per_s"] = rate
+                rounds.append(values)
+        return rounds
 
-    result: dict[str, float] = trio.run(main)
+    result: list[Values] = trio.run(main)
     return result
 
 
-def durable_throughput(p: Params) -> Values:
+def durable_throughput(p: Params) -> dict[str, object]:
     from jobify_trio.storage import SQLiteStorage
 
     with tempfile.TemporaryDirectory() as tmp:
-        durable = _rates(SQLiteStorage(Path(tmp) / "bench.db"), p)
-    plain = _rates(False, p)
-    return {
-        "jobs_per_s": max(durable.values()),
-        "loop_jobs_per_s": durable["loop"],
-        "concurrent_jobs_per_s": durable["concurrent"],
-        "nondurable_loop_jobs_per_s": plain["loop"],
-        "nondurable_concurrent_jobs_per_s": plain["concurrent"],
-        "pct_of_nondurable_same_method": 100
-        * max(durable["loop"] / plain["loop"], durable["concurrent"] / plain["concurrent"]),
-        "n": p.n,
-    }
+        durable = _rounds(SQLiteStorage(Path(tmp) / "bench.db"), p, "durable", canary=True)
+    plain = _rounds(False, p, "plain", canary=False)
+    rounds = [{**d, **pl} for d, pl in zip(durable, plain, strict=True)]
+    return per_round(rounds, n=p.n)
 
 
-def restore(p: Params) -> Values:
+def restore(p: Params) -> dict[str, object]:
     import trio
 
     from jobify_trio import Jobify
@@ -132,9 +149,8 @@ def restore(p: Params) -> Values:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "restore.db"
         trio.run(seed, path)
-        times = []
-        armed = 0
+        rounds: list[Values] = []
         for _ in range(max(1, min(p.repeat, 3))):
             elapsed, armed = trio.run(start_once, path)
-            times.append(elapsed)
-    return {"seconds": min(times), "rows": rows, "armed": armed}
+            rounds.append({"seconds": elapsed, "armed": armed})
+    return per_round(rounds, rows=rows)

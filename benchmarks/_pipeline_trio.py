@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from _common import Params, Registry, Values, now, settle_memory
+from _common import Params, Registry, Values, now, per_round, settle_memory
 
 
 def register_pipeline(registry: Registry) -> None:
@@ -37,7 +37,7 @@ async def _rounds(app: Any, task: Any, p: Params, args: Any) -> Values:
                 await task.push(*args(r * p.n + i))
             await app.wait_all()
             rates.append(p.n / (now() - start))
-    return {"jobs_per_s": max(rates), "n": p.n, "rounds": p.repeat}
+    return per_round([{"jobs_per_s": r} for r in rates], n=p.n)
 
 
 def throughput_middleware(p: Params) -> Values:

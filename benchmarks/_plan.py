@@ -2,15 +2,21 @@
 
 To add a metric: register a function under the same name in the side modules
 (``@registry.metric("name")``), add a :class:`Measurement` to :data:`PLAN` and, if it
-belongs in the table, a :class:`Row` to :data:`ROWS`.
+belongs in a table, a :class:`Row` to :data:`ROWS` (or :data:`PG_ROWS`).
+
+Every side gets the same treatment: the same rounds (``--repeat``), the same warm-up
+where the side has one, and the same statistic. A side reports every round; all rounds of
+all passes (and of all processes, for one-process-per-round figures) are reduced by
+:meth:`Measurement.reduce` to the median, with the min-max spread under ``<key>__min``
+and ``<key>__max``. No best round is ever kept.
 """
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 
 JOBIFY_VERSION = "0.14.0"
-APS_MAX_REPEAT = 3  # APScheduler's in-memory store scans every job per acquire: slow rounds
 
 Result = dict[str, object]
 Results = dict[str, dict[str, Result]]  # side -> metric -> side's JSON payload
@@ -31,25 +37,49 @@ class Side:
     name: str
     script: str
     label: str
+    venv: str | None = None  # key of run.VENVS; None: this interpreter + the repository
 
 
 @dataclass(frozen=True, kw_only=True)
 class Measurement:
     side: str
     metric: str
-    key: str  # the value that decides which run is best
-    higher_is_better: bool
     fresh_process: bool = False  # one interpreter per repetition (memory figures)
-    max_repeat: int | None = None  # cap on rounds (a very slow side)
 
-    def best(self, runs: list[Result]) -> Result:
-        """The best successful run (all runs kept under "runs"), else the first failure."""
+    def reduce(self, runs: list[Result]) -> Result:
+        """Every round of every successful run reduced to median and min-max; the rounds
+        themselves are kept under "samples". Without a successful run: the first one."""
         ok = [r for r in runs if r.get("status") == "ok"]
         if not ok:
             return runs[0]
-        pick = max if self.higher_is_better else min
-        best = pick(ok, key=lambda r: float(_values(r).get(self.key, 0.0)))
-        return {**best, "runs": [_values(r) for r in ok]}
+        samples, info = _rounds_of(ok)
+        values: dict[str, object] = dict(info)
+        for key in dict.fromkeys(k for sample in samples for k in sample):
+            xs = sorted(float(s[key]) for s in samples if isinstance(s.get(key), int | float))
+            if xs:
+                values[key] = statistics.median(xs)
+                values[f"{key}__min"], values[f"{key}__max"] = xs[0], xs[-1]
+        values["rounds"] = len(samples)
+        failed = [str(r.get("reason")) for r in runs if r.get("status") != "ok"]
+        return {**ok[0], "values": values, "samples": samples, "failed_runs": failed}
+
+
+def _rounds_of(ok: list[Result]) -> tuple[list[dict[str, object]], dict[str, object]]:
+    """The per-round values of successful runs (a run without "per_round" is one round),
+    and the facts reported beside the rounds."""
+    samples: list[dict[str, object]] = []
+    info: dict[str, object] = {}
+    for run in ok:
+        values = run.get("values")
+        if not isinstance(values, dict):
+            continue
+        rounds = values.get("per_round")
+        if isinstance(rounds, list):
+            samples.extend(rounds)
+            info.update({k: v for k, v in values.items() if k != "per_round"})
+        else:
+            samples.append(values)
+    return samples, info
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,79 +87,91 @@ class Row:
     label: str
     metric: str
     key: str
-    target: str  # "info", or goals joined by "+": "xK" (>= K x Jobify), "lower", "max:V"
+    target: str  # "info", or goals joined by "+": "xK" (>= K x peer), "lower", "max:V", "min:V"
     fmt: str = "{:,.0f}"
 
 
 SIDES = {
     "jobify_trio": Side(name="jobify_trio", script="_trio_side.py", label="jobify_trio"),
-    "jobify": Side(name="jobify", script="_jobify_side.py", label=f"Jobify {JOBIFY_VERSION}"),
-    "apscheduler": Side(name="apscheduler", script="_apscheduler_side.py", label="APScheduler 4"),
+    "jobify": Side(
+        name="jobify", script="_jobify_side.py", label=f"Jobify {JOBIFY_VERSION}", venv="jobify"
+    ),
+    "apscheduler": Side(
+        name="apscheduler",
+        script="_apscheduler_side.py",
+        label="APScheduler 4",
+        venv="apscheduler",
+    ),
     "raw_trio": Side(name="raw_trio", script="_raw_side.py", label="raw trio"),
+    "procrastinate": Side(
+        name="procrastinate",
+        script="_procrastinate_side.py",
+        label="procrastinate 3",
+        venv="procrastinate",
+    ),
+    "raw_pg": Side(
+        name="raw_pg", script="_raw_pg_side.py", label="raw PostgreSQL", venv="procrastinate"
+    ),
 }
-VENV_SIDES = ("jobify", "apscheduler")  # sides run in their own virtualenv
+VENV_SIDES = tuple(name for name, side in SIDES.items() if side.venv is not None)
+PG_METRICS = ("pg_push", "pg_end_to_end", "pg_raw_insert")
+#: ``--only`` names that stand for several metrics.
+ALIASES = {"postgres": PG_METRICS}
 
 PLAN = (
-    Measurement(side="raw_trio", metric="channel", key="items_per_s", higher_is_better=True),
-    Measurement(side="raw_trio", metric="spawn", key="tasks_per_s", higher_is_better=True),
+    Measurement(side="raw_trio", metric="channel"),
+    Measurement(side="raw_trio", metric="spawn"),
+    Measurement(side="raw_trio", metric="sqlite_commit"),
     *(
         m
         for side in ("jobify", "jobify_trio")
         for m in (
-            Measurement(side=side, metric="throughput", key="jobs_per_s", higher_is_better=True),
-            Measurement(side=side, metric="latency", key="mean_us", higher_is_better=False),
+            Measurement(side=side, metric="throughput"),
+            Measurement(side=side, metric="latency"),
             # 3 pass-through middlewares + QueueMiddleware(workers=100); every job retried once
-            Measurement(
-                side=side, metric="throughput_middleware", key="jobs_per_s", higher_is_better=True
-            ),
-            Measurement(
-                side=side, metric="throughput_retry", key="jobs_per_s", higher_is_better=True
-            ),
-            Measurement(
-                side=side, metric="durable_throughput", key="jobs_per_s", higher_is_better=True
-            ),
-            Measurement(side=side, metric="restore", key="seconds", higher_is_better=False),
+            Measurement(side=side, metric="throughput_middleware"),
+            Measurement(side=side, metric="throughput_retry"),
+            # push loop and concurrent pushes, SQLite file then no storage, with the canary
+            Measurement(side=side, metric="durable_throughput"),
+            Measurement(side=side, metric="restore"),
             # cron: 10,000 every-second crons (BENCH_CRON_SECONDS), and 10,000 idle ones
-            Measurement(
-                side=side, metric="cron_fire", key="cpu_us_per_fire", higher_is_better=False
-            ),
-            Measurement(side=side, metric="cron_idle", key="idle_cpu_ms", higher_is_better=False),
-            Measurement(
-                side=side,
-                metric="memory_delayed",
-                key="bytes_per_job",
-                higher_is_better=False,
-                fresh_process=True,
-            ),
+            Measurement(side=side, metric="cron_fire"),
+            Measurement(side=side, metric="cron_idle"),
+            Measurement(side=side, metric="memory_delayed", fresh_process=True),
             # 5 x mem_n jobs that sleep 0.2 s each, pushed as fast as accepted
-            Measurement(
-                side=side,
-                metric="overload",
-                key="peak_growth_bytes",
-                higher_is_better=False,
-                fresh_process=True,
-            ),
+            Measurement(side=side, metric="overload", fresh_process=True),
         )
     ),
     # 1,000 one-off jobs at exact instants over 3 s (_timer_bench.py); one round a process
     *(
-        Measurement(
-            side=side,
-            metric="timer_precision",
-            key="lateness_p99_ms",
-            higher_is_better=False,
-            fresh_process=True,
-        )
+        Measurement(side=side, metric="timer_precision", fresh_process=True)
         for side in ("jobify", "jobify_trio", "apscheduler")
     ),
-    Measurement(
-        side="apscheduler",
-        metric="throughput",
-        key="jobs_per_s",
-        higher_is_better=True,
-        max_repeat=APS_MAX_REPEAT,
+    Measurement(side="apscheduler", metric="throughput"),
+    # PostgreSQL (issue 9): skipped with a reason when the server or the backend is missing
+    Measurement(side="raw_pg", metric="pg_raw_insert"),
+    *(
+        Measurement(side=side, metric=metric)
+        for side in ("procrastinate", "jobify_trio")
+        for metric in ("pg_push", "pg_end_to_end")
     ),
 )
+
+
+def _lag_rows(method: str) -> tuple[Row, ...]:
+    """Event-loop lag (1 ms canary) during a durable push round: p50, p99, max."""
+    targets = {"p50": "info", "p99": "max:1", "max": "max:10"}
+    return tuple(
+        Row(
+            label=f"event-loop lag {q}, durable {method} (ms)",
+            metric="durable_throughput",
+            key=f"durable_{method}_lag_{q}_ms",
+            target=target,
+            fmt="{:.2f}",
+        )
+        for q, target in targets.items()
+    )
+
 
 ROWS = (
     Row(label="throughput (jobs/s)", metric="throughput", key="jobs_per_s", target="x2"),
@@ -149,11 +191,31 @@ ROWS = (
         target="x2",
     ),
     Row(
-        label="durable push, SQLite file (jobs/s)",
+        label="push loop push(i), no storage (jobs/s)",
         metric="durable_throughput",
-        key="jobs_per_s",
+        key="plain_loop_jobs_per_s",
+        target="x2",
+    ),
+    Row(
+        label="concurrent push(i), no storage (jobs/s)",
+        metric="durable_throughput",
+        key="plain_concurrent_jobs_per_s",
+        target="x2",
+    ),
+    Row(
+        label="durable push loop, SQLite file (jobs/s)",
+        metric="durable_throughput",
+        key="durable_loop_jobs_per_s",
         target="x10",
     ),
+    Row(
+        label="concurrent durable push, SQLite file (jobs/s)",
+        metric="durable_throughput",
+        key="durable_concurrent_jobs_per_s",
+        target="x10",
+    ),
+    *_lag_rows("loop"),
+    *_lag_rows("concurrent"),
     Row(
         label="restore 100k stored jobs (s)",
         metric="restore",
@@ -225,8 +287,39 @@ ROWS = (
         for name in ("p50", "p99", "max")
     ),
 )
-RAW_FRACTION_TARGET = 0.40
-DURABLE_FRACTION_TARGET = 0.50  # durable push >= 50% of jobify_trio's own plain push
+
+#: PostgreSQL rows (issue 9): jobify_trio against procrastinate on the same server.
+PG_ROWS = (
+    Row(
+        label="durable push loop, PostgreSQL (jobs/s)",
+        metric="pg_push",
+        key="loop_jobs_per_s",
+        target="x3",
+    ),
+    Row(
+        label="concurrent durable push, PostgreSQL (jobs/s)",
+        metric="pg_push",
+        key="concurrent_jobs_per_s",
+        target="min:20000",
+    ),
+    Row(
+        label="end to end: push N, then all run (jobs/s)",
+        metric="pg_end_to_end",
+        key="jobs_per_s",
+        target="x10",
+    ),
+    Row(
+        label="running N stored jobs only (jobs/s)",
+        metric="pg_end_to_end",
+        key="worker_jobs_per_s",
+        target="info",
+    ),
+)
+
+RAW_FRACTION_TARGET = 0.40  # push throughput >= 40% of the fastest raw trio figure
+DURABLE_FRACTION_TARGET = 0.50  # fastest durable push >= 50% of the fastest plain push
+INLINE_COMMIT_TARGET = 0.50  # durable push loop >= 50% of the raw inline-commit ceiling
+PG_AUTOCOMMIT_TARGET = 0.50  # PostgreSQL push loop >= 50% of the raw autocommit INSERT loop
 METRICS = tuple(dict.fromkeys(m.metric for m in PLAN))
 
 

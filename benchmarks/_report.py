@@ -117,7 +117,9 @@ def command_line(argv: Sequence[str]) -> str:
     return f"python benchmarks/run.py{' ' + args if args else ''}"
 
 
-def versions(jobify_python: Path | str, aps_python: Path | str) -> dict[str, str]:
+def versions(
+    jobify_python: Path | str, aps_python: Path | str, pg_python: Path | str
+) -> dict[str, str]:
     return {
         "jobify_trio": local_version("jobify_trio"),
         "trio": local_version("trio"),
@@ -128,7 +130,35 @@ def versions(jobify_python: Path | str, aps_python: Path | str) -> dict[str, str
         "APScheduler": venv_version(aps_python, "apscheduler"),
         "anyio (APScheduler venv)": venv_version(aps_python, "anyio"),
         "trio (APScheduler venv)": venv_version(aps_python, "trio"),
+        "procrastinate": venv_version(pg_python, "procrastinate"),
+        "psycopg (procrastinate venv, raw PostgreSQL)": venv_version(pg_python, "psycopg"),
+        "PostgreSQL server": postgres_version(),
     }
+
+
+def postgres_version() -> str:
+    """The server version at 127.0.0.1:5432 (``psql``), or why it is unknown."""
+    try:
+        done = subprocess.run(
+            [
+                "psql",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "test",
+                "-Atc",
+                "SHOW server_version",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"unknown ({type(exc).__name__})"
+    return done.stdout.strip() if done.returncode == 0 else "not reachable"
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
@@ -143,16 +173,16 @@ def write_markdown(
     path: Path,
     *,
     title_note: str,
-    header: list[str],
-    rows: list[list[str]],
+    tables: dict[str, tuple[list[str], list[list[str]]]],
     facts: dict[str, dict[str, str]],
     sections: dict[str, list[str]],
 ) -> None:
-    """RESULTS.md: a title, the facts as bullet lists, the table, then note sections."""
+    """RESULTS.md: a title, the facts as bullet lists, the tables, then note sections."""
     out = ["# Benchmark results", "", title_note, ""]
     for heading, items in facts.items():
         out += [f"## {heading}", "", *(f"- **{k}**: {v}" for k, v in items.items()), ""]
-    out += ["## Results", "", markdown_table(header, rows), ""]
+    for heading, (header, rows) in tables.items():
+        out += [f"## {heading}", "", markdown_table(header, rows), ""]
     for heading, lines in sections.items():
         out += [f"## {heading}", "", *(f"- {line}" for line in lines), ""]
     path.write_text("\n".join(out), encoding="utf-8")

@@ -16,9 +16,9 @@ from _common import (
     Params,
     Registry,
     Values,
-    best_latency,
     latency_summary,
     now,
+    per_round,
     rss_bytes,
     settle_memory,
     side_main,
@@ -68,7 +68,7 @@ def throughput(p: Params) -> Values:
         async with app:
             await _warm_up(app, task)
             rates = [await _throughput_round(app, task, p.n) for _ in range(p.repeat)]
-        return {"jobs_per_s": max(rates), "n": p.n, "rounds": p.repeat}
+        return per_round([{"jobs_per_s": r} for r in rates], n=p.n)
 
     result: Values = trio.run(main)
     return result
@@ -92,7 +92,7 @@ def latency(p: Params) -> Values:
         async with app:
             await _warm_up(app, task)
             rounds = [await one_round(task, p.n) for _ in range(p.repeat)]
-        return best_latency(rounds)
+        return per_round(rounds, n=p.n)
 
     result: Values = trio.run(main)
     return result
@@ -178,6 +178,10 @@ def cron_idle(p: Params) -> Values:
 from _pipeline_trio import register_pipeline  # noqa: E402
 
 register_pipeline(registry)
+
+from _pg_trio import register_pg  # noqa: E402
+
+register_pg(registry)
 
 
 @registry.metric("overload")

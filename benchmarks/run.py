@@ -1,19 +1,24 @@
-"""Benchmark jobify_trio against Jobify 0.14.0, APScheduler 4 and a raw trio ceiling.
+"""Benchmark jobify_trio against Jobify 0.14.0, APScheduler 4, procrastinate and raw ceilings.
 
 Usage: ``python benchmarks/run.py [--quick] [--only METRIC[,METRIC]] [--n N] [--repeat R]
-[--mem-n M] [--check] [--out PATH]``
+[--mem-n M] [--check] [--out PATH] [--render-only] [--readme-only]``
 
 Every side runs in its own interpreter: Jobify 0.14.0 in the virtualenv
-``<repo>/.bench/jobify-0.14.0`` and the latest APScheduler 4 pre-release (on trio) in
-``<repo>/.bench/apscheduler-4`` (both created on first use), jobify_trio and raw trio with
-the interpreter running this script and the repository on ``PYTHONPATH``. Each measurement
-is repeated and the best round is kept (shared machines are noisy). The table goes to
+``<repo>/.bench/jobify-0.14.0``, the latest APScheduler 4 pre-release (on trio) in
+``<repo>/.bench/apscheduler-4``, procrastinate 3 with psycopg (and the raw PostgreSQL
+ceiling) in ``<repo>/.bench/procrastinate-3`` (all created on first use), jobify_trio and
+raw trio with the interpreter running this script and the repository on ``PYTHONPATH``.
+Every side gets the same rounds and warm-up; every round is kept and each figure is the
+median of all rounds with its min-max spread (never the best round). The table goes to
 stdout, the report with machine and versions to ``benchmarks/RESULTS.md`` (a full run; a
-``--quick`` or ``--only`` run writes ``.bench/RESULTS-partial.md`` instead), everything
-measured to ``benchmarks/results.json``.
+``--quick``, ``--only`` or custom-size run writes ``.bench/RESULTS-partial.md`` instead),
+everything measured to ``benchmarks/results.json``. A full run (and ``--render-only`` of
+one) also rewrites the summary between the ``bench-summary`` markers of ``README.md`` from
+``benchmarks/RESULTS.md``; ``--readme-only`` does only that.
 
 The plan and the table rows are in ``_plan.py`` (how to add a metric is described there),
-the table and its verdicts in ``_table.py``, machine facts and the Markdown in ``_report.py``.
+the tables and their verdicts in ``_table.py``, machine facts and the Markdown in
+``_report.py``, the README summary in ``_summary.py``.
 """
 
 from __future__ import annotations
@@ -31,8 +36,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import _report
+import _summary
 from _common import RESULT_MARKER
 from _plan import (
+    ALIASES,
     JOBIFY_VERSION,
     METRICS,
     PLAN,
@@ -44,12 +51,23 @@ from _plan import (
     Settings,
     Side,
 )
-from _table import HEADER, build_rows, ceiling_notes, footer, format_table, targets_met
+from _table import (
+    HEADER,
+    PG_HEADER,
+    build_pg_rows,
+    build_rows,
+    ceiling_notes,
+    footer,
+    format_table,
+    pg_ceiling_notes,
+    targets_met,
+)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULTS_FILE = HERE / "results.json"
 REPORT_FILE = HERE / "RESULTS.md"
+README_FILE = REPO / "README.md"
 PARTIAL_REPORT_FILE = REPO / ".bench" / "RESULTS-partial.md"
 
 
@@ -89,6 +107,12 @@ VENVS = {
         wanted=lambda v: v.startswith("4."),
         requirements=("--pre", "apscheduler>=4.0.0a1", _trio_requirement()),
     ),
+    "procrastinate": Venv(
+        path=REPO / ".bench" / "procrastinate-3",
+        dist="procrastinate",
+        wanted=lambda v: v.startswith("3."),
+        requirements=("procrastinate>=3,<4", "psycopg[binary]>=3.1"),
+    ),
 }
 
 
@@ -118,7 +142,7 @@ def ensure_venv(venv: Venv) -> Path | str:
 
 def _side_command(side: Side, python: Path | str) -> tuple[list[str], dict[str, str]]:
     env = dict(os.environ)
-    if side.name in VENV_SIDES:
+    if side.venv is not None:
         env.pop("PYTHONPATH", None)
     else:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
@@ -141,7 +165,6 @@ def _run_side(cmd: list[str], env: dict[str, str], timeout: float) -> Result:
 
 
 def _args_for(m: Measurement, s: Settings, repeat: int) -> list[str]:
-    repeat = min(repeat, m.max_repeat or repeat)
     return ["--metric", m.metric, "--n", str(s.n), "--repeat", str(repeat), "--mem-n", str(s.mem_n)]
 
 
@@ -165,10 +188,12 @@ class Options:
     only: tuple[str, ...]  # empty: every metric
     out: Path
     render_only: bool
+    readme_only: bool
 
 
 def _parse_only(value: str | None) -> tuple[str, ...]:
-    names = tuple(n.strip() for n in (value or "").split(",") if n.strip())
+    given = (n.strip() for n in (value or "").split(",") if n.strip())
+    names = tuple(dict.fromkeys(m for n in given for m in ALIASES.get(n, (n,))))
     unknown = [n for n in names if n not in METRICS]
     if unknown:
         raise SystemExit(f"--only: unknown metric(s) {unknown}; known: {', '.join(METRICS)}")
@@ -178,9 +203,12 @@ def _parse_only(value: str | None) -> tuple[str, ...]:
 def parse_options(argv: list[str] | None) -> Options:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="small sizes (about 2 min)")
-    parser.add_argument("--only", metavar="METRIC[,METRIC]", help=f"one of {', '.join(METRICS)}")
+    names = ", ".join([*METRICS, *ALIASES])
+    parser.add_argument("--only", metavar="METRIC[,METRIC]", help=f"any of {names}")
     parser.add_argument("--n", type=int, help="jobs per throughput/latency round")
-    parser.add_argument("--repeat", type=int, help="rounds per measurement (best kept)")
+    parser.add_argument(
+        "--repeat", type=int, help="rounds per measurement and pass (all kept: median, min-max)"
+    )
     parser.add_argument("--mem-n", type=int, help="delayed jobs for the memory figure")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     parser.add_argument("--cron-long", action="store_true", help="cron fires for 60 s, not 10")
@@ -190,6 +218,11 @@ def parse_options(argv: list[str] | None) -> Options:
         "--render-only",
         action="store_true",
         help="measure nothing: rewrite the report of the run saved in results.json",
+    )
+    parser.add_argument(
+        "--readme-only",
+        action="store_true",
+        help="measure nothing: rewrite README.md's summary from benchmarks/RESULTS.md",
     )
     args = parser.parse_args(argv)
     quick = bool(args.quick)
@@ -215,14 +248,23 @@ def parse_options(argv: list[str] | None) -> Options:
         only=only,
         out=out,
         render_only=bool(args.render_only),
+        readme_only=bool(args.readme_only),
     )
 
 
+#: The raw ceilings a metric's percentages are computed from, measured with it.
+CEILINGS = {
+    "throughput": ("channel", "spawn"),
+    "durable_throughput": ("sqlite_commit",),
+    "pg_push": ("pg_raw_insert",),
+}
+
+
 def selected_plan(only: tuple[str, ...]) -> tuple[Measurement, ...]:
-    """The measurements for ``only`` (plus the raw channel ceiling that throughput needs)."""
+    """The measurements for ``only``, plus the raw ceilings their percentages need."""
     if not only:
         return PLAN
-    wanted = {*only, *(("channel",) if "throughput" in only else ())}
+    wanted = {*only, *(c for name in only for c in CEILINGS.get(name, ()))}
     return tuple(m for m in PLAN if m.metric in wanted)
 
 
@@ -248,7 +290,7 @@ def run_plan(
             runs[m].extend(measure(m, python, settings))
     results: Results = {name: {} for name in SIDES}
     for m, side_runs in runs.items():
-        results[m.side][m.metric] = m.best(side_runs)
+        results[m.side][m.metric] = m.reduce(side_runs)
     return results, loads
 
 
@@ -257,7 +299,8 @@ def _sizes(o: Options, elapsed: float) -> str:
     return (
         f"n={s.n}, repeat={s.repeat}, passes={s.passes}, mem_n={s.mem_n}, "
         f"cron {os.environ['BENCH_CRON_SECONDS']} s, idle {os.environ['BENCH_IDLE_SECONDS']} s, "
-        f"{'quick, ' if o.quick else ''}{elapsed:.0f} s; best of all rounds kept"
+        f"{'quick, ' if o.quick else ''}{elapsed:.0f} s; every figure is the median of all "
+        f"rounds (min-max in brackets)"
     )
 
 
@@ -273,6 +316,7 @@ def write_report(
     date: str,
     commit: str,
 ) -> None:
+    """The Markdown report; after a full run, the README summary taken from it."""
     kind = "partial (--quick/--only/custom sizes)" if o.out != REPORT_FILE else "full"
     load = f"{min(loads):.2f} to {max(loads):.2f}" if loads else "unknown"
     run = {
@@ -285,29 +329,47 @@ def write_report(
     facts = {
         "Run": run,
         "Machine": _report.machine(),
-        "Versions": _report.versions(pythons["jobify"], pythons["apscheduler"]),
+        "Versions": _report.versions(
+            pythons["jobify"], pythons["apscheduler"], pythons["procrastinate"]
+        ),
     }
+    pg_rows = build_pg_rows(results)
+    tables = {"Results": (HEADER, rows)}
+    if pg_rows:
+        tables["PostgreSQL"] = (PG_HEADER, pg_rows)
     _report.write_markdown(
         o.out,
         title_note=(
             "Written by `benchmarks/run.py`; the method of each figure is in "
-            "`docs/benchmarks.rst`. Ratios are jobify_trio / Jobify 0.14.0; for rates "
-            "higher is better, for times, bytes and lateness lower is better. "
-            "`—` = not measured."
+            "`docs/benchmarks.rst`. Each figure is the median of all rounds, with the "
+            "min-max spread in brackets. Ratios are jobify_trio / the first peer (ratio of "
+            "medians; bounds: worst and best pairing of the two spreads). A verdict is "
+            "`yes` or `NO` only when the whole spread is on one side of the target, "
+            "otherwise `inconclusive`. For rates higher is better, for times, bytes and "
+            "lateness lower is better. `—` = not measured."
         ),
-        header=HEADER,
-        rows=rows,
+        tables=tables,
         facts=facts,
         sections={
-            "Raw trio ceiling": ceiling_notes(results) or ["not measured in this run"],
+            "Raw ceilings": ceiling_notes(results) + pg_ceiling_notes(results)
+            or ["not measured in this run"],
             "Notes": footer(results),
         },
     )
+    if o.out == REPORT_FILE:
+        _summary.update_readme(REPORT_FILE, README_FILE)
 
 
 def _venv_pythons(sides: set[str]) -> dict[str, Path | str]:
-    pythons = {name: ensure_venv(VENVS[name]) for name in VENV_SIDES if name in sides}
-    return {name: pythons.get(name, "not run") for name in VENV_SIDES}
+    """The interpreter of every venv side in ``sides`` (a reason when unusable)."""
+    venvs = {SIDES[s].venv for s in sides} - {None}
+    made = {name: ensure_venv(VENVS[name]) for name in sorted(v for v in venvs if v)}
+    by_venv = {name: made.get(name, "not run") for name in VENVS}
+    pythons: dict[str, Path | str] = {}
+    for side in VENV_SIDES:
+        venv = SIDES[side].venv
+        pythons[side] = by_venv[venv] if venv is not None else "not run"
+    return {**pythons, **{f"venv:{name}": p for name, p in by_venv.items()}}
 
 
 def render_saved(o: Options) -> int:
@@ -315,13 +377,19 @@ def render_saved(o: Options) -> int:
     saved = json.loads(RESULTS_FILE.read_text(encoding="utf-8"))
     meta = saved["meta"]
     results: Results = saved["results"]
-    pythons = {name: _venv_python(VENVS[name].path) for name in VENV_SIDES}
+    pythons: dict[str, Path | str] = {
+        name: _venv_python(VENVS[name].path) for name in VENVS if name in SIDES
+    }
     s = Settings(**meta["settings"])
     out = Path(meta.get("out", REPORT_FILE))
     o = dataclasses.replace(o, settings=s, quick=meta["quick"], only=tuple(meta["only"]), out=out)
     os.environ.update(meta["env"])
+    for side in SIDES:  # a saved run from before a side existed
+        results.setdefault(side, {})
     rows = build_rows(results)
     print(format_table(rows))
+    if pg_rows := build_pg_rows(results):
+        print(format_table(pg_rows, PG_HEADER))
     args = (o, meta["argv"], rows, results, dict(pythons), meta["loads"], meta["elapsed_s"])
     write_report(*args, date=meta["date"], commit=meta["commit"])
     print(f"report: {o.out}")
@@ -331,6 +399,10 @@ def render_saved(o: Options) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     o = parse_options(argv)
+    if o.readme_only:
+        _summary.update_readme(REPORT_FILE, README_FILE)
+        print(f"summary of {REPORT_FILE} written to {README_FILE}")
+        return 0
     if o.render_only:
         return render_saved(o)
     started = time.perf_counter()
@@ -340,10 +412,14 @@ def main(argv: list[str] | None = None) -> int:
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     results, loads = run_plan(plan, pythons, o.settings, log)
     rows = build_rows(results)
+    pg_rows = build_pg_rows(results)
     elapsed = time.perf_counter() - started
-    print(format_table(rows))
+    if rows:
+        print(format_table(rows))
+    if pg_rows:
+        print(format_table(pg_rows, PG_HEADER))
     print()
-    print("\n".join([*ceiling_notes(results), *footer(results)]))
+    print("\n".join([*ceiling_notes(results), *pg_ceiling_notes(results), *footer(results)]))
     print(f"\n({_sizes(o, elapsed)})")
     o.out.parent.mkdir(parents=True, exist_ok=True)
     date = _report.timestamp()
@@ -374,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
     }
     RESULTS_FILE.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return 1 if o.check and not targets_met(rows) else 0
+    return 1 if o.check and not targets_met(rows + pg_rows) else 0
 
 
 if __name__ == "__main__":

@@ -16,9 +16,11 @@ from ._core._context import JobContext, OuterContext
 from ._core._job import Job, JobStatus
 from ._core._state import RequestState, State
 from ._cron._values import Cron, GracePolicy, MisfirePolicy
+from ._ops._history import RunHistory, RunRecord
 from ._policy._retry import SmartRetry
 from ._policy._run_mode import RunMode
 from ._runtime._events import JobEvent, JobEventKind
+from ._sharing._options import SharingOptions
 
 __all__ = [
     "Cron",
@@ -35,8 +37,11 @@ __all__ = [
     "OuterContext",
     "Plugin",
     "RequestState",
+    "RunHistory",
     "RunMode",
+    "RunRecord",
     "ScheduleBuilder",
+    "SharingOptions",
     "SmartRetry",
     "State",
     "Task",

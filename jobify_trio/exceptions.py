@@ -16,6 +16,7 @@ __all__ = [
     "JobFailedError",
     "JobNotCompletedError",
     "JobTimeoutError",
+    "RemoteJobError",
     "RouteAlreadyRegisteredError",
 ]
 
@@ -57,6 +58,19 @@ class JobTimeoutError(BaseJobifyError, TimeoutError):
         self.timeout = timeout
 
 
+class RemoteJobError(BaseJobifyError):
+    """How a job that ran on another app instance failed, as that instance stored it.
+
+    The original exception stays on the instance that ran the job; ``str()`` is its
+    ``"ExceptionType: message"`` (see docs/sharing.rst).
+    """
+
+    def __init__(self, job_id: str, error: str) -> None:
+        super().__init__(f"job {job_id!r} failed on another instance: {error}")
+        self.job_id = job_id
+        self.error = error
+
+
 class JobCancelledError(BaseJobifyError):
     """The job was cancelled before it finished."""
 
@@ -78,7 +92,7 @@ class InvalidCronExpression(BaseJobifyError, ValueError):
 
     When one field is at fault, ``field`` names it (``"minute"``, ``"day of week"``...)
     and the message reads in the user's own terms:
-    ``minute '61' is out of range 0-59 in '61 * * * *'``.
+    ``invalid cron expression: minute '61' is out of range 0-59 in '61 * * * *'``.
     """
 
     def __init__(self, expression: str, reason: str = "", *, field: str | None = None) -> None:
@@ -86,6 +100,6 @@ class InvalidCronExpression(BaseJobifyError, ValueError):
             detail = f": {reason}" if reason else ""
             super().__init__(f"invalid cron expression {expression!r}{detail}")
         else:
-            super().__init__(f"{field} {reason} in {expression!r}")
+            super().__init__(f"invalid cron expression: {field} {reason} in {expression!r}")
         self.expression = expression
         self.field = field

@@ -91,23 +91,30 @@ class ExtendedJSONSerializer(Serializer):
     """The default: tagged JSON that round-trips many Python types and is safe to load.
 
     Loading never unpickles and never calls anything except the constructor of a class
-    that was verified to be an Enum, dataclass, attrs class or NamedTuple. Finding such a
-    class may import its module (``module:qualname``) unless ``import_modules=False``,
-    in which case only already-imported modules are searched.
+    that was verified to be an Enum, dataclass, attrs class or NamedTuple. Such a class is
+    found (by ``module:qualname``) only among the classes in ``registry`` and in modules
+    that are already imported, so stored data cannot make the app import a module.
+    ``import_modules=True`` restores the old behaviour: a module named by stored data is
+    imported if it is not yet (that runs its top-level code).
 
-    ``registry`` is accepted for compatibility with Jobify; classes are stored by their
-    qualified name, so it is only used to check, up front, that each class can be stored.
+    ``registry`` (Jobify's argument): classes checked up front to be storable, and found
+    by decoding even if their module is not imported; a stored reference that resolves to
+    another class of the same name than the registered one is refused.
     """
 
     _encoder: Final = json.JSONEncoder(
         separators=(",", ":"), ensure_ascii=True, allow_nan=False, check_circular=False
     )
 
-    def __init__(self, registry: Iterable[type] = (), *, import_modules: bool = True) -> None:
+    def __init__(self, registry: Iterable[type] = (), *, import_modules: bool = False) -> None:
+        registered: dict[str, type] = {}
         for tp in registry:
             _codec.check_class(tp)
+            ref = _codec.registered_ref(tp)
+            if ref is not None:
+                registered[ref] = tp
         self._decoder = json.JSONDecoder(
-            object_hook=_codec.TreeDecoder(import_modules=import_modules)
+            object_hook=_codec.TreeDecoder(import_modules=import_modules, registered=registered)
         )
 
     def dumpb(self, data: Any, /) -> bytes:

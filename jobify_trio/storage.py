@@ -245,10 +245,10 @@ class Storage(SharingMethods, abc.ABC):
     :meth:`shutdown` once when it stops, after the last :meth:`apply`. Errors should be
     raised as :class:`StorageError`.
 
-    Sharing is optional: the methods inherited from
-    :class:`~jobify_trio._storage._sharing_api.SharingMethods` (instances, heartbeats,
-    leases, claims, results) let several app instances share one store. A backend that
-    does not override them serves one instance; they raise
+    Sharing is optional: the methods inherited from the private base ``SharingMethods``
+    (instances, heartbeats, leases, claims, results; listed below) let several app
+    instances share one store. A backend that does not override them serves one
+    instance; they raise
     :class:`SharingNotSupportedError` naming it. See ``docs/sharing.rst``.
     """
 

@@ -1,12 +1,17 @@
 """Helpers for testing schedules under virtual time.
 
-Run the app under ``trio.testing.MockClock(autojump_threshold=0)`` (pytest-trio's
-``autojump_clock`` fixture) and give it a :class:`VirtualWallClock`: wall time then
+Run the app under :class:`trio.testing.MockClock` with ``autojump_threshold=0``
+(pytest-trio's ``autojump_clock`` fixture) and give it a :class:`VirtualWallClock`: wall time then
 advances exactly with trio's virtual clock, so a week of cron fires runs in
 milliseconds with exact, reproducible wall times::
 
     clock = VirtualWallClock(datetime(2026, 1, 1, tzinfo=UTC))
     app = Jobify(storage=False, wall_clock=clock)
+
+:class:`MemoryStorage` is a store in memory that implements the whole storage interface,
+sharing included: several app instances in one ``trio.run`` can share one
+``MemoryStorage`` under one ``MockClock``, to test a schedule shared by several
+instances deterministically (see docs/sharing.rst).
 """
 
 from __future__ import annotations
@@ -15,14 +20,16 @@ from datetime import UTC, datetime, timedelta
 
 import trio
 
-__all__ = ["VirtualWallClock"]
+from ._storage._memory import MemoryStorage
+
+__all__ = ["MemoryStorage", "VirtualWallClock"]
 
 
 class VirtualWallClock:
     """A wall clock that reads ``start`` plus the trio time elapsed since it was anchored.
 
-    The clock anchors itself to ``trio.current_time()`` the first time :meth:`now` is called
-    inside a ``trio.run`` (normally when the app starts), so it reads exactly ``start`` at
+    The clock anchors itself to :func:`trio.current_time` the first time :meth:`now` is called
+    inside a :func:`trio.run` (normally when the app starts), so it reads exactly ``start`` at
     that moment. In a later ``trio.run`` it re-anchors and continues from the last time it
     read, so wall time never goes backwards. Outside ``trio.run`` it reads its last value.
     """

@@ -107,8 +107,9 @@ def test_bad_expression_is_a_clear_error_in_a_subprocess() -> None:
     done = cli("cron", "61 * * * *")
     assert done.returncode == 2
     assert done.stdout == ""
-    assert (
-        done.stderr == "jobify-trio cron: error: minute '61' is out of range 0-59 in '61 * * * *'\n"
+    assert done.stderr == (
+        "jobify-trio cron: error: invalid cron expression: "
+        "minute '61' is out of range 0-59 in '61 * * * *'\n"
     )
 
 

@@ -103,3 +103,83 @@ async def test_backward_jump_neither_repeats_nor_fires_early(
         await trio.sleep(40 * 60)  # wall reaches 00:20:30
         assert len(fires) == 2
         assert abs(fires[1] - (START + 20 * MINUTE)) < timedelta(seconds=1)
+
+
+async def test_clock_set_back_two_days_replans_hourly_cron_from_the_new_time(
+    autojump_clock: Any, make_app: Any
+) -> None:
+    clock = SteppedClock()
+    app = make_app(wall_clock=clock)
+    fires: list[datetime] = []
+
+    @app.task
+    async def hourly() -> None:
+        fires.append(clock.now())
+
+    async with app:
+        job = await hourly.schedule().cron(Cron("0 * * * *"), job_id="hourly")
+        await trio.sleep(3600 + 60)  # 01:00 fired; wall 01:01, next 02:00
+        assert len(fires) == 1
+        clock.offset = -timedelta(days=2)  # wall is now 2025-12-30 01:01
+        await trio.sleep(JUMP_CHECK + 1)  # the jump watcher notices
+        assert job.exec_at == START - timedelta(days=2) + timedelta(hours=2)
+        # it fires every hour of the new wall time, not silent until 2026-01-01 02:00
+        await trio.sleep(3 * 3600)
+        assert len(fires) == 4
+        for fire, hour in zip(fires[1:], (2, 3, 4), strict=True):
+            due = START - timedelta(days=2) + timedelta(hours=hour)
+            assert abs(fire - due) < timedelta(seconds=1)
+        assert job.status is JobStatus.SCHEDULED
+
+
+async def test_clock_set_back_keeps_one_off_at_jobs_and_start_date(
+    autojump_clock: Any, make_app: Any
+) -> None:
+    clock = SteppedClock()
+    app = make_app(wall_clock=clock)
+    fires: list[tuple[str, datetime]] = []
+
+    @app.task
+    async def mark(name: str) -> None:
+        fires.append((name, clock.now()))
+
+    async with app:
+        later = START + timedelta(hours=5)
+        one_off = await mark.schedule("at").at(later)
+        cron = Cron("0 * * * *", start_date=START + timedelta(hours=3))
+        starting = await mark.schedule("cron").cron(cron, job_id="starting")
+        await trio.sleep(60)
+        clock.offset = -timedelta(days=2)
+        await trio.sleep(JUMP_CHECK + 1)
+        # the first run of a cron with a start_date stays at its start_date
+        assert starting.exec_at == START + timedelta(hours=3)
+        assert one_off.exec_at == later  # absolute time: the at job still waits for it
+        await trio.sleep(3 * 3600)
+        assert fires == []
+        await one_off.cancel()
+        await starting.cancel()
+
+
+async def test_clock_set_back_while_the_cron_runs_replans_after_the_run(
+    autojump_clock: Any, make_app: Any
+) -> None:
+    clock = SteppedClock()
+    app = make_app(wall_clock=clock)
+    fires: list[datetime] = []
+
+    @app.task
+    async def slow() -> None:
+        fires.append(clock.now())
+        await trio.sleep(120)
+
+    async with app:
+        job = await slow.schedule().cron(Cron("0 * * * *"), job_id="slow")
+        await trio.sleep(3600 + 30)  # the 01:00 run is running
+        assert job.status is JobStatus.RUNNING
+        clock.offset = -timedelta(days=2)
+        await trio.sleep(JUMP_CHECK + 1)
+        assert job.status is JobStatus.RUNNING
+        assert job.exec_at == START + timedelta(hours=1)  # a running job keeps its slot
+        await trio.sleep(120)
+        assert job.status is JobStatus.SCHEDULED
+        assert job.exec_at == START - timedelta(days=2) + timedelta(hours=2)

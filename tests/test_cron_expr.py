@@ -491,7 +491,7 @@ def test_interval_schedules_keep_utc_spacing_across_transitions(
 def test_field_errors_name_field_value_and_range(text: str, field: str, message: str) -> None:
     with pytest.raises(InvalidCronExpression) as info:
         CronExpression.parse(text)
-    assert str(info.value) == f"{message} in {text!r}"
+    assert str(info.value) == f"invalid cron expression: {message} in {text!r}"
     assert info.value.field == field
     assert info.value.expression == text
     assert isinstance(info.value, ValueError)

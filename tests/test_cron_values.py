@@ -156,10 +156,15 @@ def test_misfire_policy_spelling_matches_jobify() -> None:
     assert "GRACE" not in MisfirePolicy.__members__
 
 
-@pytest.mark.parametrize("bad", [timedelta(0), timedelta(seconds=-1)])
-def test_grace_must_be_positive(bad: timedelta) -> None:
-    with pytest.raises(ValueError, match="positive"):
+@pytest.mark.parametrize("bad", [timedelta(seconds=-1), timedelta(days=-1)])
+def test_grace_must_not_be_negative(bad: timedelta) -> None:
+    with pytest.raises(ValueError, match=">= 0"):
         MisfirePolicy.GRACE(bad)
+
+
+def test_zero_grace_is_accepted_as_in_jobify() -> None:
+    # Jobify accepts GRACE(timedelta(0)): no missed slot is young enough, so it skips them
+    assert MisfirePolicy.GRACE(timedelta(0)).value == timedelta(0)
 
 
 def test_grace_must_be_a_timedelta() -> None:

@@ -58,7 +58,7 @@ def model(
 
 
 policies = st.sampled_from(list(MisfirePolicy)) | st.builds(
-    GracePolicy, st.integers(1, 40).map(lambda s: timedelta(seconds=s))
+    GracePolicy, st.integers(0, 40).map(lambda s: timedelta(seconds=s))
 )
 
 
@@ -130,6 +130,7 @@ def test_policies_by_example() -> None:
     )
     grace = MisfirePolicy.GRACE(timedelta(minutes=2))
     assert plan(grace) == MisfirePlan(run_now=(at(120), at(180)), next_due=at(240))
+    assert plan(MisfirePolicy.GRACE(timedelta(0))) == plan(MisfirePolicy.SKIP)  # as in Jobify
     on_time = plan_misfire(MisfirePolicy.ALL, due=now, now=now, next_after=every_minute.next_after)
     assert on_time == MisfirePlan(run_now=(), next_due=now)
 

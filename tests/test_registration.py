@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 import pytest
+import trio
 from _helpers import new_app
 
 from jobify_trio import Cron, RunMode, SmartRetry
@@ -78,7 +80,7 @@ def test_cron_string_is_parsed_at_decoration() -> None:
     [
         ({"timeout": 0}, ValueError, r"task 'bad'.*timeout.*0"),
         ({"timeout": -1.5}, ValueError, r"task 'bad'.*timeout.*-1.5"),
-        ({"timeout": float("inf")}, ValueError, r"task 'bad'.*timeout"),
+        ({"timeout": float("nan")}, ValueError, r"task 'bad'.*timeout.*nan"),
         ({"timeout": "5"}, TypeError, r"task 'bad'.*timeout.*'5'"),
         ({"retry": -1}, ValueError, r"task 'bad'.*retry.*-1"),
         ({"retry": "3"}, TypeError, r"task 'bad'.*retry.*'3'"),
@@ -101,6 +103,21 @@ def test_bad_options_fail_at_decoration(
     with pytest.raises(error, match=pattern):
         app.task(name="bad", **options)(plain)
     assert "bad" not in app.tasks
+
+
+async def test_infinite_timeout_means_no_limit_as_in_jobify(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    app = new_app()
+
+    @app.task(timeout=math.inf)
+    async def slow() -> str:
+        await trio.sleep(24 * 3600)
+        return "done"
+
+    assert slow.options.timeout == math.inf
+    async with app:
+        assert await (await slow.push()) == "done"
 
 
 def test_invalid_cron_is_a_value_error() -> None:

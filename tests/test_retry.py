@@ -71,8 +71,8 @@ def never_called(a: float, b: float) -> float:
 
 def model_delay(policy: SmartRetry, k: int) -> float:
     """Straight from the contract, computed in log space so it cannot overflow."""
-    if policy.initial_delay == 0:
-        return 0.0
+    if policy.initial_delay == 0 or policy.max_delay == 0:
+        return min(policy.initial_delay, policy.max_delay)
     log_grown = math.log(policy.initial_delay) + (k - 1) * math.log(policy.backoff_factor)
     if log_grown >= math.log(policy.max_delay):
         return policy.max_delay
@@ -85,7 +85,7 @@ finite = st.floats(min_value=0.0, max_value=1e6, allow_nan=False, allow_infinity
 @st.composite
 def policies(draw: st.DrawFn, jitter: bool | None = None) -> SmartRetry:
     initial = draw(finite)
-    max_delay = draw(st.floats(min_value=initial, max_value=1e7))
+    max_delay = draw(st.floats(min_value=0.0, max_value=1e7))  # below initial: capped
     return SmartRetry(
         draw(st.integers(min_value=0, max_value=30)),
         initial_delay=initial,
@@ -126,6 +126,12 @@ def test_is_frozen_and_hashable() -> None:
     assert hash(policy) == hash(SmartRetry(1))
 
 
+def test_initial_delay_above_max_delay_is_accepted_and_capped() -> None:
+    policy = SmartRetry(3, initial_delay=1e12, max_delay=60.0, jitter=False)
+    assert [backoff_delay(policy, k, uniform=never_called) for k in (1, 2, 3)] == [60.0] * 3
+    assert SmartRetry(1, initial_delay=5, max_delay=4).compute_delay(1, uniform=min) == 2.0
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "fragment"),
     [
@@ -138,7 +144,8 @@ def test_is_frozen_and_hashable() -> None:
         ({"max_delay": math.inf}, ValueError, "max_delay must be finite"),
         ({"initial_delay": "1"}, TypeError, "initial_delay must be a number, got '1'"),
         ({"initial_delay": True}, TypeError, "initial_delay must be a number, got True"),
-        ({"initial_delay": 5, "max_delay": 4}, ValueError, "max_delay (4.0) must be >= initial"),
+        ({"max_delay": 1e12}, ValueError, "max_delay must be <= 3153600000 s (100 years), got"),
+        ({"initial_delay": 1e12, "max_delay": 1e12}, ValueError, "max_delay must be <= 315"),
         ({"backoff_factor": 0.5}, ValueError, "backoff_factor must be >= 1, got 0.5"),
         ({"jitter": 1}, TypeError, "jitter must be a bool, got 1"),
         ({"include_exceptions": int}, TypeError, "<class 'int'> is not an exception class"),
@@ -225,7 +232,7 @@ def test_delays_follow_formula_within_bounds_and_never_decrease(policy: SmartRet
         assert delay == pytest.approx(model_delay(policy, k), rel=1e-9)
     assert delays == sorted(delays)
     if delays:
-        assert delays[0] == policy.initial_delay
+        assert delays[0] == min(policy.initial_delay, policy.max_delay)
 
 
 @given(policies(jitter=True), st.integers(min_value=1, max_value=10**12), st.floats(0.0, 1.0))

@@ -269,12 +269,24 @@ async def test_registering_on_a_running_app_raises(autojump_clock: trio.testing.
                 pass
 
 
+async def test_negative_delay_runs_at_once_as_in_jobify(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # delay(s) is at(now + s), and a time in the past runs at once (Jobify does the same)
+    app, runs = recording_app()
+    async with app:
+        job = await app.tasks["record"].schedule("late").delay(-5)
+        assert job.exec_at == START - timedelta(seconds=5)
+        assert await job == "late"
+        late = await app.tasks["record"].schedule("later").delay(timedelta(minutes=-1))
+        assert await late == "later"
+    assert runs == [(0.0, "late"), (0.0, "later")]
+
+
 async def test_bad_delay_values(autojump_clock: trio.testing.MockClock) -> None:
     app, _ = recording_app()
     record = app.tasks["record"]
     async with app:
-        with pytest.raises(ValueError, match="task 'record'"):
-            await record.schedule(1).delay(-1)
         with pytest.raises(TypeError, match="task 'record'"):
             await record.schedule(1).delay("soon")  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="task 'record'"):
@@ -282,6 +294,23 @@ async def test_bad_delay_values(autojump_clock: trio.testing.MockClock) -> None:
         with pytest.raises(TypeError, match="job_id"):
             await record.schedule(1).push(job_id=5)  # type: ignore[arg-type]
         assert app.get_active_jobs() == []
+
+
+async def test_a_delay_whose_date_overflows_is_rejected_naming_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    app, _ = recording_app()
+    record = app.tasks["record"]
+    async with app:
+        with pytest.raises(ValueError, match=r"task 'record': delay 1e\+20 s is too large"):
+            await record.schedule(1).delay(1e20)
+        with pytest.raises(ValueError, match=r"task 'record': delay 1000000000000\.0 is too large"):
+            await record.schedule(1).delay(1e12)  # past year 9999
+        with pytest.raises(ValueError, match=r"task 'record': delay .*days.* is too large"):
+            await record.schedule(1).delay(timedelta(days=3_000_000))
+        assert app.get_active_jobs() == []
+        await record.schedule(2).delay(1e9)  # 31 years: fine
+        assert len(app.get_active_jobs()) == 1
 
 
 async def test_many_due_jobs_run_concurrently(autojump_clock: trio.testing.MockClock) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import importlib
 import json
 import os
 import socket
@@ -382,21 +383,78 @@ def test_tampered_class_reference_is_rejected_without_calling_it(
     assert CALLS == []
 
 
-def test_import_modules_false_does_not_import(tmp_path: Path, monkeypatch: Any) -> None:
-    (tmp_path / "jt_fresh_module.py").write_text(
+def _fresh_module(tmp_path: Path, monkeypatch: Any, name: str) -> Any:
+    (tmp_path / f"{name}.py").write_text(
         "import dataclasses\n@dataclasses.dataclass\nclass Thing:\n    x: int\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    import jt_fresh_module  # type: ignore[import-not-found]
+    return importlib.import_module(name)
 
-    data = EXT.dumpb(jt_fresh_module.Thing(3))
+
+def test_stored_data_cannot_import_a_module_by_default(tmp_path: Path, monkeypatch: Any) -> None:
+    module = _fresh_module(tmp_path, monkeypatch, "jt_fresh_module")
+    data = EXT.dumpb(module.Thing(3))
     monkeypatch.delitem(sys.modules, "jt_fresh_module")
-    with pytest.raises(SerializationError, match="is not imported"):
-        ExtendedJSONSerializer(import_modules=False).loadb(data)
-    assert "jt_fresh_module" not in sys.modules
-    back = ExtendedJSONSerializer().loadb(data)  # the default imports the module
+    for serializer in (EXT, ExtendedJSONSerializer(), ExtendedJSONSerializer(import_modules=False)):
+        with pytest.raises(SerializationError, match="is not imported"):
+            serializer.loadb(data)
+        assert "jt_fresh_module" not in sys.modules
+    back = ExtendedJSONSerializer(import_modules=True).loadb(data)  # the explicit opt-in
+    assert "jt_fresh_module" in sys.modules
     assert type(back).__qualname__ == "Thing"
     assert back.x == 3
+
+
+def test_a_registered_class_decodes_without_its_module_imported(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    module = _fresh_module(tmp_path, monkeypatch, "jt_registered_module")
+    serializer = ExtendedJSONSerializer([module.Thing])
+    data = serializer.dumpb(module.Thing(4))
+    monkeypatch.delitem(sys.modules, "jt_registered_module")
+    back = serializer.loadb(data)
+    assert type(back) is module.Thing
+    assert "jt_registered_module" not in sys.modules
+
+
+def test_decoding_refuses_a_reference_that_resolves_to_another_class_than_the_registered(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    module = _fresh_module(tmp_path, monkeypatch, "jt_redefined_module")
+    serializer = ExtendedJSONSerializer([module.Thing])
+    data = serializer.dumpb(module.Thing(5))
+    CALLS.clear()
+
+    @dataclasses.dataclass
+    class Impostor:
+        x: int
+
+        def __post_init__(self) -> None:
+            CALLS.append("impostor")
+
+    Impostor.__module__, Impostor.__qualname__ = module.__name__, "Thing"
+    monkeypatch.setattr(module, "Thing", Impostor)
+    with pytest.raises(SerializationError, match="not the registered class"):
+        serializer.loadb(data)
+    assert CALLS == []
+
+
+def test_encoding_refuses_a_class_whose_name_now_resolves_to_another_class(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    module = _fresh_module(tmp_path, monkeypatch, "jt_renamed_module")
+    old = module.Thing
+    assert EXT.loadb(EXT.dumpb(old(1))) == old(1)  # encoded once: its encoder is cached
+    redefined = dataclasses.make_dataclass("Thing", ["x"])
+    redefined.__module__ = module.__name__
+    monkeypatch.setattr(module, "Thing", redefined)
+    with pytest.raises(TypeError, match=r"jt_renamed_module\.Thing: that name now refers"):
+        EXT.dumpb(old(2))
+    fresh = dataclasses.make_dataclass("Thing", ["x"])  # never encoded before
+    fresh.__module__ = module.__name__
+    with pytest.raises(TypeError, match=r"jt_renamed_module\.Thing: it is not importable"):
+        EXT.dumpb(fresh(3))
+    assert EXT.loadb(EXT.dumpb(redefined(4))) == redefined(4)
 
 
 # ---------------------------------------------------------------- encode errors

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, tzinfo
 from types import TracebackType
@@ -19,6 +20,7 @@ from .._policy._handler_resolution import ExceptionHandler, validate_exception_h
 from .._runtime._cron_runtime import start_declared_crons
 from .._runtime._events import JobListener
 from .._runtime._runtime import Runtime
+from .._sharing._options import SharingOptions
 from .._storage._config import check_storage
 from ..exceptions import ApplicationStateError
 from ._lifespan import Lifespan, Plugin, check_plugins, enter_lifespans, start_plugins
@@ -46,6 +48,18 @@ def _check_tz(tz: object) -> tzinfo:
     return tz
 
 
+def _check_grace(value: object) -> float:
+    """A shutdown grace: a number of seconds >= 0 (``math.inf`` waits as long as it takes)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"grace must be a number of seconds, got {value!r}")
+    if value < 0 or value != value:  # (NaN is the only value unequal to itself)
+        raise ValueError(f"grace must be >= 0 seconds, got {value!r}")
+    try:
+        return float(value)
+    except OverflowError:  # an int too large for a float: as good as forever
+        return math.inf
+
+
 def _check_max_concurrency(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"max_concurrency must be an int >= 1, got {value!r}")
@@ -55,12 +69,47 @@ def _check_max_concurrency(value: object) -> int:
 class Jobify(Layer):
     """A job scheduler app for trio. Register tasks, then run it with ``async with app:``.
 
-    ``max_concurrency`` bounds how many attempts run at once; past it, scheduling calls
-    wait for a free slot (backpressure) instead of piling up tasks.
+    Tasks are registered with :meth:`task`, routers included with :meth:`include_router`,
+    middleware and handlers added, all before the app starts. Inside ``async with app:``
+    tasks schedule jobs (:meth:`Task.push <jobify_trio.Task.push>`,
+    :meth:`Task.schedule <jobify_trio.Task.schedule>`); leaving the block stops the app and
+    waits for every running attempt to end. All arguments are keyword-only and checked
+    here.
 
-    ``storage`` keeps durable jobs across restarts: ``None`` (the default) means
-    ``SQLiteStorage("jobify.db")``, ``False`` disables persistence. ``serializer`` encodes
-    durable jobs' arguments (default: ``ExtendedJSONSerializer()``). See docs/durability.rst.
+    :param tz: The time zone of cron schedules and of naive datetimes: a
+        :class:`~datetime.tzinfo` or an IANA zone name (``"Europe/Paris"``). Default: UTC.
+    :param state: Initial app state (:attr:`state`); lifespans may add to it.
+    :type state: ~collections.abc.Mapping[str, ~typing.Any] | None
+    :param exception_handlers: ``{exception class: handler}`` at the app level, consulted
+        after the task's and the routers' once a job's retries are exhausted; a handler is
+        called as ``handler(exc, context)`` (sync or async). See :doc:`/retries`.
+    :type exception_handlers: ~collections.abc.Mapping[type[BaseException],
+        ~collections.abc.Callable[..., ~typing.Any]] | None
+    :param wall_clock: Where "now" comes from for cron and ``at()`` (anything with an
+        aware ``now()``). Default: the system clock; tests pass a
+        :class:`~jobify_trio.testing.VirtualWallClock`.
+    :param max_concurrency: How many attempts run at once (``>= 1``, default 10,000);
+        past it, scheduling calls wait for a free slot (backpressure) instead of piling up
+        tasks.
+    :param storage: Where durable jobs are kept across restarts: a
+        :class:`~jobify_trio.storage.Storage`; ``None`` (the default) means
+        ``SQLiteStorage("jobify.db")`` in the working directory; ``False`` disables
+        persistence. See :doc:`/durability`.
+    :param serializer: Encodes durable jobs' arguments (a
+        :class:`~jobify_trio.serializers.Serializer`); default
+        :class:`~jobify_trio.serializers.ExtendedJSONSerializer`. See :doc:`/serialization`.
+    :param lifespan: ``lifespan(app)`` returning an async context manager, entered when the
+        app starts and exited when it stops; a mapping it yields is merged into
+        :attr:`state`.
+    :param middleware: Inner middleware, around every attempt of every task (see
+        :mod:`jobify_trio.middleware` and :doc:`/middleware`).
+    :param outer_middleware: Outer middleware, around every scheduling call.
+    :param plugins: :class:`~jobify_trio.Plugin` objects started before the lifespans and
+        shut down after them.
+    :param sharing: How this instance shares a store that several instances of the app
+        use at once (lease, heartbeat, polling, retention): a
+        :class:`~jobify_trio.SharingOptions`; ``None`` means ``SharingOptions()``. See
+        :doc:`/sharing`.
     """
 
     def __init__(
@@ -77,23 +126,34 @@ class Jobify(Layer):
         middleware: Sequence[BaseMiddleware] | None = None,
         outer_middleware: Sequence[BaseOuterMiddleware] | None = None,
         plugins: Iterable[Plugin] = (),
+        sharing: SharingOptions | None = None,
     ) -> None:
         super().__init__()
         self._init_layer(
             owner="app", middleware=middleware, outer_middleware=outer_middleware, lifespan=lifespan
         )
+        #: The plugins, in start order (:meth:`add_plugin` appends).
         self.plugins: list[Plugin] = check_plugins(plugins)
+        #: The app's time zone (a :class:`~datetime.tzinfo`).
         self.tz = _check_tz(tz)
+        #: App-wide state, readable as attributes or as a mapping; lifespans add to it.
         self.state = State(state)
+        #: The app-level exception handlers (:meth:`add_exception_handler` adds one).
         self.exception_handlers = validate_exception_handlers(exception_handlers, owner="app")
+        #: The clock cron and ``at()`` read.
         self.wall_clock: WallClock = (
             SystemWallClock() if wall_clock is None else check_wall_clock(wall_clock)
         )
+        #: How many attempts may run at once.
         self.max_concurrency = _check_max_concurrency(max_concurrency)
         self._runtime: Runtime | None = None
         self._stack: contextlib.AsyncExitStack | None = None
         self._listeners: list[JobListener] = []
+        #: The serializer of durable jobs' arguments.
         self._storage, self.serializer = check_storage(storage, serializer)
+        if sharing is not None and not isinstance(sharing, SharingOptions):
+            raise TypeError(f"sharing must be a SharingOptions or None, got {sharing!r}")
+        self.sharing = sharing
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -194,10 +254,10 @@ class Jobify(Layer):
         scheduled, durable ones stay stored); attempts already running get up to
         ``grace`` seconds to finish. It returns when they have all finished or the grace
         has passed; leaving the ``async with`` block then cancels whatever still runs.
-        The app cannot schedule again until it is restarted.
+        The app cannot schedule again until it is restarted. An invalid ``grace`` (negative,
+        NaN, not a number) raises ``ValueError`` and changes nothing.
         """
-        if grace < 0:
-            raise ValueError(f"grace must be >= 0 seconds, got {grace!r}")
+        grace = _check_grace(grace)  # before anything changes: a refused call changes nothing
         runtime = self._runtime
         if runtime is None:
             raise ApplicationStateError("shutdown() needs a running app")
@@ -209,6 +269,20 @@ class Jobify(Layer):
         """The scheduled or running job with this id, or None."""
         runtime = self._runtime
         return None if runtime is None else runtime.registry.get(job_id)
+
+    async def lookup_job(self, job_id: str) -> Job[Any] | None:
+        """The job with this id, wherever it is: active here (as :meth:`find_job`), else
+        stored by any instance sharing the store (a handle that follows it: ``await job``
+        gives its outcome, ``cancel()`` cancels it where it runs), else None."""
+        runtime = self._runtime
+        if runtime is None:
+            raise ApplicationStateError("lookup_job() needs a running app")
+        job = runtime.registry.get(job_id)
+        sharing = runtime.sharing
+        if job is not None or sharing is None or not sharing.active:
+            await trio.lowlevel.checkpoint()
+            return job
+        return await sharing.remote.lookup(job_id)
 
     def get_active_jobs(self) -> list[Job[Any]]:
         """Every scheduled or running job."""

@@ -72,14 +72,23 @@ class Layer(Registrar):
             raise ApplicationStateError(f"cannot {what} on an app that is running")
 
     def add_middleware(self, middleware: BaseMiddleware) -> None:
-        """Append an inner middleware (around each attempt)."""
+        """Append an inner middleware, run around each attempt of this level's tasks.
+
+        ``middleware`` is called as ``await middleware(call_next, context)`` (see
+        :class:`~jobify_trio.middleware.BaseMiddleware`). Before the app starts only:
+        afterwards it raises :class:`~jobify_trio.exceptions.ApplicationStateError`.
+        """
         self._check_open("add middleware")
         self._middleware.extend(
             _check_middleware([middleware], owner=self._owner_label, kind="middleware")
         )
 
     def add_outer_middleware(self, middleware: BaseOuterMiddleware) -> None:
-        """Append an outer middleware (around each scheduling call)."""
+        """Append an outer middleware, run around each scheduling call of this level's tasks.
+
+        See :class:`~jobify_trio.middleware.BaseOuterMiddleware`. Before the app starts
+        only, like :meth:`add_middleware`.
+        """
         self._check_open("add outer middleware")
         self._outer_middleware.extend(
             _check_middleware([middleware], owner=self._owner_label, kind="outer_middleware")
@@ -88,7 +97,13 @@ class Layer(Registrar):
     def add_exception_handler(
         self, exc_class: type[BaseException], handler: ExceptionHandler
     ) -> None:
-        """Handle ``exc_class`` (and subclasses) at this level once retries are exhausted."""
+        """Handle ``exc_class`` (and subclasses) at this level once retries are exhausted.
+
+        ``handler(exc, context)`` may be sync or async; what it returns becomes the job's
+        result, what it raises the job's failure. The task's handlers are consulted first,
+        then each router's from the task's own outwards, then the app's (see
+        :doc:`/retries`). Before the app starts only.
+        """
         self._check_open("add an exception handler")
         self.exception_handlers.update(
             validate_exception_handlers({exc_class: handler}, owner=self._owner_label)
@@ -136,7 +151,12 @@ class Layer(Registrar):
         self._tasks[task.name] = task
 
     def include_router(self, router: JobRouter) -> None:
-        """Include ``router`` (and the routers inside it) here."""
+        """Include ``router`` (and the routers inside it) here, before the app starts.
+
+        Its tasks take their full names (``"<prefix>:<name>"``) now. A name already taken
+        raises :class:`~jobify_trio.exceptions.RouteAlreadyRegisteredError` and nothing is
+        included; a router can be included only once, and not inside itself.
+        """
         if not isinstance(router, JobRouter):
             raise TypeError(f"include_router() needs a JobRouter, got {router!r}")
         self._check_open("include a router")
@@ -178,6 +198,30 @@ class Layer(Registrar):
 class JobRouter(Layer):
     """A group of tasks: ``@router.task`` like ``@app.task``; include it with
     ``app.include_router(router)`` (or into another router) before the app starts.
+
+    A router's tasks are named ``"<prefix>:<name>"``; nested routers join their prefixes
+    with dots, outermost first (``"billing.eu:charge"``). Its middleware, handlers,
+    lifespan and state apply to its own tasks and those of the routers inside it. See
+    :doc:`/middleware`.
+
+    :param prefix: Prepended to the names of the router's tasks (no ``":"``). Default: no
+        prefix, the names stay as registered.
+    :param middleware: Inner middleware, around every attempt of this router's tasks,
+        inside the app's and the outer routers' middleware.
+    :param outer_middleware: Outer middleware, around every scheduling call of this
+        router's tasks.
+    :param exception_handlers: ``{exception class: handler}`` at this router's level,
+        consulted after the task's own handlers and before the outer routers' and the
+        app's.
+    :type exception_handlers: ~collections.abc.Mapping[type[BaseException],
+        ~collections.abc.Callable[..., ~typing.Any]] | None
+    :param lifespan: ``lifespan(app)`` (it receives the app) returning an async context
+        manager, entered when the app starts (after the app's lifespan and those of the
+        routers included before it) and exited when it stops; a mapping it yields is
+        merged into the app's state and this router's.
+    :param state: Initial :attr:`state` of this router; merged into the app's state when
+        the app starts.
+    :type state: ~collections.abc.Mapping[str, ~typing.Any] | None
     """
 
     def __init__(
@@ -193,12 +237,15 @@ class JobRouter(Layer):
         super().__init__()
         if prefix is not None and (not isinstance(prefix, str) or ":" in prefix):
             raise ValueError(f"router prefix must be a str without ':', got {prefix!r}")
+        #: This router's own prefix (``""`` for none).
         self.prefix = prefix or ""
         owner = f"router {self.prefix!r}" if self.prefix else "router"
         self._init_layer(
             owner=owner, middleware=middleware, outer_middleware=outer_middleware, lifespan=lifespan
         )
+        #: The handlers at this router's level (:meth:`add_exception_handler` adds one).
         self.exception_handlers = validate_exception_handlers(exception_handlers, owner=owner)
+        #: This router's state, readable as attributes or as a mapping.
         self.state = State(state)
 
     @property

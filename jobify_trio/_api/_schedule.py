@@ -95,10 +95,20 @@ class ScheduleBuilder(Generic[R]):
         job_id: str | None = None,
         replace: bool = False,
     ) -> Job[R]:
-        """Run ``seconds`` from now: the same as ``at(now + seconds)``."""
+        """Run ``seconds`` (a number or a timedelta) from now: the same as ``at(now + seconds)``.
+
+        A negative delay is a time in the past, so the job runs at once, as in Jobify.
+        """
         delta = self._check_delay(seconds)
         runtime = self._task._owner._scheduling_runtime(self._task)
-        return await self.at(runtime.now() + delta, job_id=job_id, replace=replace)
+        try:
+            when = runtime.now() + delta
+        except OverflowError:
+            raise ValueError(
+                f"task {self._task.name!r}: delay {seconds!r} is too large: it ends after "
+                "the last date Python can represent (year 9999)"
+            ) from None
+        return await self.at(when, job_id=job_id, replace=replace)
 
     async def cron(
         self,
@@ -134,14 +144,18 @@ class ScheduleBuilder(Generic[R]):
         elif isinstance(seconds, int | float) and not isinstance(seconds, bool):
             if not math.isfinite(seconds):
                 raise ValueError(f"task {self._task.name!r}: delay must be finite, got {seconds!r}")
-            delta = timedelta(seconds=seconds)
+            try:
+                delta = timedelta(seconds=seconds)
+            except OverflowError:
+                raise ValueError(
+                    f"task {self._task.name!r}: delay {seconds!r} s is too large "
+                    "(the largest is 999999999 days)"
+                ) from None
         else:
             raise TypeError(
                 f"task {self._task.name!r}: delay must be seconds or a timedelta, got {seconds!r}"
             )
-        if delta < timedelta(0):
-            raise ValueError(f"task {self._task.name!r}: delay must be >= 0, got {seconds!r}")
-        return delta
+        return delta  # negative is a time in the past: it runs at once, as in Jobify
 
     def __repr__(self) -> str:
         return f"<ScheduleBuilder task={self._task.name!r} args={self._args!r}>"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import abc
 import functools
-import math
 import sys
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -68,8 +67,8 @@ def _check_timeout(task_name: str, value: object) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"task {task_name!r}: timeout must be a number of seconds, got {value!r}")
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"task {task_name!r}: timeout must be positive and finite, got {value!r}")
+    if not value > 0:  # NaN fails too; inf means no limit, as in Jobify
+        raise ValueError(f"task {task_name!r}: timeout must be positive, got {value!r}")
     return float(value)
 
 
@@ -145,8 +144,11 @@ class Task(Generic[P, R]):
     it to a worker process without the function being renamed.
     """
 
+    #: The decorated function, unchanged.
     func: Callable[P, R]
+    #: The validated options the task was registered with.
     options: TaskOptions
+    #: The task's full name (with its routers' prefix).
     name: str
     handlers: HandlerTable[ExceptionHandler]
     _owner: TaskOwner

@@ -27,6 +27,7 @@ import trio
 from .._api._app import Jobify
 from .._runtime._events import JobEvent, JobEventKind
 from ._cron import CliError
+from ._dashboard import DashboardPlan, add_dashboard_arguments, open_dashboard, plan
 
 __all__ = ["EventLog", "add_run_parser", "grace_seconds", "load_app", "run_main", "serve"]
 
@@ -54,6 +55,7 @@ def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     parser.add_argument(
         "--traceback", action="store_true", help="show the full traceback of an import error"
     )
+    add_dashboard_arguments(parser)
 
 
 def grace_seconds(text: str) -> float:
@@ -70,7 +72,8 @@ def grace_seconds(text: str) -> float:
 def run_main(args: argparse.Namespace) -> int:
     app = load_app(args.app, app_dir=Path(args.app_dir))
     log = EventLog(app, json_lines=args.log_format == "json", stream=sys.stdout)
-    trio.run(serve, app, args.grace, log)
+    dashboard = plan(app, args.dashboard)
+    trio.run(serve, app, args.grace, log, dashboard)
     return 0
 
 
@@ -137,11 +140,16 @@ def _import_file(path: Path) -> Any:
     return module
 
 
-async def serve(app: Jobify, grace: float, log: EventLog) -> None:
+async def serve(
+    app: Jobify, grace: float, log: EventLog, dashboard: DashboardPlan | None = None
+) -> None:
     """Run ``app`` until SIGINT/SIGTERM, then stop gracefully within ``grace`` seconds."""
     app.add_listener(log)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with app:
+        async with (
+            app,
+            open_dashboard(app, dashboard, lambda url: log.worker("dashboard", url=url)),
+        ):
             log.worker("started", tasks=sorted(app.tasks), pid=os.getpid())
             signum = await signals.__anext__()
             log.worker("stopping", signal=signal.Signals(signum).name, grace=grace)

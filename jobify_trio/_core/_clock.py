@@ -14,6 +14,7 @@ __all__ = [
     "EARLY_TOLERANCE",
     "JUMP_CHECK",
     "JUMP_THRESHOLD",
+    "SET_BACK_REPLAN",
     "SystemWallClock",
     "WallClock",
     "check_wall_clock",
@@ -27,6 +28,16 @@ JUMP_CHECK = 60.0
 """How often, in seconds of trio time, a clock that may jump is compared with trio's."""
 JUMP_THRESHOLD = 0.5
 """Drift between the wall clock and trio's clock, in seconds, that counts as a jump."""
+SET_BACK_REPLAN = 3600.0
+"""A wall clock set back by more than this many seconds (plus :data:`JUMP_THRESHOLD` of
+measuring slack) makes cron jobs plan their next slot from the new wall time, as cron(8)
+does for large jumps; a smaller step back keeps their slot (nothing runs twice)."""
+
+
+def is_large_set_back(jump: float) -> bool:
+    """Whether a measured change of :func:`clock_offset` is a step back past
+    :data:`SET_BACK_REPLAN`."""
+    return -jump > SET_BACK_REPLAN + JUMP_THRESHOLD
 
 
 @runtime_checkable

@@ -24,7 +24,7 @@ import re
 import sys
 import types
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from enum import Enum
@@ -141,7 +141,7 @@ def _encoder_for(tp: type) -> Encoder:
     """Build (once per class) the encoder for an Enum/dataclass/attrs/NamedTuple class."""
     if issubclass(tp, Enum):
         ref = class_ref(tp)
-        return lambda v: {"$enum": [ref, to_tree(v.value)]}
+        return lambda v: {"$enum": [_same_class(tp, ref), to_tree(v.value)]}
     names = _field_names(tp)
     if names is None:
         hint = ""
@@ -153,7 +153,32 @@ def _encoder_for(tp: type) -> Encoder:
         )
     tag, fields = names
     ref = class_ref(tp)
-    return lambda v: {tag: [ref, {n: to_tree(getattr(v, n)) for n in fields}]}
+    return lambda v: {tag: [_same_class(tp, ref), {n: to_tree(getattr(v, n)) for n in fields}]}
+
+
+def _same_class(tp: type, ref: str) -> str:
+    """``ref`` if it still names ``tp``: a class redefined under its name since ``tp`` was
+    first encoded would be rebuilt as the other class (``TypeError``)."""
+    module, _, qualname = ref.partition(":")
+    if lookup(sys.modules.get(module), qualname) is not tp:
+        raise TypeError(
+            f"cannot encode {module}.{qualname}: that name now refers to another class "
+            "(the class was redefined or replaced since)"
+        )
+    return ref
+
+
+def _renamed(cls: type, module: str, qualname: str) -> bool:
+    """True if ``module:qualname`` is imported and now names another class than ``cls``."""
+    root = sys.modules.get(module)
+    return root is not None and lookup(root, qualname) is not cls
+
+
+def registered_ref(tp: type) -> str | None:
+    """``module:qualname`` of a user class (Enum, dataclass, attrs, NamedTuple) in a registry."""
+    if isinstance(tp, type) and (issubclass(tp, Enum) or _field_names(tp) is not None):
+        return class_ref(tp)
+    return None
 
 
 def _field_names(tp: type) -> tuple[str, tuple[str, ...]] | None:
@@ -285,10 +310,16 @@ class TreeDecoder:
 
     ``import_modules``: whether a class reference may import a module that is not
     imported yet (importing runs that module's top-level code, nothing else).
+    ``registered``: classes the user registered, by ``module:qualname``; they are found
+    even if their module is no longer in ``sys.modules``, and a reference that now
+    resolves to another class of that name is refused.
     """
 
-    def __init__(self, *, import_modules: bool) -> None:
+    def __init__(
+        self, *, import_modules: bool, registered: Mapping[str, type] | None = None
+    ) -> None:
         self._import_modules = import_modules
+        self._registered: Mapping[str, type] = registered or {}
         self._classes: dict[tuple[str, str], type] = {}
         self._fields: dict[type, dict[str, str | None]] = {}
 
@@ -322,20 +353,30 @@ class TreeDecoder:
             raise ValueError(f"malformed class reference {ref!r:.80}")
         key = (tag, ref)
         cls = self._classes.get(key)
-        if cls is None:
+        if cls is None or _renamed(cls, match[1], match[2]):  # redefined since it was cached
             cls = self._classes[key] = self._find(ref, match[1], match[2], tag)
         return cls
 
     def _find(self, ref: str, module_name: str, qualname: str, tag: str) -> type:
         module = sys.modules.get(module_name)
-        if module is None:
+        registered = self._registered.get(ref)
+        if module is None and registered is None:
             if not self._import_modules:
-                raise ValueError(f"class {ref!r}: module {module_name!r} is not imported")
+                raise ValueError(
+                    f"class {ref!r}: module {module_name!r} is not imported (stored data may "
+                    "only name classes of imported modules or registered classes; see "
+                    "ExtendedJSONSerializer(import_modules=True))"
+                )
             try:
                 module = importlib.import_module(module_name)
             except Exception as exc:
                 raise ValueError(f"class {ref!r}: cannot import {module_name!r}: {exc}") from exc
-        obj = lookup(module, qualname)
+        obj = registered if module is None else lookup(module, qualname)
+        if registered is not None and obj is not registered:
+            raise ValueError(
+                f"{ref!r} resolves to {obj!r}, not the registered class of that name "
+                "(it was redefined or replaced); refusing to construct it"
+            )
         kind, check = _KINDS[tag]
         if not isinstance(obj, type):
             raise ValueError(f"{ref!r} does not name a class (found {type(obj).__name__})")

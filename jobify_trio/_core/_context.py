@@ -53,11 +53,17 @@ class JobContext(_TaskViews):
     the task (through ``INJECT``); ``state`` is the app's :class:`State`.
     """
 
+    #: The running app.
     app: Jobify
+    #: The job this attempt belongs to.
     job: Job[Any]
+    #: The job's task.
     task: Task[..., Any]
+    #: The app's state.
     state: State
+    #: State of this attempt, fresh for each one.
     request_state: RequestState
+    #: The attempt number, 1 for the first.
     attempt: int
 
     @classmethod
@@ -87,15 +93,27 @@ class OuterContext(_TaskViews):
     the chain. ``exec_at`` is the requested run time (``push``: now; ``cron``: None).
     """
 
+    #: The running app.
     app: Jobify
+    #: The task being scheduled.
     task: Task[..., Any]
+    #: The app's state.
     state: State
+    #: State of this scheduling call, fresh for each one.
     request_state: RequestState
+    #: Which call: ``"push"``, ``"at"`` (also for ``delay``) or ``"cron"``.
     trigger: Trigger
+    #: The job's positional arguments.
     args: tuple[Any, ...]
+    #: The job's keyword arguments.
     kwargs: dict[str, Any]
+    #: The ``job_id`` given to the call, or None.
     job_id: str | None
+    #: When the job is to run (``push``: now; ``cron``: None).
     exec_at: datetime | None
+    #: The schedule of a ``cron`` call, else None.
     cron: Cron | None
+    #: The ``replace`` flag of the call.
     replace: bool
+    #: The ``force`` flag of the call.
     force: bool

@@ -50,7 +50,7 @@ class AttemptFailed:
     job: Job[Any]
     generation: int
     attempt: int
-    exception: Exception
+    exception: BaseException
 
 
 TimerMessage = ArmTimer | DisarmTimer

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, TypeAlias
 
 import attrs
 
-from jobify_trio._cron._expression import CronExpression
+from jobify_trio._cron._expression import CronExhausted, CronExpression
+from jobify_trio.exceptions import InvalidCronExpression
 
 __all__ = ["AnyMisfirePolicy", "Cron", "GracePolicy", "MisfirePolicy"]
 
@@ -21,8 +22,8 @@ __all__ = ["AnyMisfirePolicy", "Cron", "GracePolicy", "MisfirePolicy"]
 def _positive_timedelta(_: object, __: attrs.Attribute[timedelta], value: timedelta) -> None:
     if not isinstance(value, timedelta):
         raise TypeError(f"a grace period must be a timedelta, got {value!r}")
-    if value <= timedelta(0):
-        raise ValueError(f"a grace period must be positive, got {value!r}")
+    if value < timedelta(0):  # zero is accepted as in Jobify: it skips every missed slot
+        raise ValueError(f"a grace period must be >= 0, got {value!r}")
 
 
 @attrs.frozen
@@ -32,11 +33,12 @@ class GracePolicy:
     Spelled as in Jobify: ``MisfirePolicy.GRACE(timedelta(minutes=5))``, field ``value``.
     """
 
+    #: How late a missed slot may still run (``timedelta(0)`` skips them all, like SKIP).
     value: timedelta = attrs.field(validator=_positive_timedelta)
 
     @property
     def grace(self) -> timedelta:
-        """Alias of :attr:`value`."""
+        """Alias of :attr:`GracePolicy.value`."""
         return self.value
 
     def __str__(self) -> str:
@@ -107,14 +109,50 @@ def _check_start(_: object, __: attrs.Attribute[datetime | None], value: object)
         raise TypeError(f"start_date must be a datetime or None, got {value!r}")
 
 
+_ANY_TZ = timedelta(days=2)  # more than the widest gap between two zones' wall times
+
+
+def _check_fires_from(parsed: CronExpression, start_date: datetime) -> None:
+    """``InvalidCronExpression`` if ``parsed`` has no fire time after ``start_date``.
+
+    The app's time zone is not known yet: the wall time of ``start_date`` is compared with
+    the expression's, with ``_ANY_TZ`` of slack (the runtime checks exactly).
+    """
+    try:
+        wall = start_date.replace(tzinfo=None) - _ANY_TZ
+        parsed.next_after(wall.replace(tzinfo=UTC))
+    except CronExhausted:
+        raise InvalidCronExpression(
+            parsed.expression,
+            f"it never fires on or after its start_date {start_date.isoformat()} "
+            "(its last fire time is earlier)",
+        ) from None
+    except OverflowError:  # a start_date within two days of year 1: nothing to check
+        pass
+
+
 @attrs.frozen
 class Cron:
     """A cron schedule for a task: ``Cron("*/5 * * * *", max_runs=3)``.
 
     Validated at construction: a bad expression raises ``InvalidCronExpression``
-    naming it; ``max_runs``/``max_failures`` below 1 raise ``ValueError``.
+    naming it, and so does a ``start_date`` after the expression's last fire time;
+    ``max_runs``/``max_failures`` below 1 raise ``ValueError``.
     ``start_date`` may be naive (the app's time zone is applied by the runtime).
-    Two crons with equal options are equal.
+    Two crons with equal options are equal. See :doc:`/cron`.
+
+    :param expression: The cron expression: 5, 6 or 7 fields, read as Jobify reads them.
+    :param max_runs: Run at most this many times (``>= 1``), then end; ``None`` (the
+        default): no limit.
+    :param max_failures: End the job ``PERMANENTLY_FAILED`` after this many consecutive
+        runs that did not succeed (``>= 1``, default 10).
+    :param misfire_policy: What to do with runs missed while the app was stopped or late:
+        :attr:`MisfirePolicy.ONCE` (the default), ``SKIP``, ``ALL`` or
+        ``MisfirePolicy.GRACE(timedelta)``.
+    :param start_date: No run before this time; a naive value is in the app's time zone.
+        Default: none.
+    :param args: Positional arguments of every run.
+    :param kwargs: Keyword arguments of every run.
     """
 
     expression: str = attrs.field(validator=_check_expression)
@@ -131,7 +169,10 @@ class Cron:
     _parsed: CronExpression = attrs.field(init=False, eq=False, repr=False, hash=False)
 
     def __attrs_post_init__(self) -> None:
-        object.__setattr__(self, "_parsed", CronExpression.parse(self.expression))
+        parsed = CronExpression.parse(self.expression)
+        object.__setattr__(self, "_parsed", parsed)
+        if self.start_date is not None:
+            _check_fires_from(parsed, self.start_date)
 
     @classmethod
     def coerce(cls, value: str | Cron) -> Cron:

@@ -11,11 +11,12 @@ import enum
 import math
 import random
 from collections.abc import Callable, Iterable
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias
 
 import attrs
 
 __all__ = [
+    "MAX_DELAY",
     "GiveUp",
     "GiveUpReason",
     "RetryAfter",
@@ -63,6 +64,18 @@ def _check_delay(_: object, attribute: attrs.Attribute[float], value: object) ->
         raise ValueError(f"SmartRetry.{attribute.name} must be finite and >= 0, got {value!r}")
 
 
+MAX_DELAY: Final = 100 * 365 * 86400.0
+"""The largest ``max_delay`` in seconds (100 years): a retry's date stays in range."""
+
+
+def _check_max_delay(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if value > MAX_DELAY:
+        raise ValueError(
+            f"SmartRetry.{attribute.name} must be <= {MAX_DELAY:.0f} s (100 years), "
+            f"got {value!r}: a retry that far away cannot be dated"
+        )
+
+
 def _check_factor(_: object, attribute: attrs.Attribute[float], value: float) -> None:
     if value < 1:
         raise ValueError(f"SmartRetry.{attribute.name} must be >= 1, got {value!r}")
@@ -92,11 +105,16 @@ class SmartRetry:
     Same fields, order and defaults as Jobify's ``SmartRetry`` (all may be given
     positionally), but validated at construction. ``retries`` is the number of
     retries after the first failure, so a job runs at most ``retries + 1`` times.
+    Every delay is capped at ``max_delay`` (an ``initial_delay`` above it is accepted and
+    capped, as in Jobify); ``max_delay`` is at most ``MAX_DELAY`` (100 years).
+    Each field, and the delay it gives, is described in :doc:`/retries`.
     """
 
     retries: int = attrs.field(validator=_check_retries)
     initial_delay: float = attrs.field(default=0.5, converter=_as_float, validator=_check_delay)
-    max_delay: float = attrs.field(default=60.0, converter=_as_float, validator=_check_delay)
+    max_delay: float = attrs.field(
+        default=60.0, converter=_as_float, validator=[_check_delay, _check_max_delay]
+    )
     backoff_factor: float = attrs.field(
         default=2.0, converter=_as_float, validator=[_check_delay, _check_factor]
     )
@@ -107,13 +125,6 @@ class SmartRetry:
     exclude_exceptions: ExceptionTypes = attrs.field(
         default=(), converter=_as_exception_types, validator=_check_exception_types
     )
-
-    def __attrs_post_init__(self) -> None:
-        if self.max_delay < self.initial_delay:
-            raise ValueError(
-                f"SmartRetry.max_delay ({self.max_delay!r}) must be >= "
-                f"initial_delay ({self.initial_delay!r})"
-            )
 
     @classmethod
     def coerce(cls, value: int | SmartRetry | None, *, task_name: str) -> SmartRetry:

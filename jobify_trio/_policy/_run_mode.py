@@ -17,7 +17,7 @@ class RunMode(enum.StrEnum):
     MAIN = "main"
     """On the trio loop: async functions are awaited, sync ones called inline."""
     THREAD = "thread"
-    """In a worker thread through ``trio.to_thread.run_sync`` (the default for sync functions)."""
+    """In a worker thread (:func:`trio.to_thread.run_sync`); the default for sync functions."""
     PROCESS = "process"
     """In a worker process through trio-parallel (sync functions only)."""
 

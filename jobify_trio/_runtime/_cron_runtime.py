@@ -10,14 +10,18 @@ ends (``Outcomes.job_ended_hooks``).
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
 import trio
 
+from .._core._clock import to_tz
 from .._core._job import Job, JobStatus
+from .._cron._expression import CronExhausted
 from .._cron._state import CronState, cron_from_json, cron_to_json, same_schedule
+from ..exceptions import InvalidCronExpression
 from ..storage import StoredJob, StoredState
 from ._actors._cron_trigger import cron_call_arguments, declarative_job_id
 
@@ -29,11 +33,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "attach_storage",
+    "check_fires",
     "restore_cron",
     "schedule_cron",
     "start_declared_crons",
     "store_cron_state",
 ]
+
+_TICK = timedelta(microseconds=1)
 
 
 async def schedule_cron(
@@ -58,10 +65,11 @@ async def schedule_cron(
     replaced job, cron or one-off, goes on as it was).
     """
     args, kwargs = cron_call_arguments(task, cron, args, kwargs)
+    now = runtime.now()
+    check_fires(cron, job_id=job_id, now=now, tz=runtime._tz)
     durability = runtime.durability
     stored = None if durability is None else durability.prepare(task, args, kwargs)
     existing = runtime._active(job_id, replace)
-    now = runtime.now()
     if existing is None or existing._cron is None:
         return await _new_cron(runtime, task, cron, job_id, args, kwargs, stored, existing, now)
     same = same_schedule(existing._cron, cron) and existing._task is task
@@ -76,6 +84,30 @@ async def schedule_cron(
     existing._task, existing._args, existing._kwargs = task, args, kwargs
     await runtime.cron_triggers.arm(existing, cron, state, now=now)
     return existing
+
+
+def check_fires(cron: Cron, *, job_id: str, now: datetime, tz: tzinfo) -> None:
+    """``InvalidCronExpression`` naming ``cron`` if it can never fire again: its expression
+    has no fire time after ``now``, or none at or after its ``start_date``."""
+    expr = cron.compile(hash_id=job_id)
+    try:
+        expr.next_after(now)
+    except CronExhausted:
+        raise InvalidCronExpression(
+            cron.expression, f"it never fires: its last fire time is before now ({now})"
+        ) from None
+    if cron.start_date is not None:
+        start = to_tz(cron.start_date, tz)
+        try:
+            expr.next_after(start - _TICK)
+        except CronExhausted:
+            raise InvalidCronExpression(
+                cron.expression,
+                f"it never fires on or after its start_date {start.isoformat()} "
+                "(its last fire time is earlier)",
+            ) from None
+        except OverflowError:  # a start_date at the very start of year 1: long past
+            pass
 
 
 async def _new_cron(
@@ -166,7 +198,8 @@ async def start_declared_crons(runtime: Runtime, tasks: Iterable[Task[..., Any]]
     """Create the crons of ``@app.task(cron=...)`` under ``declarative_job_id(task.name)``.
 
     A restored job of that id with the same schedule goes on; a changed one is replaced;
-    one that ended PERMANENTLY_FAILED with the same schedule stays ended.
+    one that ended PERMANENTLY_FAILED with the same schedule stays ended. A cron that can
+    never fire again (its years are over) is not started: a ``RuntimeWarning`` says so.
     """
     for task in tasks:
         cron = task.options.cron
@@ -176,12 +209,25 @@ async def start_declared_crons(runtime: Runtime, tasks: Iterable[Task[..., Any]]
         failed = runtime.cron_triggers.failed_ids.get(job_id)
         if failed is not None and same_schedule(failed, cron):
             continue
-        await runtime.cron(task, cron, job_id=job_id, replace=True, force=False)
+        sharing = runtime.sharing
+        if sharing is not None and not await sharing.may_declare(task, job_id):
+            continue  # a live instance runs this declarative cron: one schedule, not N
+        try:
+            await runtime.cron(task, cron, job_id=job_id, replace=True, force=False)
+        except InvalidCronExpression as exc:  # it can never fire (any more): don't stop the app
+            warnings.warn(
+                f"task {task.name!r}: its declared cron is not started: {exc}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
 
 def attach_storage(runtime: Runtime) -> None:
     """Store each cron job's progress after its runs, if the app has storage."""
-    if runtime.durability is not None:
+    if runtime.sharing is not None and runtime.sharing.active:
+        # the next slot claim stores the progress (a compare-and-set); see _sharing._slots
+        runtime.cron_triggers.run_ended_hooks.append(runtime.sharing.cron_run_ended)
+    elif runtime.durability is not None:
         runtime.cron_triggers.run_ended_hooks.append(functools.partial(store_cron_state, runtime))
 
 

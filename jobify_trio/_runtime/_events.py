@@ -44,11 +44,17 @@ class JobEvent:
     ``job`` is the live handle: read it during the callback, its fields change later.
     """
 
+    #: What happened.
     kind: JobEventKind
+    #: The job (a live handle).
     job: Job[Any]
+    #: The attempt number, 1 for the first.
     attempt: int
+    #: The outcome, as described above.
     status: JobStatus
+    #: The exception of a failed or timed-out attempt, else None.
     exception: BaseException | None = None
+    #: When the job runs next (a retry, or a cron job's next run), else None.
     next_run: datetime | None = None
 
     @property

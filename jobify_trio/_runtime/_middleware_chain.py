@@ -76,10 +76,13 @@ def _terminal(
         kwargs = job._kwargs if plan is None else {**job._kwargs, **plan.values(context)}
         if timeout is None:
             return await invoke(job._args, kwargs)
-        with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
-            return await invoke(job._args, kwargs)
-        assert scope.cancelled_caught
-        raise JobTimeoutError(job.id, timeout)
+        deadline = trio.current_time() + timeout
+        with trio.CancelScope(deadline=deadline) as scope:
+            result = await invoke(job._args, kwargs)
+        # overran: cut short, or it swallowed its Cancelled, or blocked the loop past the deadline
+        if scope.cancel_called or trio.current_time() >= deadline:
+            raise JobTimeoutError(job.id, timeout)
+        return result
 
     return call
 

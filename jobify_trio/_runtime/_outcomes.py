@@ -28,7 +28,14 @@ RunEndHook = Callable[[Job[Any]], bool]
 class Outcomes:
     """Applies the outcome of a run to its :class:`Job` and tells whoever must know."""
 
-    __slots__ = ("_registry", "_timer_send", "events", "job_ended_hooks", "retry_hooks")
+    __slots__ = (
+        "_registry",
+        "_timer_send",
+        "events",
+        "job_ended_hooks",
+        "result_check",
+        "retry_hooks",
+    )
 
     def __init__(
         self, *, registry: JobRegistry, timer_send: trio.MemorySendChannel[TimerMessage]
@@ -39,9 +46,17 @@ class Outcomes:
         # called with (job, next attempt) when a retry is armed (storage records it)
         self.retry_hooks: list[Callable[[Job[Any], int], None]] = []
         self.events: EventDispatcher | None = None  # set only when the app has listeners
+        # set by the sharing protocol: the error ending a run whose result cannot travel
+        self.result_check: Callable[[Job[Any], Any], BaseException | None] | None = None
 
     def succeeded(self, job: Job[Any], result: Any) -> None:
         """The run returned ``result`` (or a handler turned its failure into it)."""
+        check = self.result_check
+        if check is not None:
+            error = check(job, result)
+            if error is not None:
+                self.failed(job, JobStatus.FAILED, error)
+                return
         job._result = result
         job._exception = None
         self._end_run(job, JobStatus.SUCCESS)
@@ -72,6 +87,20 @@ class Outcomes:
         events = self.events
         if events is not None and (was_running or not shutting_down):
             events.ended(job, JobStatus.CANCELLED)
+
+    def withdrawn(self, job: Job[Any], generation: int) -> None:
+        """A scheduling call was cancelled before it handed ``job`` over: the job never
+        existed. It leaves the registry (a durable job's row is deleted by the
+        ``job_ended_hooks``); no event is sent, as none was for its start.
+
+        Does nothing if someone else took the job over meanwhile (cancelled it, or re-armed
+        it with ``replace=True``): ``generation`` is the one the call gave it.
+        """
+        if job._generation != generation:
+            return
+        job._generation += 1
+        job._status = JobStatus.CANCELLED
+        self._finish(job)
 
     def ended(self, job: Job[Any], status: JobStatus) -> None:
         """``job`` ends between runs with the final ``status`` (a cron job with no slot left)."""

@@ -22,6 +22,7 @@ import functools
 import itertools
 import math
 import os
+import warnings
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -33,10 +34,11 @@ from .._core._clock import WallClock, to_tz
 from .._core._context import JobContext
 from .._core._job import FINAL_STATUSES, Job, JobStatus, Rerun
 from .._core._messages import AttemptFailed, DisarmTimer, RunJob, TimerMessage
+from .._sharing._session import Sharing, start_sharing
 from .._storage._durability import Durability, attach_durability
 from ..exceptions import ApplicationStateError, DuplicateJobError
-from ..storage import Trigger
-from . import _cron_runtime
+from ..storage import StorageError, Trigger
+from . import _cron_runtime, _thread_jobs
 from ._actors._cron_trigger import CronTriggers
 from ._actors._executor import Executor
 from ._actors._scheduler import Scheduler
@@ -85,6 +87,7 @@ class Runtime:
             outcomes=self.outcomes,
             wall_clock=self._wall_clock,
             make_context=self.make_context,
+            run_in_thread=self.run_in_thread,
         )
         self.executor.retry_at_once = self.supervisor.retry_at_once  # zero-backoff retries
         self.scheduler = Scheduler(
@@ -94,11 +97,15 @@ class Runtime:
             executor=self.executor, outcomes=self.outcomes, wall_clock=self._wall_clock, tz=self._tz
         )
         self.durability: Durability | None = attach_durability(self)
+        self.sharing: Sharing | None = None  # set at start when the store has presence
 
     async def start(self) -> None:
         """Start every actor; returns when all are ready."""
         if self.durability is not None:  # storage is open: restore, then start the actors
+            self.sharing = await start_sharing(self, self.durability)
             await self.durability.start(self, self._nursery)
+            if self.sharing is not None:
+                await self.sharing.start(self._nursery)
         _cron_runtime.attach_storage(self)
         await self._nursery.start(self.executor.run)
         await self._nursery.start(self.supervisor.run)
@@ -122,14 +129,22 @@ class Runtime:
         self._nursery.cancel_scope.cancel()
 
     async def after_stop(self) -> None:
-        """Once the nursery has exited: wait for job threads, end every job still active."""
-        if self._threads.busy:
-            with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(self._threads.wait_idle)
+        """Once the nursery has exited: wait a bounded time for job threads (abandoned
+        after ``EXIT_GRACE``, with a warning), end every job still active."""
+        abandoned = await self._threads.wait_exit_grace()
         for job in self.registry:
             self.outcomes.cancelled(job, shutting_down=True)
         if self.durability is not None:
             await self.durability.writer.flush()
+        if self.sharing is not None:
+            await self.sharing.stop()
+        if abandoned:
+            warnings.warn(
+                f"{abandoned} job thread(s) still running {_thread_jobs.EXIT_GRACE:g} s after "
+                "the app stopped were abandoned; they run on until their functions return",
+                RuntimeWarning,
+                stacklevel=1,
+            )
 
     # -- helpers the actors and tasks use ------------------------------------------------
 
@@ -204,8 +219,13 @@ class Runtime:
         replace: bool = False,
         force: bool = False,
     ) -> Job[Any]:
-        """Run now (see contract §4 for ``job_id``/``replace``/``force``)."""
+        """Run now (see contract §4 for ``job_id``/``replace``/``force``).
+
+        If it raises (cancelled while it waits for a free worker, say), the job was never
+        scheduled: it is forgotten (and a durable job's row deleted), see :meth:`_hand_over`.
+        """
         self._check_open()
+        await trio.lowlevel.checkpoint_if_cancelled()
         stored = None if self.durability is None else self.durability.prepare(task, args, kwargs)
         existing = self._active_one_off(job_id, replace)
         if existing is not None:
@@ -213,13 +233,41 @@ class Runtime:
             return await self._replace(
                 existing, task, args, kwargs, now, Trigger.PUSH, stored, force
             )
+        if job_id is not None and stored is not None and self.sharing is not None:
+            elsewhere = await self.sharing.check_id(
+                job_id, replace, Trigger.PUSH, self.now(), stored, force
+            )
+            if elsewhere is not None:
+                return elsewhere
         job = self._new_job(task, args, kwargs, job_id, self.now())
         if stored is not None and not await self._store(job, Trigger.PUSH, stored, new=True):
             return job
         job._status = JobStatus.SCHEDULED
         job._generation = 1
-        await self.executor.submit(RunJob(job=job, generation=1))
+        command = RunJob(job=job, generation=1)
+        if self.executor.offer(command):
+            await trio.lowlevel.cancel_shielded_checkpoint()  # handed over: the call succeeds
+            return job
+        await self._hand_over(command)
         return job
+
+    async def _hand_over(self, command: RunJob) -> None:
+        """Wait for a free worker (backpressure). A worker never gets here: jobs that push
+        jobs overflow instead (see ``Executor.offer``).
+
+        Cancelled while waiting (or the app stopped meanwhile), the job is withdrawn: it
+        leaves the registry and a durable job's committed row is deleted (queued at once and
+        committed with the next batch: a crash in between restores it, at least once).
+        """
+        try:
+            await self.executor.wait_to_send(command)
+        except BaseException as exc:
+            self.outcomes.withdrawn(command.job, command.generation)
+            if isinstance(exc, trio.BrokenResourceError):
+                raise ApplicationStateError(
+                    "the app stopped before the job could be handed to a worker"
+                ) from None
+            raise
 
     async def at(
         self,
@@ -242,6 +290,12 @@ class Runtime:
             return await self._replace(
                 existing, task, args, kwargs, exec_at, Trigger.AT, stored, rearm
             )
+        if job_id is not None and stored is not None and self.sharing is not None:
+            elsewhere = await self.sharing.check_id(
+                job_id, replace, Trigger.AT, exec_at, stored, force
+            )
+            if elsewhere is not None:
+                return elsewhere
         job = self._new_job(task, args, kwargs, job_id, exec_at)
         if stored is not None and not await self._store(job, Trigger.AT, stored, new=True):
             return job
@@ -281,9 +335,13 @@ class Runtime:
         assert self.durability is not None
         try:
             await self.durability.commit(job, trigger, stored)
-        except BaseException:
+        except (StorageError, ValueError):  # not committed (ValueError: a row it refused)
             if new:
                 self.registry.discard(job)
+            raise
+        except BaseException:  # cancelled: the row may be committed anyway
+            if new:
+                self.outcomes.withdrawn(job, 0)  # forgotten, and its row deleted
             raise
         if job.status is JobStatus.CANCELLED:
             return False
@@ -334,10 +392,23 @@ class Runtime:
             self._timer_send.send_nowait(DisarmTimer(job=job))
 
     async def cancel(self, job: Job[Any]) -> None:
-        """Cancel ``job``: disarm its timer, cancel its running attempt, end it."""
-        if job.status not in FINAL_STATUSES:
-            self._disarm(job)
-            if job._cron is not None:
-                self.cron_triggers.stop(job)
-            self.outcomes.cancelled(job)
+        """Cancel ``job``: disarm its timer, cancel its running attempt, end it.
+
+        A durable job's row is deleted first: ``StorageError`` if that is not committed,
+        and the job goes on as it was (``Durability.cancel``).
+        """
+        sharing = self.sharing
+        if sharing is not None and sharing.remote.follows(job):
+            await sharing.remote.cancel(job)  # it runs on another instance
+            return
+        if job.status not in FINAL_STATUSES and self.durability is not None:
+            await self.durability.cancel(job, functools.partial(self._cancel_now, job))
+        elif job.status not in FINAL_STATUSES:
+            self._cancel_now(job)
         await trio.lowlevel.checkpoint()
+
+    def _cancel_now(self, job: Job[Any]) -> None:
+        self._disarm(job)
+        if job._cron is not None:
+            self.cron_triggers.stop(job)
+        self.outcomes.cancelled(job)

@@ -2,9 +2,12 @@
 
 A thread cannot be cancelled. On cancel (a timeout or ``job.cancel()``) the attempt is
 abandoned: trio stops waiting and the function's result is discarded when it returns.
-Shutdown must still not leave a thread behind, so :class:`ThreadJobs` counts the
-functions that are running or about to run, and the runtime waits for the count to reach
-zero after its nursery has exited.
+:class:`ThreadJobs` counts the functions that are running or about to run (THREAD-mode
+jobs and sync exception handlers), and after its nursery has exited the runtime waits up
+to :data:`EXIT_GRACE` seconds (real time) for the count to reach zero. A function still
+running then is abandoned for good: leaving the app does not wait for it, a
+``RuntimeWarning`` says so, and the thread runs on until the function returns (trio's
+worker threads are daemon threads: they die with the interpreter).
 
 The count is taken before the call is handed to trio and given back by the thread when
 the function returns. If the call is cancelled before trio started the thread (while
@@ -21,7 +24,10 @@ from typing import Any
 
 import trio
 
-__all__ = ["ThreadJobs"]
+__all__ = ["EXIT_GRACE", "ThreadJobs"]
+
+EXIT_GRACE = 5.0
+"""Seconds (real time) leaving the app waits for job threads before abandoning them."""
 
 _PENDING, _STARTED, _ABANDONED = 0, 1, 2
 
@@ -40,9 +46,24 @@ class ThreadJobs:
         """True while a job function runs in a thread (or is about to)."""
         return not self._idle.is_set()
 
-    def wait_idle(self) -> None:
-        """Block (in a thread) until no job function runs in a thread."""
-        self._idle.wait()
+    def wait_idle(self, timeout: float | None = None) -> int:
+        """Block (in a thread) until no job function runs in a thread, or ``timeout``
+        seconds pass; returns how many still run (0 when idle)."""
+        self._idle.wait(timeout)
+        with self._lock:
+            return self._running
+
+    async def wait_exit_grace(self) -> int:
+        """Wait up to :data:`EXIT_GRACE` seconds (shielded) for every job function to
+        return; returns how many are abandoned still running."""
+        if not self.busy:
+            return 0
+        with trio.CancelScope(shield=True):
+            # a limiter of its own: abandoned threads may still hold the default one's tokens
+            left: int = await trio.to_thread.run_sync(
+                self.wait_idle, EXIT_GRACE, limiter=trio.CapacityLimiter(1)
+            )
+        return left
 
     async def run(self, call: Callable[[], Any]) -> Any:
         """Run ``call`` in a worker thread; abandoned, not stopped, when cancelled."""

@@ -11,12 +11,13 @@ jobs that ended; a cron trigger records its state with :meth:`cron_updated`.
 from __future__ import annotations
 
 import warnings
-from datetime import datetime
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .._core._job import JobStatus
 from ..serializers import Serializer
-from ..storage import Delete, Storage, StoredJob, StoredState, Trigger, Upsert
+from ..storage import Delete, LoadResult, Storage, StoredJob, StoredState, Trigger, Upsert
 from ._arguments import ArgumentCodec
 from ._writer import StorageWriter
 
@@ -28,7 +29,28 @@ if TYPE_CHECKING:
     from .._runtime._registry import JobRegistry
     from .._runtime._runtime import Runtime
 
-__all__ = ["Durability", "attach_durability", "is_durable"]
+__all__ = ["Durability", "attach_durability", "check_storable", "is_durable"]
+
+
+def check_storable(task_name: str, job_id: str, run_at: datetime) -> None:
+    """``ValueError`` naming the task and the value if a row with these cannot be stored:
+    the id must be UTF-8 text (no lone surrogates), the time representable in UTC."""
+    if not job_id.isascii():
+        try:
+            job_id.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"task {task_name!r}: job_id {job_id!r} cannot be stored: it is not valid "
+                f"text ({exc.reason} at position {exc.start})"
+            ) from None
+    if run_at.tzinfo is not UTC:
+        try:
+            run_at.astimezone(UTC)
+        except OverflowError:
+            raise ValueError(
+                f"task {task_name!r}: run time {run_at.isoformat()} cannot be stored: it is "
+                "out of the range of dates in UTC"
+            ) from None
 
 
 def attach_durability(runtime: Runtime) -> Durability | None:
@@ -69,6 +91,12 @@ class Durability:
         self.codec = ArgumentCodec(serializer)
         self.writer = writer
         self._registry = registry
+        self.stamp: Callable[[StoredJob], StoredJob] | None = None
+        """Set by the sharing protocol: leases each row written to this instance."""
+        self.load_rows: Callable[[], Awaitable[LoadResult]] = storage.load
+        """What restore loads (the sharing protocol loads only the rows it may own)."""
+        self._cancelling: dict[str, int] = {}  # ids being cancelled -> rows written since
+        self._deleted: Job[Any] | None = None  # the job cancel() is ending (row deleted)
 
     async def start(self, runtime: Runtime, nursery: trio.Nursery) -> None:
         """Start the storage writer, then restore the stored jobs into ``runtime``."""
@@ -91,8 +119,14 @@ class Durability:
         return self.codec.encode(task.name, args, kwargs)
 
     async def commit(self, job: Job[Any], trigger: Trigger, arguments: bytes) -> None:
-        """Store ``job`` and return once its row is committed (:class:`StorageError` if not)."""
-        await self.writer.write(Upsert(job=self.row(job, trigger, arguments, attempt=1)))
+        """Store ``job`` and return once its row is committed (:class:`StorageError` if not).
+
+        ``ValueError`` naming the task and the value if the row cannot be stored (it never
+        joins a batch, so it cannot fail the other calls committed with it).
+        """
+        check_storable(job._task.name, job.id, job.exec_at)
+        self._rewritten(job.id)
+        await self.writer.write(self._upsert(self.row(job, trigger, arguments, attempt=1)))
 
     async def commit_cron(
         self,
@@ -104,11 +138,13 @@ class Durability:
         next_run_at: datetime,
     ) -> None:
         """Store a cron job about to be armed (or re-armed); return once committed."""
+        check_storable(task_name, job_id, next_run_at)
+        self._rewritten(job_id)
         row = StoredJob._trusted(
             job_id, task_name, Trigger.CRON, next_run_at, arguments, 1, StoredState.SCHEDULED,
             cron_json,
         )  # fmt: skip
-        await self.writer.write(Upsert(job=row))
+        await self.writer.write(self._upsert(row))
 
     def row(
         self,
@@ -133,6 +169,43 @@ class Durability:
             cron,
         )
 
+    # -- cancel ----------------------------------------------------------------------------
+
+    async def cancel(self, job: Job[Any], cancel: Callable[[], None]) -> None:
+        """Delete ``job``'s row, then ``cancel()`` it in memory; return once both are done.
+
+        If the delete is not committed this raises :class:`StorageError` and the job is
+        left as it was (still armed or running, still stored). A row written again while
+        the delete was committed (a retry armed, a cron run recorded) is deleted again.
+        Not durable, or its id taken over by another durable job: only ``cancel()``.
+        """
+        if self._owns_row(job):
+            while True:
+                self._cancelling[job.id] = 0
+                try:
+                    await self.writer.write(Delete(job_id=job.id))
+                finally:
+                    rewritten = self._cancelling.pop(job.id, 0)
+                if job.is_done() or not rewritten:
+                    break  # else it was written again meanwhile: delete it again
+            self._deleted = job
+        try:
+            if not job.is_done():
+                cancel()
+        finally:
+            self._deleted = None
+
+    def _owns_row(self, job: Job[Any]) -> bool:
+        if not is_durable(job._task):
+            return False
+        successor = self._registry.get(job.id)
+        return successor is None or successor is job or not is_durable(successor._task)
+
+    def _rewritten(self, job_id: str) -> None:
+        """A row is written for ``job_id``: a cancel deleting it must delete it again."""
+        if self._cancelling and job_id in self._cancelling:
+            self._cancelling[job_id] += 1
+
     # -- hooks ---------------------------------------------------------------------------
 
     def retry_armed(self, job: Job[Any], attempt: int) -> None:
@@ -145,8 +218,9 @@ class Durability:
             return
         arguments = self._encode_again(job)
         if arguments is not None:
+            self._rewritten(job.id)
             row = self.row(job, Trigger.AT, arguments, attempt=attempt, state=StoredState.RETRYING)
-            self.writer.write_nowait(Upsert(job=row))
+            self.writer.write_nowait(self._upsert(row))
 
     def job_ended(self, job: Job[Any]) -> None:
         """A job ended for good (not at shutdown): delete its row.
@@ -156,7 +230,7 @@ class Durability:
         of a job whose id a new durable job took over (a cron replacing a one-off job): the
         row is the new job's.
         """
-        if not is_durable(job._task):
+        if not is_durable(job._task) or job is self._deleted:  # cancel() deleted it already
             return
         if job._cron is not None and job.status is JobStatus.PERMANENTLY_FAILED:
             return
@@ -180,6 +254,7 @@ class Durability:
         if arguments is None:
             return
         state = StoredState.PERMANENTLY_FAILED if permanently_failed else StoredState.SCHEDULED
+        self._rewritten(job.id)
         row = self.row(
             job,
             Trigger.CRON,
@@ -189,7 +264,11 @@ class Durability:
             cron=cron_json,
             next_run_at=next_run_at,
         )
-        self.writer.write_nowait(Upsert(job=row))
+        self.writer.write_nowait(self._upsert(row))
+
+    def _upsert(self, row: StoredJob) -> Upsert:
+        stamp = self.stamp
+        return Upsert(job=row if stamp is None else stamp(row))
 
     def deleted(self, job_id: str) -> None:
         """Delete a row by id (not awaited)."""

@@ -9,9 +9,10 @@ Runs after storage opened and before the actors start, so every restored job is 
 * Declarative crons (``@app.task(cron=...)``): the cron engine decides, from the stored
   row, whether the cron in code is unchanged (resume) or changed (replace); a stored
   declarative cron whose task no longer declares a cron is deleted.
-* Rows of unknown (or no longer durable) tasks, unreadable rows, and rows whose arguments
-  no longer decode or bind are **kept** and reported in one :class:`RestoreWarning`
-  naming each.
+* Rows of unknown (or no longer durable) tasks, unreadable rows, rows whose arguments
+  no longer decode or bind, and rows that fail to restore for any other reason (a date
+  that overflows, cron state nested too deep...) are **kept** and reported in one
+  :class:`RestoreWarning` naming each; every other row is restored.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ MAX_NAMED = 50
 
 async def restore(runtime: Runtime, durability: Durability) -> None:
     """Load every stored row and re-arm the jobs it can; warn about the rows it keeps."""
-    loaded = await durability.storage.load()
+    loaded = await durability.load_rows()
     kept = [
         f"{row.job_id!r} (task {row.task_name!r}): unreadable row: {row.reason}"
         for row in loaded.corrupt
@@ -46,7 +47,7 @@ async def restore(runtime: Runtime, durability: Durability) -> None:
     tasks = _all_tasks(runtime)
     now = runtime.now()
     for row in loaded.jobs:
-        problem = _restore_row(runtime, durability, tasks, row, now)
+        problem = _restore_or_explain(runtime, durability, tasks, row, now)
         if problem is not None:
             kept.append(problem)
     if kept:
@@ -66,6 +67,34 @@ def _report(kept: list[str]) -> str:
         f"{len(kept)} stored job(s) were kept in storage but not restored "
         f"(list or delete them with `python -m jobify_trio jobs`):\n  {named}{tail}"
     )
+
+
+def _restore_or_explain(
+    runtime: Runtime,
+    durability: Durability,
+    tasks: Mapping[str, Task[..., Any]],
+    row: StoredJob,
+    now: datetime,
+) -> str | None:
+    """:func:`_restore_row`, but a row that fails for *any* reason is kept and named.
+
+    A stored value can break restoring in ways no check foresees (a date that overflows
+    in the app's time zone, JSON nested too deep, a grace too long for a ``timedelta``):
+    one such row must not stop the app from starting. What the row armed is undone.
+    """
+    try:
+        return _restore_row(runtime, durability, tasks, row, now)
+    except Exception as exc:  # not BaseException: Cancelled and KeyboardInterrupt go on
+        _undo(runtime, row.job_id)
+        return f"{_label(row)}: cannot be restored: {type(exc).__name__}: {exc}"
+
+
+def _undo(runtime: Runtime, job_id: str) -> None:
+    job = runtime.registry.get(job_id)
+    if job is not None:
+        runtime.cron_triggers.stop(job)
+        job._generation += 1  # a timer command already queued for it is ignored
+        runtime.registry.discard(job)
 
 
 def _restore_row(

@@ -12,11 +12,11 @@ readable in any SQLite shell, and ordered correctly by plain text comparison.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -33,6 +33,7 @@ from ..storage import (
     Write,
     validate_table_name,
 )
+from ._sqlite_checks import check_existing, version_error
 
 __all__ = ["SQLiteDatabase", "from_db_time", "to_db_time"]
 
@@ -80,40 +81,30 @@ def from_db_time(text: str) -> datetime:
 class SQLiteDatabase:
     """One open connection to a job database file (not thread-safe: one thread uses it)."""
 
-    def __init__(self, path: Path, table_name: str, *, busy_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        table_name: str,
+        *,
+        busy_timeout: float = 5.0,
+        existing: Literal["", "ro", "rw"] = "",
+    ) -> None:
+        """Open (creating if needed) the job table; with ``existing`` see :meth:`open_existing`."""
         self.path = path
         self.table = validate_table_name(table_name)
         self.meta = f"{self.table}_meta"
+        target = f"{path.resolve().as_uri()}?mode={existing}" if existing else path
         with self._errors("open"):
             self._conn = sqlite3.connect(
-                path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-            )
-        self._ready(self._prepare)
-
-    @classmethod
-    def open_existing(
-        cls, path: Path, table_name: str, *, writable: bool = False, busy_timeout: float = 5.0
-    ) -> SQLiteDatabase:
-        """Open an existing job table without changing the file's layout (for the CLI).
-
-        A ``file:`` URI in mode ``ro`` (``rw`` if ``writable``): no file or table is created,
-        the journal mode is kept. No job table: :class:`StorageError` naming the file's tables.
-        """
-        self = object.__new__(cls)
-        self.path = path
-        self.table = validate_table_name(table_name)
-        self.meta = f"{self.table}_meta"
-        uri = f"{path.resolve().as_uri()}?mode={'rw' if writable else 'ro'}"
-        with self._errors("open"):
-            self._conn = sqlite3.connect(
-                uri, uri=True, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-            )
-        self._ready(self._check_existing)
-        return self
-
-    def _ready(self, prepare: Callable[[], None]) -> None:
+                target, uri=bool(existing), timeout=busy_timeout, isolation_level=None,
+                check_same_thread=False,
+            )  # fmt: skip
         try:
-            prepare()
+            if not existing:
+                self._prepare()
+            else:
+                with self._errors("read"):
+                    check_existing(self._conn, path, self.table, _COLUMNS.split(", "))
         except BaseException:
             self._conn.close()
             raise
@@ -121,6 +112,14 @@ class SQLiteDatabase:
         limit = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         self._chunks = (*(size for size in _CHUNKS if size <= limit), 1)
         self._delete_sql: dict[int, str] = {}
+
+    @classmethod
+    def open_existing(
+        cls, path: Path, table_name: str, *, writable: bool = False
+    ) -> SQLiteDatabase:
+        """For the CLI: a ``file:`` URI, mode ``ro`` (``rw`` if ``writable``); creates nothing,
+        keeps the journal mode; no job table is a :class:`StorageError` naming the tables."""
+        return cls(path, table_name, existing="rw" if writable else "ro")
 
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:
@@ -167,39 +166,7 @@ class SQLiteDatabase:
                 (str(SCHEMA_VERSION),),
             )
         elif row[0] != str(SCHEMA_VERSION):
-            raise self._version_error(row[0])
-
-    def _version_error(self, found: object) -> StorageError:
-        return StorageError(
-            f"job database {str(self.path)!r}, table {self.table!r}: schema version "
-            f"{found!r} is not supported (this jobify_trio reads version {SCHEMA_VERSION}); "
-            "use the jobify_trio release that wrote it, or another table_name"
-        )
-
-    def _check_existing(self) -> None:
-        tables = self._read("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-        if self.table not in tables:
-            found = ", ".join(tables) if tables else "none"
-            raise StorageError(
-                f"job database {str(self.path)!r} has no table {self.table!r} "
-                f"(its tables: {found}; use --table NAME)"
-            )
-        columns = self._read(f"SELECT name FROM pragma_table_info('{self.table}')")
-        missing = [name for name in _COLUMNS.split(", ") if name not in columns]
-        if missing:
-            raise StorageError(
-                f"job database {str(self.path)!r}: table {self.table!r} is not a jobify_trio "
-                f"job table (it lacks the columns {', '.join(missing)})"
-            )
-        if self.meta in tables:
-            version = self._read(f"SELECT value FROM {self.meta} WHERE key='schema_version'")
-            if version and version[0] != str(SCHEMA_VERSION):
-                raise self._version_error(version[0])
-
-    def _read(self, query: str) -> list[str]:
-        """The first column of every row of ``query``, as text."""
-        with self._errors("read"):
-            return [str(row[0]) for row in self._conn.execute(query)]
+            raise version_error(self.path, self.table, row[0])
 
     def close(self) -> None:
         """Close the connection (WAL is checkpointed by SQLite on the last close)."""
@@ -222,14 +189,34 @@ class SQLiteDatabase:
         """Every row; rows whose columns do not parse come back as :class:`CorruptRow`."""
         jobs: list[StoredJob] = []
         corrupt: list[CorruptRow] = []
-        for raw in self._select(_LOAD_COLUMNS):  # a restore does not need the lease columns
+        for raw in self._load_rows():
             try:
                 jobs.append(row_to_job(raw))
-            except (ValueError, TypeError) as exc:
+            except Exception as exc:  # any unreadable column: the row is kept and reported
                 corrupt.append(
-                    CorruptRow(job_id=str(raw[0]), task_name=str(raw[1]), reason=str(exc))
+                    CorruptRow(job_id=_text(raw[0]), task_name=_text(raw[1]), reason=str(exc))
                 )
         return LoadResult(jobs=jobs, corrupt=corrupt)
+
+    def _load_rows(self) -> list[tuple[Any, ...]]:
+        """The restore columns (not the lease ones) of every row.
+
+        A text column holding bytes that are not UTF-8 makes ``sqlite3`` fail the whole
+        fetch; the rows are then read again with such values left as ``bytes``, which
+        :func:`row_to_job` rejects for that row only.
+        """
+        try:
+            return self._select(_LOAD_COLUMNS)
+        except StorageError as exc:
+            if not isinstance(exc.__cause__, sqlite3.OperationalError) or "decode" not in str(
+                exc.__cause__
+            ):
+                raise
+        self._conn.text_factory = _lenient_text
+        try:
+            return self._select(_LOAD_COLUMNS)
+        finally:
+            self._conn.text_factory = str
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -382,6 +369,19 @@ def row_to_job(raw: tuple[Any, ...]) -> StoredJob:
             job, lease_owner=owner, lease_expires_at=None if lease is None else from_db_time(lease)
         )
     return job
+
+
+def _lenient_text(data: bytes) -> str | bytes:
+    """UTF-8 text as ``str``; anything else stays ``bytes`` (the row is then corrupt)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data
+
+
+def _text(value: object) -> str:
+    """A column value as text for a report, whatever it holds."""
+    return value if type(value) is str else repr(value)[:200]
 
 
 def _explain(path: Path, action: str, exc: sqlite3.Error) -> str:

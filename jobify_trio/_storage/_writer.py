@@ -13,14 +13,26 @@ order with the others.
 Commits are shielded from cancellation (a batch that started is finished). At shutdown
 the app commits whatever is still queued with :meth:`flush` after the actors stopped.
 
-A failed commit never stops the writer: whatever ``apply`` raised is kept on the batch as
-a :class:`StorageError` (the original exception is its ``__cause__``), every caller waiting
-on the batch gets a fresh :class:`StorageError` raised from it, and unwatched writes are
-warned about.
+A failed commit never stops the writer. Whatever ``apply`` raised is kept on the batch as
+a :class:`StorageError` (the original exception is its ``__cause__``) and every caller
+waiting on the batch gets a fresh :class:`StorageError` raised from it, except that:
+
+* **one bad row fails only its own call.** If ``apply`` raised something other than a
+  :class:`StorageError` (a row the backend cannot encode, a date that overflows...), the
+  writes of the batch are applied again one by one, in order: only the writes that fail
+  on their own fail, and the others are committed;
+* **an unwatched write is retried, not lost.** An unwatched write that failed with a
+  :class:`StorageError` (the database is locked, the disk is full) is warned about once
+  and retried, ahead of every later write so the order of writes is kept, after
+  ``retry_delay`` seconds (doubling up to ``max_retry_delay``) or with the next batch,
+  whichever comes first. An unwatched write that fails on its own with another error
+  is warned about and dropped. At shutdown (:meth:`flush`) writes still failing are
+  tried once more, then given up with a warning.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import trio
@@ -31,29 +43,39 @@ __all__ = ["StorageWriter"]
 
 
 class _Batch:
-    __slots__ = ("done", "error", "unwatched", "writes")
+    __slots__ = ("done", "error", "errors", "unwatched", "writes")
 
     def __init__(self) -> None:
         self.writes: list[Write] = []
-        self.unwatched = 0  # writes nobody waits for: their errors can only be warned about
+        self.unwatched: set[int] = set()  # ids of writes nobody waits for
         self.done = trio.Event()
-        self.error: StorageError | None = None
+        self.error: StorageError | None = None  # the whole batch failed
+        self.errors: dict[int, StorageError] = {}  # writes that failed on their own, by id
+
+    def error_of(self, write: Write) -> StorageError | None:
+        return self.errors.get(id(write), self.error)
 
 
 class StorageWriter:
     """Commits queued writes in batches; see the module docs."""
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(
+        self, storage: Storage, *, retry_delay: float = 0.1, max_retry_delay: float = 30.0
+    ) -> None:
         self._storage = storage
         self._open = _Batch()
         self._wakeup = trio.Event()
+        self._retrying: list[Write] = []  # failed unwatched writes, in order: go first
+        self._retry_at = math.inf
+        self._retry_delay = self._min_retry_delay = retry_delay
+        self._max_retry_delay = max_retry_delay
         self.batches = 0  # commits made (for tests and benchmarks)
 
     def write_nowait(self, write: Write) -> None:
         """Queue ``write``; it is committed with the next batch (errors are warned about)."""
         batch = self._open
         batch.writes.append(write)
-        batch.unwatched += 1
+        batch.unwatched.add(id(write))
         self._wakeup.set()
 
     async def write(self, write: Write) -> None:
@@ -62,46 +84,113 @@ class StorageWriter:
         batch.writes.append(write)
         self._wakeup.set()
         await batch.done.wait()
-        if batch.error is not None:
-            job_id = _job_id(write)
-            raise StorageError(f"job {job_id!r} was not saved: {batch.error}") from batch.error
+        error = batch.error_of(write)
+        if error is not None:
+            raise StorageError(f"job {_job_id(write)!r} was not saved: {error}") from error
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Commit batches until cancelled."""
         task_status.started()
         while True:
-            await self._wakeup.wait()
+            with trio.move_on_at(self._retry_at):
+                await self._wakeup.wait()
             self._wakeup = trio.Event()
             await self._commit_open_batch()
 
     async def flush(self) -> None:
-        """Commit everything queued so far (used at shutdown, after the actors stopped)."""
+        """Commit everything queued so far (used at shutdown, after the actors stopped).
+
+        Writes that still fail are tried once more, then given up with a warning."""
         with trio.CancelScope(shield=True):
             while self._open.writes:
                 await self._commit_open_batch()
+            if self._retrying:
+                await self._commit_open_batch()
+            given_up, self._retrying = self._retrying, []
+            if given_up:
+                warnings.warn(
+                    f"{len(given_up)} job storage write(s) were given up at shutdown: the "
+                    "rows of jobs that ended or were re-armed may be stale, so those jobs "
+                    "may run again after a restart",
+                    RuntimeWarning,
+                    stacklevel=1,
+                )
 
     async def _commit_open_batch(self) -> None:
         batch, self._open = self._open, _Batch()
+        retried, self._retrying = self._retrying, []
+        self._retry_at = math.inf
+        if retried:  # before the newer writes: the order of writes is kept
+            batch.writes[:0] = retried
+            batch.unwatched.update(map(id, retried))
         if not batch.writes:
             batch.done.set()
             return
         try:
             with trio.CancelScope(shield=True):
-                await self._storage.apply(batch.writes)
-        except Exception as exc:  # a broken backend must not stop the writer (module docs)
-            batch.error = self._as_storage_error(exc)
-            if batch.unwatched:
-                warnings.warn(
-                    f"{batch.unwatched} job storage write(s) were not saved: {batch.error}",
-                    RuntimeWarning,
-                    stacklevel=1,
-                )
+                await self._apply(batch, retried)
         except BaseException:  # KeyboardInterrupt...: the waiters must not see a commit
             batch.error = StorageError("the commit was interrupted")
             raise
         finally:
             self.batches += 1
             batch.done.set()
+
+    async def _apply(self, batch: _Batch, retried: list[Write]) -> None:
+        try:
+            await self._storage.apply(batch.writes)
+        except Exception as exc:  # a broken backend must not stop the writer (module docs)
+            systemic = isinstance(exc, StorageError)
+            if systemic or len(batch.writes) == 1:
+                batch.error = self._as_storage_error(exc)
+                self._failed(batch, batch.writes, batch.error, retried, again=systemic)
+            else:  # maybe one bad row: apply them one by one
+                await self._apply_one_by_one(batch, retried)
+        else:
+            self._retry_delay = self._min_retry_delay
+
+    async def _apply_one_by_one(self, batch: _Batch, retried: list[Write]) -> None:
+        """Each write on its own. A :class:`StorageError` fails it and every later write
+        (retrying an unwatched write after later ones were committed would reorder them)."""
+        for index, write in enumerate(batch.writes):
+            try:
+                await self._storage.apply([write])
+            except Exception as exc:
+                error = self._as_storage_error(exc)
+                if isinstance(exc, StorageError):
+                    rest = batch.writes[index:]
+                    batch.errors.update((id(later), error) for later in rest)
+                    self._failed(batch, rest, error, retried, again=True)
+                    return
+                batch.errors[id(write)] = error
+                self._failed(batch, [write], error, retried, again=False)
+
+    def _failed(
+        self,
+        batch: _Batch,
+        writes: list[Write],
+        error: StorageError,
+        retried: list[Write],
+        *,
+        again: bool,
+    ) -> None:
+        """Warn about the unwatched ``writes`` that failed; queue them ``again`` if asked."""
+        unwatched = [write for write in writes if id(write) in batch.unwatched]
+        if not unwatched:
+            return
+        seen = set(map(id, retried))
+        fresh = sum(1 for write in unwatched if id(write) not in seen)
+        if again:
+            self._retrying.extend(unwatched)
+            self._retry_at = trio.current_time() + self._retry_delay
+            self._retry_delay = min(self._retry_delay * 2, self._max_retry_delay)
+        if fresh:
+            what = "they are retried" if again else "they are dropped"
+            warnings.warn(
+                f"{fresh} job storage write(s) were not saved ({what}): {error}",
+                RuntimeWarning,
+                stacklevel=1,
+            )
 
     def _as_storage_error(self, exc: Exception) -> StorageError:
         if isinstance(exc, StorageError):

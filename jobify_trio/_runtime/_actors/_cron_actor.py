@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
+from ..._core._clock import to_tz
 from ..._core._job import Job, JobStatus
 from ..._core._messages import RunJob
 from ..._cron._misfire import plan_misfire
@@ -17,6 +18,7 @@ from ..._cron._slots import EARLY_TOLERANCE, Slots, on_time
 from ..._cron._state import CronState
 from ..._cron._values import Cron
 from ._cron_alarm import Alarm, AlarmEntry
+from ._executor import not_a_worker
 
 if TYPE_CHECKING:
     from ._cron_trigger import CronTriggers
@@ -124,6 +126,7 @@ class CronTrigger:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Fire the job's slots until it ends or the trigger is stopped."""
+        not_a_worker()  # it waits for executor capacity like any producer outside the pool
         try:
             with self._scope:
                 self._task = trio.lowlevel.current_task()
@@ -141,6 +144,9 @@ class CronTrigger:
             if self._batch:
                 slot = self._batch.popleft()
                 self._offset = job._exec_at = slot
+                claim = group.claim_slot
+                if claim is not None and not await claim(job, slot, self.state()):
+                    return  # another instance fires this cron now
                 job._generation += 1
                 job._status = JobStatus.SCHEDULED
                 self._run_over = False
@@ -182,6 +188,28 @@ class CronTrigger:
         entry = self._entry
         if entry is not None and Alarm.cancel(entry):
             trio.lowlevel.reschedule(self._task)  # type: ignore[arg-type]
+
+    def rewind(self, now: datetime) -> None:
+        """The wall clock was set back far (see ``SET_BACK_REPLAN``): the next slot becomes
+        the first one after ``now`` (never before ``start_date``), as cron(8) does, instead
+        of waiting for the old one. Slots already queued to run are kept."""
+        if self._due is None or self._ended:
+            return
+        following = self._slots.after(now)
+        start = self._cron.start_date
+        if start is not None:
+            first = to_tz(start, now.tzinfo)  # type: ignore[arg-type]
+            if following is None or following[1] < first.timestamp():
+                following = (first, first.timestamp())
+        if following is None or following[1] >= self._due_stamp:
+            return  # the old slot is not later: keep it
+        self._due, self._due_stamp = following
+        job = self._job
+        if job.status is JobStatus.SCHEDULED and not self._batch:  # (a run's slot stays)
+            self._offset = now
+            self._publish()
+            for hook in self._group.run_ended_hooks:  # storage keeps the new plan
+                hook(job, self.state())
 
     def stop(self) -> None:
         """End this trigger's task (the job was cancelled or replaced)."""

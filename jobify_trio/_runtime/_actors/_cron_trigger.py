@@ -19,20 +19,29 @@ straight to the alarm instead of waking it only for it to go back to sleep.
 
 :class:`CronTriggers` is the group the runtime owns: it holds the triggers' nursery and the
 alarm, starts/replaces/stops triggers, watches the wall clock for jumps (one wake per
-:data:`JUMP_CHECK` seconds for all triggers, so idle crons cost nothing), and is the API
+:data:`JUMP_CHECK` seconds for all triggers, so idle crons cost nothing; a clock set back
+by more than an hour makes them re-plan from the new wall time), and is the API
 the storage layer uses (:meth:`CronTriggers.state`, :meth:`CronTriggers.restore`,
 :attr:`CronTriggers.run_ended_hooks`). Slot arithmetic lives in :mod:`.._cron_slots`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..._core._clock import JUMP_CHECK, JUMP_THRESHOLD, WallClock, clock_offset, may_jump, to_tz
+from ..._core._clock import (
+    JUMP_CHECK,
+    JUMP_THRESHOLD,
+    WallClock,
+    clock_offset,
+    is_large_set_back,
+    may_jump,
+    to_tz,
+)
 from ..._core._job import Job, JobStatus
 from ..._cron._expression import CronExpression
 from ..._cron._slots import (
@@ -90,7 +99,8 @@ def cron_call_arguments(
 
 CronRunEndedHook = Callable[[Job[Any], CronState], None]
 """Called after each run of a cron job with its new :class:`CronState` (``next_run_at``
-None when the job ended: then ``job.status`` is final, e.g. PERMANENTLY_FAILED)."""
+None when the job ended: then ``job.status`` is final, e.g. PERMANENTLY_FAILED), and when
+a scheduled cron job re-planned after the wall clock was set back."""
 
 
 class CronTriggers:
@@ -117,6 +127,8 @@ class CronTriggers:
         # ids of restored cron jobs that had ended PERMANENTLY_FAILED, with their Cron: a
         # declarative cron unchanged in code is not started again for them.
         self.failed_ids: dict[str, Cron] = {}
+        # set by the sharing protocol: claim a slot before firing it (False: lost)
+        self.claim_slot: Callable[[Job[Any], datetime, CronState], Awaitable[bool]] | None = None
 
     def __len__(self) -> int:
         return len(self._triggers)
@@ -142,9 +154,17 @@ class CronTriggers:
                 await trio.sleep(JUMP_CHECK)
                 measured = self._clock_offset()
                 if abs(measured - offset) > JUMP_THRESHOLD:
-                    for trigger in list(self._triggers.values()):
-                        trigger.wake()
+                    self._jumped(measured - offset)
                 offset = measured
+
+    def _jumped(self, jump: float) -> None:
+        """The wall clock jumped by ``jump`` seconds: every trigger re-reads it. Set back by
+        more than ``SET_BACK_REPLAN``, they first re-plan from the new wall time."""
+        now = self.now() if is_large_set_back(jump) else None
+        for trigger in list(self._triggers.values()):
+            if now is not None:
+                trigger.rewind(now)
+            trigger.wake()
 
     def _clock_offset(self) -> float:
         return clock_offset(self.wall_clock, trio.current_time())

@@ -7,6 +7,22 @@ it waits in ``send`` until a worker is free. So a burst never becomes an unbound
 of tasks: callers block instead (backpressure), and at most ``max_idle`` idle workers
 are kept between bursts.
 
+A worker never waits for a worker. A job that schedules jobs (at any depth, through
+middleware, or from its thread with ``trio.from_thread``) runs in a worker task, marked
+by a context variable naming its executor (a job of one app scheduling on another app
+waits like any outside producer); when the pool is full its commands go to an *overflow* queue
+instead of waiting in ``send``, and every worker takes the overflow before it goes idle.
+Otherwise a tree of jobs that push jobs would deadlock with every worker blocked in
+``push()`` (:meth:`Executor.wait_to_send` asserts it is never reached from a worker).
+The overflow holds only jobs pushed by running jobs: producers outside the pool still
+wait, so memory stays bounded by what running jobs push.
+
+A job's exception becomes its outcome, whatever its class: an ``Exception``, or any other
+``BaseException`` (a custom subclass, ``GeneratorExit``) except trio's ``Cancelled``,
+``KeyboardInterrupt`` and ``SystemExit``, which keep their meaning (:func:`passes_through`).
+A job that overran its timeout (it swallowed the ``Cancelled``, or blocked the loop past
+its deadline) ends TIMEOUT even if it returned.
+
 Successful runs end here (through :class:`~jobify_trio._outcomes.Outcomes`); failed and
 timed-out attempts are reported to the supervisor as :class:`AttemptFailed`, which owns
 retries and exception handlers.
@@ -14,6 +30,8 @@ retries and exception handlers.
 
 from __future__ import annotations
 
+import collections
+import contextvars
 import math
 from collections.abc import Callable
 
@@ -24,7 +42,44 @@ from ..._core._messages import AttemptFailed, RunJob
 from ...exceptions import JobTimeoutError
 from .._outcomes import Outcomes
 
-__all__ = ["Executor"]
+__all__ = ["Executor", "in_worker", "not_a_worker", "passes_through"]
+
+_WORKER_OF: contextvars.ContextVar[Executor | None] = contextvars.ContextVar(
+    "jobify_trio_worker_of", default=None
+)
+"""The executor whose worker runs the current task (or the job that started it)."""
+
+_FATAL = (KeyboardInterrupt, SystemExit)
+
+
+def in_worker(executor: Executor) -> bool:
+    """True in a worker task of ``executor`` (and in the tasks and threads a job it runs
+    starts)."""
+    return _WORKER_OF.get() is executor
+
+
+def not_a_worker() -> None:
+    """Mark the current task as no worker: for actor tasks a running job may start (a cron
+    trigger inherits the context of the job that scheduled it)."""
+    _WORKER_OF.set(None)
+
+
+def passes_through(exc: BaseException) -> BaseException | None:
+    """What to raise on instead of failing the job with ``exc``, or None to fail it.
+
+    ``Cancelled``, ``KeyboardInterrupt`` and ``SystemExit`` keep their meaning. A group
+    holding ``KeyboardInterrupt``/``SystemExit`` is raised as it is; a group holding
+    ``Cancelled`` raises only its ``Cancelled`` part (the job is being cancelled: its other
+    errors are dropped), so the cancel scope that owns it can swallow all of it.
+    """
+    if isinstance(exc, trio.Cancelled | KeyboardInterrupt | SystemExit):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        if exc.subgroup(_FATAL) is not None:
+            return exc
+        return exc.subgroup(trio.Cancelled)
+    return None
+
 
 IMMEDIATE_RETRY_CHECKPOINT = 8
 """A worker running zero-backoff retries of one job yields to others every this many."""
@@ -46,14 +101,18 @@ class Executor:
         self._run_job_send, self._run_job_receive = trio.open_memory_channel[RunJob](0)
         self._max_concurrency = max_concurrency
         self._max_idle = max_idle
-        self.retry_at_once: Callable[[RunJob, Exception], RunJob | None] | None = None
+        self.retry_at_once: Callable[[RunJob, BaseException], RunJob | None] | None = None
         """Set by the runtime to the supervisor's zero-backoff retry decision."""
+        self._overflow: collections.deque[RunJob] = collections.deque()
         self._workers = 0
         self._idle = 0
         self._draining = False
         self.on_quiet: Callable[[], object] | None = None
         """Set while draining: called whenever :attr:`busy` may have dropped."""
         self._nursery: trio.Nursery | None = None
+        self.on_full: Callable[[RunJob], bool] | None = None
+        """Set by the sharing protocol: hands a job to other instances when no worker is
+        free (True: the command was taken and must not be run here)."""
 
     @property
     def running(self) -> int:
@@ -69,25 +128,63 @@ class Executor:
         """Start no attempt from now on (graceful shutdown); running ones go on."""
         self._draining = True
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Own the workers' nursery until cancelled."""
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            task_status.started()
-            await trio.sleep_forever()
+    @property
+    def overflowing(self) -> int:
+        """Commands pushed by running jobs that wait for a worker (see the module docs)."""
+        return len(self._overflow)
 
-    async def submit(self, command: RunJob) -> None:
-        """Hand ``command`` to a worker, waiting for one if all are busy (backpressure)."""
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Own the workers' nursery until cancelled; then senders still waiting get
+        ``BrokenResourceError`` instead of waiting forever."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            self._run_job_receive.close()
+
+    def offer(self, command: RunJob) -> bool:
+        """Hand ``command`` over without waiting; False if the caller must :meth:`wait_to_send`.
+
+        An idle worker takes it, or a new one is started below ``max_concurrency``; in a
+        worker task (a job scheduling a job) it goes to the overflow queue.
+        """
         try:
             self._run_job_send.send_nowait(command)
         except trio.WouldBlock:
             if self._workers < self._max_concurrency and self._nursery is not None:
                 self._workers += 1
                 self._nursery.start_soon(self._worker, command)
+            elif _WORKER_OF.get() is self:
+                self._overflow.append(command)  # a worker never waits for a worker
             else:
-                await self._run_job_send.send(command)
-                return
-        await trio.lowlevel.checkpoint()
+                on_full = self.on_full  # sharing: another instance may run it
+                return on_full is not None and on_full(command)
+        return True
+
+    async def wait_to_send(self, command: RunJob) -> None:
+        """Wait for a free worker and hand it ``command`` (backpressure).
+
+        If this raises (cancelled, or ``BrokenResourceError`` once the pool is gone),
+        ``command`` was not handed over.
+        """
+        assert _WORKER_OF.get() is not self, "a worker must never wait for executor capacity"
+        await self._run_job_send.send(command)
+
+    async def submit(self, command: RunJob) -> None:
+        """Hand ``command`` to a worker, waiting for one if all are busy (backpressure).
+
+        Used by the scheduler and the cron triggers; once the pool is gone (the app
+        stops) the command is dropped: the job stays scheduled until the runtime ends it.
+        """
+        if self.offer(command):
+            await trio.lowlevel.checkpoint()
+            return
+        try:
+            await self.wait_to_send(command)
+        except trio.BrokenResourceError:
+            await trio.lowlevel.checkpoint()
 
     async def _worker(self, command: RunJob | None) -> None:
         """Run commands until idle workers are plentiful.
@@ -97,7 +194,9 @@ class Executor:
         running job was cancelled, or its timeout set the scope's deadline), then opens
         a fresh one. ``job._scope`` points at the scope only while the job runs.
         """
+        _WORKER_OF.set(self)
         receive = self._run_job_receive
+        overflow = self._overflow
         try:
             while True:
                 running: RunJob | None = None
@@ -109,6 +208,9 @@ class Executor:
                             running = None
                             if command is not None:  # an immediate retry, run here
                                 continue
+                        if overflow:  # jobs pushed by jobs go before anything new
+                            command = overflow.popleft()
+                            continue
                         if self._idle >= self._max_idle:
                             return
                         self._idle += 1
@@ -149,19 +251,34 @@ class Executor:
             else:
                 result = await runner(job, command.attempt)
         except Exception as exc:
-            job._scope = None
-            if timeout is not None and not scope.cancel_called:
-                scope.deadline = math.inf
-            if scope.cancel_called:  # the job turned our Cancelled into an exception
-                await self._interrupted(command, scope, inline=False)
-                return None
-            return await self._failed(command, exc)
+            return await self._raised(command, scope, exc, timed=timeout is not None)
+        except BaseException as exc:
+            passing = passes_through(exc)
+            if passing is not None:
+                raise passing  # noqa: B904 (it is exc, or exc's Cancelled part)
+            return await self._raised(command, scope, exc, timed=timeout is not None)
         job._scope = None
         if timeout is not None:
+            if scope.cancel_called or trio.current_time() >= scope.deadline:
+                # it swallowed its Cancelled, or blocked the loop past its deadline
+                await self._interrupted(command, scope, inline=False)
+                return None
             scope.deadline = math.inf
         if job._status is JobStatus.RUNNING:  # (cancel() may have ended it meanwhile)
             self._outcomes.succeeded(job, result)
         return None
+
+    async def _raised(
+        self, command: RunJob, scope: trio.CancelScope, exc: BaseException, *, timed: bool
+    ) -> RunJob | None:
+        """The attempt raised ``exc`` (not one that passes through)."""
+        command.job._scope = None
+        if scope.cancel_called:  # the job turned our Cancelled into an exception
+            await self._interrupted(command, scope, inline=False)
+            return None
+        if timed:
+            scope.deadline = math.inf
+        return await self._failed(command, exc)
 
     async def _interrupted(
         self, command: RunJob, scope: trio.CancelScope, *, inline: bool = True
@@ -177,7 +294,7 @@ class Executor:
         return await self._failed(command, JobTimeoutError(job.id, timeout), inline=inline)
 
     async def _failed(
-        self, command: RunJob, failure: Exception, *, inline: bool = True
+        self, command: RunJob, failure: BaseException, *, inline: bool = True
     ) -> RunJob | None:
         """Report a failed attempt; a zero-backoff retry comes back to run in this worker."""
         job = command.job

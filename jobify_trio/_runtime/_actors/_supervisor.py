@@ -9,12 +9,18 @@ resolves an exception handler level-first (task, routers, app) with the task's
 inside a cancel scope that ``job.cancel()`` cancels; the handler's return value becomes
 the result, a handler that raises fails the job. A graceful shutdown waits for running
 handlers (:attr:`Supervisor.busy`) as it does for running attempts.
+
+A sync handler runs in a thread through the runtime's ``run_in_thread`` (as THREAD-mode
+jobs do): cancelling it abandons the thread, so neither ``job.cancel()`` nor leaving the
+app waits for it. A handler's exception fails the job whatever its class, except those
+that keep their meaning (:func:`~._executor.passes_through`).
 """
 
 from __future__ import annotations
 
+import functools
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -26,10 +32,16 @@ from ..._core._messages import AttemptFailed, RunJob
 from ..._policy._handler_resolution import ExceptionHandler, is_async_handler
 from ..._policy._retry import RetryAfter, decide_retry
 from .._outcomes import Outcomes
+from ._executor import passes_through
 
 __all__ = ["Supervisor"]
 
 ContextFactory = Callable[[Job[Any], int], Any]
+ThreadRunner = Callable[[Callable[[], Any]], Awaitable[Any]]
+
+
+async def _to_thread(call: Callable[[], Any]) -> Any:
+    return await trio.to_thread.run_sync(call, abandon_on_cancel=True)
 
 
 class Supervisor:
@@ -42,9 +54,11 @@ class Supervisor:
         outcomes: Outcomes,
         wall_clock: WallClock,
         make_context: ContextFactory,
+        run_in_thread: ThreadRunner = _to_thread,
         uniform: Callable[[float, float], float] = random.uniform,
     ) -> None:
         self._attempt_failed_receive = attempt_failed_receive
+        self._run_in_thread = run_in_thread
         self._outcomes = outcomes
         self._wall_clock = wall_clock
         self._make_context = make_context
@@ -91,14 +105,14 @@ class Supervisor:
             self._handlers_running += 1  # counted from now: drain must not miss it
             handlers.start_soon(self._run_handler, handler, event)
 
-    def _retrying(self, job: Job[Any], attempt: int, exc: Exception, next_attempt: int) -> None:
+    def _retrying(self, job: Job[Any], attempt: int, exc: BaseException, next_attempt: int) -> None:
         for hook in self._outcomes.retry_hooks:
             hook(job, next_attempt)
         events = self._outcomes.events
         if events is not None:
             events.retrying(job, attempt, exc, job.exec_at)
 
-    def retry_at_once(self, command: RunJob, failure: Exception) -> RunJob | None:
+    def retry_at_once(self, command: RunJob, failure: BaseException) -> RunJob | None:
         """Decide a zero-backoff retry in the executor's worker, which then runs it itself.
 
         Only for policies with ``initial_delay == 0`` (every delay is then 0, nothing is
@@ -145,8 +159,12 @@ class Supervisor:
             if is_async_handler(handler):
                 result = await handler(event.exception, context)
             else:
-                result = await trio.to_thread.run_sync(handler, event.exception, context)
-        except Exception as exc:
+                call = functools.partial(handler, event.exception, context)
+                result = await self._run_in_thread(call)
+        except BaseException as exc:
+            passing = passes_through(exc)
+            if passing is not None:
+                raise passing  # noqa: B904 (it is exc, or exc's Cancelled part)
             if exc.__cause__ is None and exc is not event.exception:
                 exc.__cause__ = event.exception
             if event.generation == job._generation:
@@ -155,6 +173,6 @@ class Supervisor:
         if event.generation == job._generation:
             self._outcomes.succeeded(job, result)
 
-    def _fail(self, job: Job[Any], exception: Exception) -> None:
+    def _fail(self, job: Job[Any], exception: BaseException) -> None:
         status = failure_status(exception)
         self._outcomes.failed(job, status, exception)

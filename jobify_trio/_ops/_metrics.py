@@ -1,0 +1,222 @@
+"""Prometheus metrics of an app's jobs, fed by the job events.
+
+:class:`JobMetrics` attaches one sink to the app's job events (so with no ``JobMetrics``
+there is no listener and no cost) and registers one prometheus-client collector. The hot
+path only adds to plain per-task numbers (an increment, and a ``bisect`` into the bucket
+bounds when an attempt ends); prometheus-client turns them into metric families when the
+registry is collected (scraped), and writes the exposition format.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+from .._core._job import JobStatus
+from .._runtime._events import JobEvent, JobEventKind
+from ..exceptions import BaseJobifyError
+from ._hub import attach
+
+if TYPE_CHECKING:
+    from .._api._app import Jobify
+
+__all__ = ["DURATION_BUCKETS", "LATENESS_BUCKETS", "JobMetrics", "MetricsError"]
+
+DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 300.0, 1800.0)
+"""Default buckets of ``jobify_trio_attempt_duration_seconds`` (1 ms to 30 min)."""
+LATENESS_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0)
+"""Default buckets of ``jobify_trio_start_lateness_seconds`` (1 ms to 5 min)."""
+
+# (name without the namespace and "_total", help): _TaskStats.counts holds them in order
+_COUNTERS = (
+    ("runs_started", "Runs started (first attempts)"),
+    ("runs_succeeded", "Runs that succeeded"),
+    ("runs_failed", "Runs that failed for good"),
+    ("runs_timed_out", "Runs that ended by timing out"),
+    ("runs_cancelled", "Jobs cancelled (scheduled or running)"),
+    ("retries", "Retries scheduled after a failed attempt"),
+)
+_STARTED, _SUCCEEDED, _FAILED, _TIMED_OUT, _CANCELLED, _RETRIED = range(len(_COUNTERS))
+_STARTED_EVENT, _RETRYING_EVENT = JobEventKind.STARTED, JobEventKind.RETRYING
+_ENDED = {
+    JobStatus.SUCCESS: _SUCCEEDED,
+    JobStatus.FAILED: _FAILED,
+    JobStatus.PERMANENTLY_FAILED: _FAILED,
+    JobStatus.TIMEOUT: _TIMED_OUT,
+    JobStatus.CANCELLED: _CANCELLED,
+}
+
+
+class MetricsError(BaseJobifyError):
+    """The metrics could not be registered (e.g. a second JobMetrics on one registry)."""
+
+
+class _Histogram:
+    """Bucket counts (not cumulative; the last one is +Inf) and the sum of observations.
+
+    An observation ``v`` counts in ``counts[bisect_left(bounds, v)]``: the first bucket
+    whose bound is >= v (Prometheus buckets are "less or equal"). ``JobMetrics.record``
+    does that inline.
+    """
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.total = 0.0
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        out, running = [], 0
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            running += count
+            out.append((floatToGoString(bound), float(running)))  # type: ignore[no-untyped-call]
+        return out
+
+
+class _TaskStats:
+    __slots__ = ("counts", "duration", "lateness")
+
+    def __init__(self, duration: tuple[float, ...], lateness: tuple[float, ...]) -> None:
+        self.counts = [0] * len(_COUNTERS)
+        self.duration = _Histogram(duration)
+        self.lateness = _Histogram(lateness)
+
+
+def _bounds(name: str, buckets: Sequence[float]) -> tuple[float, ...]:
+    bounds = tuple(float(b) for b in buckets)
+    if not bounds or list(bounds) != sorted(set(bounds)) or bounds[-1] == float("inf"):
+        raise ValueError(f"{name} must be increasing finite bounds, got {buckets!r}")
+    return bounds
+
+
+class JobMetrics:
+    """Prometheus metrics of ``app``'s jobs (create it before the app starts).
+
+    Counters per task: ``runs_started`` (first attempts), ``runs_succeeded``,
+    ``runs_failed``, ``runs_timed_out``, ``runs_cancelled``, ``retries``; histograms per
+    task: ``attempt_duration_seconds`` and ``start_lateness_seconds`` (start time minus
+    the time the attempt was due, ``job.exec_at``); gauges per task: ``jobs_scheduled``
+    and ``jobs_running``. All are named ``<namespace>_...``. ``registry`` defaults to
+    prometheus-client's global registry.
+    """
+
+    def __init__(
+        self,
+        app: Jobify,
+        *,
+        registry: CollectorRegistry | None = None,
+        namespace: str = "jobify_trio",
+        duration_buckets: Sequence[float] = DURATION_BUCKETS,
+        lateness_buckets: Sequence[float] = LATENESS_BUCKETS,
+    ) -> None:
+        self._app = app
+        self._ns = namespace
+        self._duration_bounds = _bounds("duration_buckets", duration_buckets)
+        self._lateness_bounds = _bounds("lateness_buckets", lateness_buckets)
+        self._tasks: dict[str, _TaskStats] = {}
+        self.registry = REGISTRY if registry is None else registry
+        try:
+            self.registry.register(_Collector(self))
+        except ValueError as e:
+            raise MetricsError(f"cannot register jobify_trio metrics: {e}") from e
+        attach(app, self, "JobMetrics")
+
+    # -- the hot path --------------------------------------------------------------------
+
+    wants_starts = True
+
+    def record(self, event: JobEvent, now: datetime, started: datetime | None) -> None:
+        """Count ``event``, seen at ``now`` (called by the app's operations listener)."""
+        job = event.job
+        stats = self._tasks.get(job._task.name)
+        if stats is None:
+            stats = self._new_task(job._task.name)
+        if event.kind is _STARTED_EVENT:
+            if event.attempt == 1:
+                stats.counts[_STARTED] += 1
+            late = (now - job._exec_at).total_seconds()
+            histogram = stats.lateness
+            if late > 0.0:
+                histogram.total += late
+                histogram.counts[bisect_left(histogram.bounds, late)] += 1
+            else:  # on time (or early: the clock's resolution)
+                histogram.counts[0] += 1
+            return
+        if started is not None:
+            took = (now - started).total_seconds()
+            histogram = stats.duration
+            histogram.total += took
+            histogram.counts[bisect_left(histogram.bounds, took)] += 1
+        if event.kind is _RETRYING_EVENT:
+            stats.counts[_RETRIED] += 1
+        else:
+            stats.counts[_ENDED.get(event.status, _FAILED)] += 1
+
+    def _new_task(self, name: str) -> _TaskStats:
+        stats = self._tasks[name] = _TaskStats(self._duration_bounds, self._lateness_bounds)
+        return stats
+
+    # -- the collector's side ------------------------------------------------------------
+
+    def _families(self, *, with_samples: bool) -> Iterator[Metric]:
+        ns = self._ns
+        tasks = sorted(self._tasks.items()) if with_samples else []  # (a copy: thread-safe)
+        for index, (name, doc) in enumerate(_COUNTERS):
+            counter = CounterMetricFamily(f"{ns}_{name}", doc, labels=["task"])
+            for task, stats in tasks:
+                counter.add_metric([task], stats.counts[index])
+            yield counter
+        for name, doc, attribute in (
+            ("attempt_duration_seconds", "Duration of each attempt", "duration"),
+            ("start_lateness_seconds", "Attempt start time minus the time it was due", "lateness"),
+        ):
+            histogram = HistogramMetricFamily(f"{ns}_{name}", doc, labels=["task"])
+            for task, stats in tasks:
+                values: _Histogram = getattr(stats, attribute)
+                histogram.add_metric([task], values.cumulative(), values.total)
+            yield histogram
+        yield from self._active_jobs(with_samples)
+
+    def _active_jobs(self, with_samples: bool) -> Iterator[Metric]:
+        ns = self._ns
+        scheduled = GaugeMetricFamily(
+            f"{ns}_jobs_scheduled", "Jobs waiting to run", labels=["task"]
+        )
+        running = GaugeMetricFamily(f"{ns}_jobs_running", "Jobs running now", labels=["task"])
+        counts: dict[tuple[str, JobStatus], int] = {}
+        for job in self._app.get_active_jobs() if with_samples else ():
+            key = (job.task_name, job.status)
+            counts[key] = counts.get(key, 0) + 1
+        for (task, status), count in sorted(counts.items()):
+            if status is JobStatus.RUNNING:
+                running.add_metric([task], count)
+            elif status is JobStatus.SCHEDULED:
+                scheduled.add_metric([task], count)
+        yield scheduled
+        yield running
+
+
+class _Collector(Collector):
+    """What the registry sees: the families of one :class:`JobMetrics`."""
+
+    def __init__(self, metrics: JobMetrics) -> None:
+        self._metrics = metrics
+
+    def describe(self) -> Iterator[Metric]:
+        return self._metrics._families(with_samples=False)
+
+    def collect(self) -> Iterator[Metric]:
+        return self._metrics._families(with_samples=True)

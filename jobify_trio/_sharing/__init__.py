@@ -1,0 +1,1 @@
+"""The sharing protocol: several app instances on one store (see ``docs/sharing.rst``)."""

@@ -1,0 +1,59 @@
+"""The claimer actor: run here the due rows no live instance owns, and adopt orphans.
+
+It loops: adopt the rows of dead instances (any due time: a future ``at`` row is
+re-armed here with our lease; a cron row gets its trigger here, which applies the
+misfire policy), claim due unowned rows up to the executor's free capacity (rows
+released by a busy instance, or whose owner died), then sleep until the store reports
+a change (:meth:`~jobify_trio.storage.Storage.wait_changed`), the earliest unowned row
+is due (:meth:`~jobify_trio.storage.Storage.next_due_at`), or one poll interval passed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import trio
+
+if TYPE_CHECKING:
+    from ._session import Sharing
+
+__all__ = ["MIN_WAIT", "claim_once", "run_claimer"]
+
+log = logging.getLogger("jobify_trio.sharing")
+
+MIN_WAIT = 0.01
+"""Shortest sleep between two passes (a due row that cannot be claimed yet: no spin)."""
+
+
+async def run_claimer(
+    sharing: Sharing, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Claim and adopt until cancelled (store errors are retried after a poll interval)."""
+    task_status.started()
+    poll = sharing.options.poll_interval
+    while True:
+        await sharing.wait_if_stalled()
+        try:
+            wait = await claim_once(sharing)
+        except Exception as exc:  # the store is down: try again later
+            log.warning("claiming due jobs failed: %s", exc)
+            wait = poll
+        await sharing.storage.wait_changed(poll_interval=max(wait, MIN_WAIT))
+
+
+async def claim_once(sharing: Sharing) -> float:
+    """One pass; returns how long to wait for the next one at most."""
+    poll = sharing.options.poll_interval
+    free = sharing.capacity()
+    rows = await sharing.acquire(free)
+    if rows:
+        sharing.arm_claimed(rows)
+        await trio.lowlevel.checkpoint()
+    if free <= len(rows):
+        return poll
+    now = sharing.runtime.now()
+    due = await sharing.storage.next_due_at(now=now)
+    if due is None:
+        return poll
+    return min(poll, max((due - now).total_seconds(), 0.0))

@@ -1,0 +1,101 @@
+"""The slot-claim batcher: group commit of cron :class:`~jobify_trio.storage.SlotClaim`.
+
+Before a cron trigger fires a slot, it asks :meth:`SlotBatcher.claim`. Claims made while
+a batch is being committed gather in the next one, so triggers firing together cost one
+transaction (:meth:`~jobify_trio.storage.Storage.claim_cron_slots`). A claim that is
+not committed means another instance owns the cron now: the trigger stops here and the
+handle follows the job remotely. A failed commit (store down) is retried every poll
+interval: the slot fires late rather than twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from .._cron._state import cron_to_json
+from .._storage._durability import is_durable
+from ..storage import SlotClaim
+
+if TYPE_CHECKING:
+    from .._core._job import Job
+    from .._cron._state import CronState
+    from ._session import Sharing
+
+__all__ = ["SlotBatcher"]
+
+log = logging.getLogger("jobify_trio.sharing")
+
+
+class _Batch:
+    __slots__ = ("claims", "done", "failed", "won")
+
+    def __init__(self) -> None:
+        self.claims: list[SlotClaim] = []
+        self.done = trio.Event()
+        self.won: set[str] = set()
+        self.failed = False
+
+
+class SlotBatcher:
+    """Commits the slot claims of this instance's cron triggers in batches."""
+
+    def __init__(self, sharing: Sharing) -> None:
+        self._sharing = sharing
+        self._open = _Batch()
+        self._wakeup = trio.Event()
+        self.batches = 0
+
+    async def claim(self, job: Job[Any], slot: datetime, state: CronState) -> bool:
+        """Claim ``slot`` of cron ``job`` (``state``: its progress once it fired)."""
+        sharing = self._sharing
+        if not is_durable(job._task):
+            await trio.lowlevel.checkpoint()
+            return True  # no row: every instance runs its own (documented)
+        next_run_at = state.next_run_at or slot
+        claim = SlotClaim(
+            job_id=job.id, slot=slot,
+            expected_next_run_at=sharing.expected.get(job.id, slot), owner=sharing.me,
+            cron=cron_to_json(job._cron, state), next_run_at=next_run_at,
+        )  # fmt: skip
+        while True:
+            batch = self._open
+            batch.claims.append(claim)
+            self._wakeup.set()
+            await batch.done.wait()
+            if not batch.failed:
+                break
+            await trio.sleep(sharing.options.poll_interval)
+        if job.id in batch.won:
+            sharing.expected[job.id] = next_run_at
+            return True
+        if sharing.runtime.registry.get(job.id) is job:
+            sharing.detach(job)
+        return False
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Commit batches until cancelled."""
+        task_status.started()
+        while True:
+            await self._wakeup.wait()
+            self._wakeup = trio.Event()
+            await self._sharing.wait_if_stalled()
+            batch, self._open = self._open, _Batch()
+            try:
+                with trio.CancelScope(shield=True):
+                    batch.won = await self._commit(batch.claims)
+            except Exception as exc:  # retried by each claimer after a poll interval
+                log.warning("cron slot claims failed: %s", exc)
+                batch.failed = True
+            finally:
+                self.batches += 1
+                batch.done.set()
+
+    async def _commit(self, claims: list[SlotClaim]) -> set[str]:
+        sharing = self._sharing
+        return await sharing.storage.claim_cron_slots(
+            claims, now=sharing.runtime.now(), lease=sharing.lease
+        )

@@ -1,0 +1,186 @@
+"""Run history: what it records per attempt, and its memory bounds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+import trio
+import trio.lowlevel
+from _helpers import START
+
+from jobify_trio import Job, Jobify, JobStatus, RunHistory, SmartRetry
+
+
+async def test_records_attempts_with_times_status_and_error(
+    make_app: Callable[..., Jobify], autojump_clock: trio.testing.MockClock
+) -> None:
+    app = make_app(tz="Europe/Berlin")
+    history = RunHistory(app, per_job=5)
+    calls = 0
+
+    @app.task(name="flaky", retry=SmartRetry(1, initial_delay=2, jitter=False))
+    async def flaky() -> str:
+        nonlocal calls
+        calls += 1
+        await trio.sleep(3)
+        if calls == 1:
+            raise ValueError("x" * 500)
+        return "ok"
+
+    async with app:
+        job = await flaky.schedule().delay(10, job_id="j1")
+        await job.wait()
+        runs = history.runs("j1")
+    assert [(r.attempt, r.status, r.retried) for r in runs] == [
+        (1, JobStatus.FAILED, True),
+        (2, JobStatus.SUCCESS, False),
+    ]
+    first, second = runs
+    assert first.duration == pytest.approx(3)
+    assert second.duration == pytest.approx(3)
+    assert first.started_at is not None
+    assert second.started_at is not None
+    assert second.started_at - first.ended_at == timedelta(seconds=2)
+    assert first.error is not None
+    assert first.error.startswith("ValueError: xxx")
+    assert len(first.error) == 200
+    assert second.error is None
+    assert str(first.ended_at.tzinfo) == "Europe/Berlin"
+    assert history.last("j1") == second
+    assert history.finished_ids() == ["j1"]
+
+
+async def test_cancelled_before_running_is_recorded_without_start(
+    make_app: Callable[..., Jobify], autojump_clock: trio.testing.MockClock
+) -> None:
+    app = make_app()
+    history = RunHistory(app)
+
+    @app.task(name="later")
+    async def later() -> None:
+        pass
+
+    async with app:
+        job = await later.schedule().delay(60, job_id="c")
+        await job.cancel()
+    (record,) = history.runs("c")
+    assert record.status is JobStatus.CANCELLED
+    assert record.started_at is None
+    assert record.duration is None
+
+
+async def test_per_job_ring_keeps_the_last_n_runs_of_a_cron(
+    make_app: Callable[..., Jobify], autojump_clock: trio.testing.MockClock
+) -> None:
+    app = make_app()
+    history = RunHistory(app, per_job=3)
+
+    @app.task(name="tick")
+    async def tick() -> None:
+        pass
+
+    async with app:
+        job = await tick.schedule().cron("* * * * *", job_id="tick")
+        await trio.sleep(60 * 10 + 1)
+        runs = history.runs("tick")
+        assert history.running_since("tick") is None
+        await job.cancel()
+    assert len(runs) == 3
+    assert all(r.status is JobStatus.SUCCESS for r in runs)
+    assert [r.started_at.minute for r in runs if r.started_at] == [8, 9, 10]
+    assert history.finished_ids() == ["tick"]  # the cancel ended it for good
+
+
+async def test_job_bound_forgets_the_job_that_ended_longest_ago_first(
+    make_app: Callable[..., Jobify], autojump_clock: trio.testing.MockClock
+) -> None:
+    app = make_app()
+    history = RunHistory(app, per_job=2, max_jobs=3)
+
+    @app.task(name="noop")
+    async def noop() -> None:
+        pass
+
+    async with app:
+        waiting = await noop.schedule().delay(3600, job_id="active")
+        await trio.lowlevel.checkpoint()
+        for i in range(5):
+            await (await noop.schedule().push(job_id=f"done{i}"))
+        # "active" never ran, so history saw only the five finished jobs
+        assert len(history) == 3
+        assert history.finished_ids() == ["done4", "done3", "done2"]
+        await waiting.cancel()  # "active" ends: the oldest finished job goes
+        assert history.finished_ids() == ["active", "done4", "done3"]
+        assert "done2" not in history
+        assert history.runs("done2") == []
+
+
+async def test_job_bound_evicts_the_first_seen_when_none_ended(
+    make_app: Callable[..., Jobify], autojump_clock: trio.testing.MockClock
+) -> None:
+    app = make_app()
+    history = RunHistory(app, max_jobs=2)
+    gate = trio.Event()
+
+    @app.task(name="tick")
+    async def tick() -> None:
+        pass
+
+    @app.task(name="blocked")
+    async def blocked() -> None:
+        await gate.wait()
+
+    async with app:
+        for i in range(3):  # three crons: active for good, each run recorded as it ends
+            await tick.schedule().cron(f"{i + 1} * * * *", job_id=f"c{i}")
+        await trio.sleep(181)  # one run each, at minutes 1, 2 and 3
+        assert len(history) == 2
+        assert "c0" not in history
+        assert len(history.runs("c2")) == 1
+        assert history.finished_ids() == []
+        running = await blocked.push()
+        await trio.sleep(1)
+        assert history.running_since(running.id) is not None  # running: not yet recorded
+        assert running.id not in history
+        gate.set()
+        await running.wait()
+        assert history.running_since(running.id) is None
+        assert history.finished_ids() == [running.id]
+        for i in range(3):
+            await app.find_job(f"c{i}").cancel()  # type: ignore[union-attr]
+
+
+def test_bounds_are_validated(make_app: Callable[..., Jobify]) -> None:
+    app = make_app()
+    with pytest.raises(ValueError, match="per_job must be an int >= 1, got 0"):
+        RunHistory(app, per_job=0)
+    with pytest.raises(ValueError, match="max_jobs must be an int >= 1, got True"):
+        RunHistory(app, max_jobs=True)
+    assert app._listeners == []  # nothing attached by a refused history
+
+
+def test_events_of_other_kinds_are_not_attempts(make_app: Callable[..., Jobify]) -> None:
+    """Listeners will get more kinds of events (decision events): the sinks skip them."""
+    from jobify_trio._ops._hub import hub_of
+
+    app = make_app()
+    history = RunHistory(app)
+
+    @app.task(name="t")
+    async def t() -> None:
+        pass
+
+    hub = hub_of(app)
+    assert hub is not None
+    job = Job._create(job_id="j", task=t, args=(), kwargs={}, exec_at=START, cancel_hook=_never)
+    other = SimpleNamespace(kind="skipped", job=job, attempt=1, status=JobStatus.SCHEDULED)
+    hub(other)  # type: ignore[arg-type]
+    assert "j" not in history
+    assert hub.started == {}
+
+
+async def _never(job: object) -> None:
+    raise AssertionError("not called")
