@@ -11,7 +11,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from ._cli._cron import CliError, add_cron_parser, cron_main
+from . import __version__
+from ._cli._cron import CliError, add_cron_parser, cron_main, report_error
 from ._cli._run import add_run_parser, run_main
 
 __all__ = ["main"]
@@ -21,6 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jobify-trio", description="Run and inspect jobify_trio job schedulers."
     )
+    parser.add_argument("--version", action="version", version=f"jobify-trio {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_run_parser(commands)
     add_cron_parser(commands)
@@ -41,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_main(args)
         return cron_main(args)
     except CliError as e:
-        print(f"jobify-trio {args.command}: error: {e}", file=sys.stderr)
+        report_error(args.command, e, traceback=getattr(args, "traceback", False))
         return 2
 
 

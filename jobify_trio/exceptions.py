@@ -88,9 +88,18 @@ class RouteAlreadyRegisteredError(BaseJobifyError):
 
 
 class InvalidCronExpression(BaseJobifyError, ValueError):
-    """A cron expression does not parse; the message names the expression."""
+    """A cron expression does not parse; the message names the expression.
 
-    def __init__(self, expression: str, reason: str = "") -> None:
-        detail = f": {reason}" if reason else ""
-        super().__init__(f"invalid cron expression {expression!r}{detail}")
+    When one field is at fault, ``field`` names it (``"minute"``, ``"day of week"``...)
+    and the message reads in the user's own terms:
+    ``invalid cron expression: minute '61' is out of range 0-59 in '61 * * * *'``.
+    """
+
+    def __init__(self, expression: str, reason: str = "", *, field: str | None = None) -> None:
+        if field is None:
+            detail = f": {reason}" if reason else ""
+            super().__init__(f"invalid cron expression {expression!r}{detail}")
+        else:
+            super().__init__(f"invalid cron expression: {field} {reason} in {expression!r}")
         self.expression = expression
+        self.field = field

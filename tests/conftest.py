@@ -1,4 +1,8 @@
-"""Shared fixtures (helpers live in ``_helpers.py``)."""
+"""Shared fixtures (helpers live in ``_helpers.py``).
+
+Every trio test runs under a real-time limit that cancels it cleanly: see
+``_real_time_limit.py``.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,12 @@ from pathlib import Path
 
 import pytest
 from _helpers import new_app
+from _real_time_limit import pytest_collection_modifyitems
 from _stores import KINDS, Backend, make_backend
 
 from jobify_trio import Jobify
+
+__all__ = ["make_app", "pytest_collection_modifyitems"]
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ status and attempt count match the model; no attempt starts after a cancel.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from collections.abc import Awaitable, Callable
@@ -28,6 +29,7 @@ from jobify_trio import INJECT, Job, JobContext, JobStatus, SmartRetry
 from jobify_trio.middleware import CallNext
 
 T = TypeVar("T")
+CALL_LIMIT = 30.0  # seconds of real time for one call into the app's trio thread
 RETRIES = range(4)
 DELAYS = (0, 1, 3)
 
@@ -74,12 +76,27 @@ class TrioHost:
         await self._body(self._stop, self._ready)
 
     def call(self, fn: Callable[[], Awaitable[T]]) -> T:
-        async def settled() -> T:
-            result = await fn()
-            await trio.testing.wait_all_tasks_blocked()
-            return result
+        """Run ``fn`` in the trio thread and wait until all is quiet (at most 30 s real time)."""
+        scope = trio.CancelScope()
 
-        return trio.from_thread.run(settled, trio_token=self.token)
+        async def settled() -> T:
+            with scope:
+                result = await fn()
+                await trio.testing.wait_all_tasks_blocked()
+                return result
+            raise TimeoutError(f"{fn!r} did not settle within {CALL_LIMIT} s of real time")
+
+        def expire() -> None:
+            with contextlib.suppress(trio.RunFinishedError):
+                self.token.run_sync_soon(scope.cancel)
+
+        timer = threading.Timer(CALL_LIMIT, expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            return trio.from_thread.run(settled, trio_token=self.token)
+        finally:
+            timer.cancel()
 
     def advance(self, seconds: float) -> None:
         async def sleep() -> None:

@@ -5,18 +5,22 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+import jobify_trio
 from jobify_trio.__main__ import main
+from jobify_trio._storage._sqlite import SQLiteDatabase
+from jobify_trio.storage import StoredJob, Trigger, Upsert
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,6 +33,14 @@ DEMO_APP = textwrap.dedent(
     """
 )
 WORKER = ROOT / "examples" / "worker.py"
+BROKEN_APP = textwrap.dedent(
+    """
+    from jobify_trio import Jobify
+
+    app = Jobify(storage=False)
+    raise RuntimeError("config missing")
+    """
+)
 
 
 def cli(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
@@ -95,22 +107,30 @@ def test_bad_expression_is_a_clear_error_in_a_subprocess() -> None:
     done = cli("cron", "61 * * * *")
     assert done.returncode == 2
     assert done.stdout == ""
-    assert "jobify-trio cron: error:" in done.stderr
-    assert "'61 * * * *'" in done.stderr
+    assert done.stderr == (
+        "jobify-trio cron: error: invalid cron expression: "
+        "minute '61' is out of range 0-59 in '61 * * * *'\n"
+    )
 
 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["cron", "* * * * *", "--tz", "Mars/Olympus"], "unknown time zone 'Mars/Olympus'"),
-        (["cron", "* * * * *", "-n", "0"], "-n must be at least 1"),
+        (["cron", "* * * * *", "-n", "0"], "-n must be between 1 and 10,000, got 0"),
+        (["cron", "* * * * *", "-n", "10001"], "-n must be between 1 and 10,000, got 10,001"),
+        (["run", "broken_app:app"], "importing 'broken_app': RuntimeError: config missing"),
+        (
+            ["run", "imports_missing:app"],
+            "importing 'imports_missing': ModuleNotFoundError: No module named 'no_such_dep_xyz'",
+        ),
+        (["run", "broken_app.py:app"], "importing 'broken_app.py': RuntimeError: config missing"),
         (["cron", "* * * * *", "--after", "yesterday"], "not an ISO date-time: 'yesterday'"),
         (["run", "no_colon"], "expected MODULE:ATTRIBUTE"),
         (["run", "no_such_module_xyz:app"], "cannot import module 'no_such_module_xyz'"),
         (["run", "demo_app:missing"], "module 'demo_app' has no attribute 'missing'"),
         (["run", "demo_app:not_an_app"], "is not a Jobify app but int"),
         (["run", "missing.py:app"], "no such file: 'missing.py'"),
-        (["run", "demo_app:app", "--grace", "-1"], "--grace must be >= 0"),
     ],
 )
 def test_bad_arguments_exit_2_with_a_message(
@@ -121,6 +141,8 @@ def test_bad_arguments_exit_2_with_a_message(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     (tmp_path / "demo_app.py").write_text(DEMO_APP)
+    (tmp_path / "broken_app.py").write_text(BROKEN_APP)
+    (tmp_path / "imports_missing.py").write_text("import no_such_dep_xyz\n")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", list(sys.path))
     monkeypatch.setattr(sys, "modules", dict(sys.modules))
@@ -128,6 +150,45 @@ def test_bad_arguments_exit_2_with_a_message(
     err = capsys.readouterr().err
     assert message in err
     assert err.startswith(f"jobify-trio {argv[0]}: error:")
+    assert err.count("\n") == 1, err  # one line, no traceback
+
+
+def test_import_error_traceback_on_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "broken_app.py").write_text(BROKEN_APP)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(sys, "modules", dict(sys.modules))
+    assert main(["run", "broken_app:app", "--traceback"]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "Traceback (most recent call last):"
+    assert 'raise RuntimeError("config missing")' in "\n".join(lines)
+    assert lines[-2:] == [
+        "RuntimeError: config missing",
+        "jobify-trio run: error: importing 'broken_app': RuntimeError: config missing",
+    ]
+    assert "broken_app" not in sys.modules  # the failed import left nothing behind
+
+
+@pytest.mark.parametrize("grace", ["nan", "-1", "inf", "-inf", "soon"])
+def test_invalid_grace_is_rejected_when_parsing(
+    grace: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The app is never imported: the arguments are refused first.
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "no_such_module_xyz:app", f"--grace={grace}"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "jobify-trio run: error: argument --grace: " in err
+    assert repr(grace) in err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"jobify-trio {jobify_trio.__version__}\n"
 
 
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -253,3 +314,106 @@ def test_jobs_with_a_missing_database_is_a_clear_error(tmp_path: Path) -> None:
     assert "jobify-trio jobs: error:" in done.stderr
     assert "missing.db" in done.stderr
     assert not (tmp_path / "missing.db").exists()
+
+
+def _foreign_db(path: Path) -> bytes:
+    """A SQLite file of some other program (rollback journal, two tables); its bytes."""
+    conn = sqlite3.connect(path)
+    conn.executescript("CREATE TABLE users (id INTEGER); CREATE TABLE orders (id INTEGER);")
+    conn.commit()
+    conn.close()
+    return path.read_bytes()
+
+
+def _job_db(path: Path) -> bytes:
+    """A jobify_trio job store holding one row; its bytes once the app closed it."""
+    db = SQLiteDatabase(path, "jobify_jobs")
+    row = StoredJob(
+        job_id="j1",
+        task_name="report",
+        trigger=Trigger.PUSH,
+        next_run_at=datetime(2026, 1, 1, tzinfo=UTC),
+        arguments=b"x",
+    )
+    db.apply([Upsert(job=row)])
+    db.close()
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "action", [["list"], ["delete", "j1"], ["purge-unknown", "--dry-run"], ["purge-unknown"]]
+)
+def test_jobs_on_a_foreign_database_names_its_tables_and_writes_nothing(
+    action: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "other.db"
+    before = _foreign_db(path)
+    app = ["--app", "demo_app:app", "--app-dir", str(tmp_path)]
+    (tmp_path / "demo_app.py").write_text(DEMO_APP)
+    assert main(["jobs", "--db", str(path), *app, *action]) == 2
+    assert capsys.readouterr().err == (
+        f"jobify-trio jobs: error: job database {str(path)!r} has no table 'jobify_jobs' "
+        "(its tables: orders, users; use --table NAME)\n"
+    )
+    assert path.read_bytes() == before  # no table created, journal mode unchanged
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo_app.py", "other.db"]
+
+
+def test_jobs_with_a_mistyped_table_creates_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "jobs.db"
+    before = _job_db(path)
+    for action in (["list"], ["delete", "j1"]):
+        assert main(["jobs", "--db", str(path), "--table", "jobify_job", *action]) == 2
+        assert capsys.readouterr().err == (
+            f"jobify-trio jobs: error: job database {str(path)!r} has no table 'jobify_job' "
+            "(its tables: jobify_jobs, jobify_jobs_meta; use --table NAME)\n"
+        )
+    assert path.read_bytes() == before
+    assert main(["jobs", "--db", str(path), "--table", "jobify_jobs_meta"]) == 2
+    assert "is not a jobify_trio job table" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("table", ["jobs; DROP TABLE x", "1jobs", "", "a" * 64])
+def test_jobs_with_an_invalid_table_name_is_one_line(
+    table: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "jobs.db"
+    before = _job_db(path)
+    assert main(["jobs", "--db", str(path), "--table", table, "list"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"jobify-trio jobs: error: --table: invalid table name {table!r}")
+    assert err.count("\n") == 1
+    assert path.read_bytes() == before
+
+
+def test_jobs_list_reads_without_writing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "jobs.db"
+    before = _job_db(path)
+    path.chmod(0o444)  # SQLite opens a read-only file read-only; the listing still works
+    assert main(["jobs", "--db", str(path), "list"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].split()[:3] == ["j1", "report", "push"]
+    assert out[-1] == "1 stored job(s)"
+    assert path.read_bytes() == before
+    path.chmod(0o644)
+    assert main(["jobs", "--db", str(path), "delete", "j1"]) == 0
+    assert "deleted 1 of 1 job(s)" in capsys.readouterr().out
+    assert main(["jobs", "--db", str(path), "list"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "0 stored job(s)"
+
+
+def test_jobs_refuses_an_unsupported_schema_version(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "jobs.db"
+    _job_db(path)
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE jobify_jobs_meta SET value = '99' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    assert main(["jobs", "--db", str(path), "list"]) == 2
+    assert "schema version '99' is not supported" in capsys.readouterr().err

@@ -7,6 +7,9 @@ the child with SIGKILL at random moments (at least 5 times), restarts it each ti
 restarted child restores from SQLite and schedules the ids not yet acked), then lets it
 finish. Every acked job must have run at least once; jobs running at a kill may run again
 (at-least-once), and the number of such duplicates is printed.
+
+The kill times come from a seed, printed with the output (and in every failure message);
+``CRASH_SEED=<seed>`` replays the same kill times.
 """
 
 from __future__ import annotations
@@ -88,6 +91,12 @@ def _start(tmp: Path, script: Path) -> subprocess.Popen[bytes]:
     )
 
 
+def _seed() -> int:
+    """``CRASH_SEED`` from the environment if set, else a fresh random seed."""
+    text = os.environ.get("CRASH_SEED", "")
+    return int(text) if text else random.SystemRandom().randrange(2**32)
+
+
 def _lines(path: Path) -> list[str]:
     if not path.exists():
         return []
@@ -99,7 +108,9 @@ def test_kill_9_loses_no_job(tmp_path: Path) -> None:
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     (tmp_path / "acked.txt").touch()
-    rng = random.Random(int(os.environ.get("CRASH_SEED", "0")) or None)
+    seed = _seed()
+    print(f"\ncrash test: seed {seed} (CRASH_SEED={seed} repeats these kill times)")
+    rng = random.Random(seed)
     kills = 0
     started = time.monotonic()
     for _ in range(30):
@@ -112,30 +123,32 @@ def test_kill_9_loses_no_job(tmp_path: Path) -> None:
         if child.poll() is None:  # else it finished its work before the kill
             os.kill(child.pid, signal.SIGKILL)
             kills += 1
-        _, stderr = child.communicate()
-        assert child.returncode in (0, -signal.SIGKILL), stderr.decode()[-2000:]
-    assert kills >= KILLS
+        _, stderr = child.communicate(timeout=60)
+        assert child.returncode in (0, -signal.SIGKILL), f"seed {seed}: {stderr.decode()[-2000:]}"
+    assert kills >= KILLS, f"seed {seed}"
     final = _start(tmp_path, script)
     _, stderr = final.communicate(timeout=60)
-    assert final.returncode == 0, stderr.decode()[-2000:]
+    assert final.returncode == 0, f"seed {seed}: {stderr.decode()[-2000:]}"
     elapsed = time.monotonic() - started
 
     all_ids = {f"p{i}" for i in range(N_PUSH)} | {f"d{i}" for i in range(N_DELAY)}
     all_ids |= {f"c{i}" for i in range(N_CRON)}
     acked = set(_lines(tmp_path / "acked.txt"))
     runs = Counter(_lines(tmp_path / "results.txt"))
-    assert acked == all_ids
+    assert acked == all_ids, f"seed {seed}"
     lost = sorted(job_id for job_id in acked if runs[job_id] == 0)
-    assert lost == [], f"{len(lost)} acknowledged jobs never ran: {lost[:20]}"
+    assert lost == [], f"seed {seed}: {len(lost)} acknowledged jobs never ran: {lost[:20]}"
     short_crons = sorted(i for i in all_ids if i[0] == "c" and runs[i] < CRON_RUNS)
-    assert short_crons == [], f"crons that ran fewer than {CRON_RUNS} times: {short_crons[:20]}"
+    assert short_crons == [], (
+        f"seed {seed}: crons that ran fewer than {CRON_RUNS} times: {short_crons[:20]}"
+    )
     with sqlite3.connect(tmp_path / "jobs.db") as conn:
         left = conn.execute("SELECT job_id FROM jobify_jobs").fetchall()
     conn.close()
-    assert left == []
+    assert left == [], f"seed {seed}"
     expected = {job_id: CRON_RUNS if job_id[0] == "c" else 1 for job_id in all_ids}
     duplicates = sum(max(0, runs[j] - expected[j]) for j in all_ids)
     print(
-        f"\ncrash test: {kills} kills, {sum(runs.values())} runs of {len(all_ids)} jobs, "
-        f"{duplicates} duplicate runs, {elapsed:.1f} s"
+        f"crash test (seed {seed}): {kills} kills, {sum(runs.values())} runs of "
+        f"{len(all_ids)} jobs, {duplicates} duplicate runs, {elapsed:.1f} s"
     )

@@ -425,3 +425,83 @@ def test_interval_schedules_keep_utc_spacing_across_transitions(
     count = 6 * len({0, *minutes}) * len({0, *seconds})
     local = take(expr, start.astimezone(tz), count)
     assert [utc(f) for f in local] == take(expr, start, count)
+
+
+# --- Errors in the user's terms: field, value and what is allowed, in the user's expression ---
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "message"),
+    [
+        # 5 fields: minute hour day-of-month month day-of-week
+        ("61 * * * *", "minute", "minute '61' is out of range 0-59"),
+        ("* 24 * * *", "hour", "hour '24' is out of range 0-23"),
+        ("* * 32 * *", "day of month", "day of month '32' is out of range 1-31"),
+        ("* * 0 * *", "day of month", "day of month '0' is out of range 1-31"),
+        ("* * * 13 *", "month", "month '13' is out of range 1-12"),
+        ("* * * 0 *", "month", "month '0' is out of range 1-12"),
+        ("* * * * 8", "day of week", "day of week '8' is out of range 0-7"),
+        # 6 fields: the sixth is a year
+        ("0 0 1 1 * 1969", "year", "year '1969' is out of range 1970-2099"),
+        ("0 0 1 1 * 2030-2100", "year", "year '2100' is out of range 1970-2099"),
+        ("0 24 1 1 * 2030", "hour", "hour '24' is out of range 0-23"),
+        # 7 fields: seconds first
+        ("60 * * * * * *", "second", "second '60' is out of range 0-59"),
+        ("0 60 * * * * *", "minute", "minute '60' is out of range 0-59"),
+        ("0 0 0 0 * * *", "day of month", "day of month '0' is out of range 1-31"),
+        ("0 0 0 * * * 2200", "year", "year '2200' is out of range 1970-2099"),
+        # names
+        ("0 0 * Foo *", "month", "month 'Foo' is not a number in 1-12 or a name jan-dec"),
+        ("0 0 * jan-foo *", "month", "month 'foo' is not a number in 1-12 or a name jan-dec"),
+        ("0 0 * * Funday", "day of week",
+         "day of week 'Funday' is not a number in 0-7 or a name sun-sat"),
+        ("x * * * *", "minute", "minute 'x' is not a number in 0-59"),
+        ("0 0 * * * 20x6", "year", "year '20x6' is not a number in 1970-2099"),
+        # lists, steps and ranges
+        ("1,2,99 * * * *", "minute", "minute '99' is out of range 0-59"),
+        ("1,,2 * * * *", "minute", "minute '' is not a number in 0-59"),
+        ("*/0 * * * *", "minute", "minute step '0' of '*/0' is not a number in 1-59"),
+        ("*/60 * * * *", "minute", "minute step '60' of '*/60' is not a number in 1-59"),
+        ("* */24 * * *", "hour", "hour step '24' of '*/24' is not a number in 1-23"),
+        ("0 0 1-5/x * *", "day of month",
+         "day of month step 'x' of '1-5/x' is not a number in 1-31"),
+        ("0 0 * * */8", "day of week", "day of week step '8' of '*/8' is not a number in 1-7"),
+        ("*/61 * * * * * *", "second", "second step '61' of '*/61' is not a number in 1-59"),
+        ("5-2 * * * *", "minute",
+         "minute range '5-2' runs backwards (5 > 2, ranges do not wrap around)"),
+        ("0 0 * dec-jan *", "month",
+         "month range 'dec-jan' runs backwards (12 > 1, ranges do not wrap around)"),
+        ("0 0 * * fri-mon", "day of week",
+         "day of week range 'fri-mon' runs backwards (5 > 1, ranges do not wrap around)"),
+        ("0 0 1 1 * 2031-2030", "year",
+         "year range '2031-2030' runs backwards (2031 > 2030, ranges do not wrap around)"),
+        ("-1 * * * *", "minute", "minute '-1' is not a number in 0-59 or a range a-b"),
+        # extensions
+        ("0 0 32W * *", "day of month", "day of month '32' is out of range 1-31"),
+        ("0 0 * * mon#6", "day of week",
+         "day of week 'mon#6': week number '6' is out of range 1-5"),
+        ("0 0 * * 9#2", "day of week", "day of week '9' is out of range 0-7"),
+        ("L * * * *", "minute", "minute 'L' is not a number in 0-59"),
+        ("0 0 * * 1,L5", "day of week",
+         "day of week '1,L5' is not valid (values 0-7, or sun-sat; 'L5' for the last Friday, "
+         "'mon#2' for the second Monday)"),
+        ("H(0-70) * * * *", "minute", "minute 'H(0-70)' is not valid (values 0-59)"),
+    ],
+)  # fmt: skip
+def test_field_errors_name_field_value_and_range(text: str, field: str, message: str) -> None:
+    with pytest.raises(InvalidCronExpression) as info:
+        CronExpression.parse(text)
+    assert str(info.value) == f"invalid cron expression: {message} in {text!r}"
+    assert info.value.field == field
+    assert info.value.expression == text
+    assert isinstance(info.value, ValueError)
+    assert "?" not in str(info.value)  # never croniter's internal seven-field text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["0 0 L * *", "0 0 15W * *", "0 0 * * L5", "0 0 * * mon#2", "0 0 * * sat-sun",
+     "0 0 * * 5-0", "0 0 * * */7", "*/59 * * * *", "H H * * *", "0 0 ? * mon", "@daily"],
+)  # fmt: skip
+def test_the_extensions_still_parse(text: str) -> None:
+    CronExpression.parse(text)

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
@@ -301,3 +302,33 @@ def test_readme_shows_the_commands_ci_runs() -> None:
     test_command = next(line for line in ci.splitlines() if line.startswith("python3 -m venv"))
     assert test_command in readme
     assert "examples/quickstart.py" in readme
+
+
+def test_readme_short_example_finishes_in_seconds_and_says_where_it_stores(
+    tmp_path: Path,
+) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## A short example", 1)[1].split("\n## ", 1)[0]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    intro = section.split("```python", 1)[0]
+    assert "`Jobify()`" in intro
+    assert "`jobify.db`" in intro
+    assert "working directory" in intro
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    began = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=45,  # the old example waited a whole minute
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "sent to ops@example.com\n"
+    assert time.monotonic() - began < 30
+    assert [p.name for p in tmp_path.iterdir()] == ["jobify.db"]  # where the README says

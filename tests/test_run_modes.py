@@ -13,7 +13,7 @@ import pytest
 import trio
 from _helpers import new_app
 
-from jobify_trio import JobStatus, RunMode
+from jobify_trio import Jobify, JobStatus, RunMode, Task
 from jobify_trio.exceptions import JobTimeoutError
 
 
@@ -26,6 +26,31 @@ async def _wait_dead(pid: int, limit: float = 10.0) -> bool:
             return True
         await trio.sleep(0.02)
     return False
+
+
+async def _wait_for_pid(pid_file: Path, limit: float = 30.0) -> int:
+    """The pid a worker process wrote to ``pid_file``; fails after ``limit`` s of real time.
+
+    (Real time: these tests run without a mock clock, and a worker process can take
+    seconds to start on a loaded machine.)
+    """
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        text = _read(pid_file)
+        if text:
+            return int(text)
+        await trio.sleep(0.02)
+    raise AssertionError(f"no worker wrote {pid_file} within {limit} s")
+
+
+def _read(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
+@pytest.fixture
+def process_app() -> Jobify:
+    """A fresh app with the PROCESS tasks: no test shares a running app with another."""
+    return _process_tasks.make_app()
 
 
 async def test_sync_functions_default_to_a_worker_thread() -> None:
@@ -85,16 +110,17 @@ async def test_thread_timeout_abandons_the_thread() -> None:
     assert job.status is JobStatus.TIMEOUT
 
 
-def test_task_pickles_by_reference() -> None:
-    restored = pickle.loads(pickle.dumps(_process_tasks.whoami))
-    assert restored is _process_tasks.whoami
-    assert _process_tasks.whoami(2, y=3)[1] == 5
-    assert _process_tasks.whoami.__name__ == "whoami"
+def test_task_pickles_by_reference(process_app: Jobify) -> None:
+    task = _process_tasks.whoami
+    assert isinstance(task, Task)
+    assert pickle.loads(pickle.dumps(task)) is task
+    assert task(2, y=3)[1] == 5
+    assert task.__name__ == "whoami"
 
 
 @pytest.mark.slow
-async def test_process_mode_runs_in_another_process(tmp_path: Path) -> None:
-    app = _process_tasks.app
+async def test_process_mode_runs_in_another_process(tmp_path: Path, process_app: Jobify) -> None:
+    app = process_app
     async with app:
         pid, total = await (await _process_tasks.whoami.push(2, y=5))
         assert total == 7
@@ -109,19 +135,16 @@ async def test_process_mode_runs_in_another_process(tmp_path: Path) -> None:
         hung = await _process_tasks.hang.push(str(pid_file))
         await hung.wait()
         assert hung.status is JobStatus.TIMEOUT
-        worker = int(pid_file.read_text())
+        worker = int(pid_file.read_text())  # the job timed out after the worker wrote it
         assert await _wait_dead(worker), "the timed-out worker process is still alive"
 
 
 @pytest.mark.slow
-async def test_shutdown_kills_running_process_job(tmp_path: Path) -> None:
-    app = _process_tasks.app
+async def test_shutdown_kills_running_process_job(tmp_path: Path, process_app: Jobify) -> None:
     pid_file = tmp_path / "pid"
-    async with app:
-        job = await _process_tasks.hang.schedule(str(pid_file)).push()
-        while not pid_file.exists() or not pid_file.read_text():
-            await trio.sleep(0.02)
-    worker = int(pid_file.read_text())
+    async with process_app:
+        job = await _process_tasks.block.schedule(str(pid_file)).push()
+        worker = await _wait_for_pid(pid_file)
     assert job.status is JobStatus.CANCELLED
     assert await _wait_dead(worker), "a worker process outlived the app"
 

@@ -93,3 +93,20 @@ async def test_a_version_1_file_is_migrated_and_keeps_its_rows(tmp_path: Path) -
         assert [job.job_id for job in (await reopened.load()).jobs] == ["one", "tick"]
     finally:
         await reopened.shutdown()
+
+
+def test_the_jobs_cli_reads_a_version_1_file_without_migrating_it(tmp_path: Path) -> None:
+    import io
+
+    from jobify_trio._cli._jobs import jobs_main
+
+    path = tmp_path / "v1.db"
+    make_v1_file(path)
+    before = path.read_bytes()
+    out = io.StringIO()
+    assert jobs_main(["--db", str(path), "list"], out=out) == 0
+    listing = out.getvalue()
+    assert "one" in listing
+    assert listing.rstrip().endswith("2 stored job(s)")
+    assert "jobify_jobs_instances" not in tables(path)
+    assert path.read_bytes() == before

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from traceback import print_exception
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .._cron._expression import CronExhausted, CronExpression
 from ..exceptions import InvalidCronExpression
 
-__all__ = ["add_cron_parser", "cron_main", "describe_fire"]
+__all__ = ["MAX_FIRES", "CliError", "add_cron_parser", "cron_main", "describe_fire", "report_error"]
 
 _LAYOUTS = {
     5: "minute hour day-of-month month day-of-week",
@@ -18,8 +20,20 @@ _LAYOUTS = {
 }
 
 
+#: The most fire times ``-n`` may ask for: a preview, not a data export.
+MAX_FIRES = 10_000
+
+
 class CliError(Exception):
     """A bad argument: printed as ``error: ...`` with exit code 2."""
+
+
+def report_error(command: str, exc: BaseException, *, traceback: bool = False) -> None:
+    """Print ``jobify-trio COMMAND: error: ...`` on stderr, after the cause's trace if asked."""
+    cause = exc.__cause__
+    if traceback and cause is not None:
+        print_exception(cause, file=sys.stderr)
+    print(f"jobify-trio {command}: error: {exc}", file=sys.stderr)
 
 
 def add_cron_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,7 +45,9 @@ def add_cron_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
     )
     parser.add_argument("expression", help='e.g. "*/15 9-17 * * 1-5" (quote it)')
     parser.add_argument("--tz", default="UTC", help="IANA time zone (default: UTC)")
-    parser.add_argument("-n", type=int, default=10, help="how many fire times (default: 10)")
+    parser.add_argument(
+        "-n", type=int, default=10, help=f"how many fire times, 1-{MAX_FIRES:,} (default: 10)"
+    )
     parser.add_argument(
         "--after", help="start after this ISO date-time (default: now; naive means in --tz)"
     )
@@ -39,8 +55,8 @@ def add_cron_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
 
 def cron_main(args: argparse.Namespace) -> int:
     tz = _zone(args.tz)
-    if args.n < 1:
-        raise CliError(f"-n must be at least 1, got {args.n}")
+    if not 1 <= args.n <= MAX_FIRES:
+        raise CliError(f"-n must be between 1 and {MAX_FIRES:,}, got {args.n:,}")
     try:
         expr = CronExpression.parse(args.expression)
     except InvalidCronExpression as e:

@@ -9,7 +9,11 @@ Usage::
 ``list`` prints one line per stored job: id, task, trigger, next run (UTC), state and
 attempt; with ``--app`` the rows whose task the app does not know are marked. Deleting
 rows while an app runs on the same file is safe (SQLite locks), but the running app
-still holds the deleted jobs in memory until it restarts. The file is never created.
+still holds the deleted jobs in memory until it restarts.
+
+The command never changes the file's layout: ``list`` (and ``purge-unknown --dry-run``)
+open it read-only; ``delete`` and ``purge-unknown`` open it read-write but delete rows
+only. No file or table is created and the journal mode is left as it is.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ from pathlib import Path
 from typing import TextIO
 
 from .._storage._sqlite import SQLiteDatabase, row_to_job
-from ..storage import StorageError
-from ._cron import CliError
+from ..storage import StorageError, validate_table_name
+from ._cron import CliError, report_error
 from ._db import postgres_url
 
 __all__ = ["jobs_main"]
@@ -38,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
         "--app", help="MODULE:APP of the Jobify app, to tell known from unknown tasks"
     )
     parser.add_argument("--app-dir", default=".", help="directory put first on sys.path")
+    parser.add_argument(
+        "--traceback", action="store_true", help="show the full traceback of an --app import"
+    )
     commands = parser.add_subparsers(dest="action", metavar="ACTION")
     commands.add_parser("list", help="list stored jobs (the default)")
     delete = commands.add_parser("delete", help="delete stored jobs by id")
@@ -58,16 +65,21 @@ def jobs_main(argv: Sequence[str], *, out: TextIO | None = None) -> int:
     try:
         return _dispatch(args, stream)
     except (CliError, StorageError) as exc:
-        print(f"jobify-trio jobs: error: {exc}", file=sys.stderr)
+        report_error("jobs", exc, traceback=args.traceback)
         return 2
 
 
 def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        table = validate_table_name(args.table)
+    except ValueError as exc:
+        raise CliError(f"--table: {exc}") from None
     path = Path(args.db)
     if not path.is_file():
         raise CliError(f"no database file at {str(path)!r} (use --db PATH)")
     known = _known_tasks(args.app, Path(args.app_dir)) if args.app else None
-    db = SQLiteDatabase(path, args.table)
+    writes = args.action == "delete" or (args.action == "purge-unknown" and not args.dry_run)
+    db = SQLiteDatabase.open_existing(path, table, writable=writes)
     try:
         if args.action == "delete":
             deleted = db.delete(args.job_ids)

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from ..storage import StorageError
-from ._cron import CliError
+from ._cron import CliError, report_error
 from ._db import ENV_VAR, postgres_url
 
 __all__ = ["pg_jobs_main"]
@@ -36,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--db", help=f"postgresql:// URL (default: ${ENV_VAR})")
     parser.add_argument("--schema", default="public", help="schema (default: public)")
     parser.add_argument("--prefix", default="jobify", help="table prefix (default: jobify)")
+    parser.add_argument(
+        "--traceback", action="store_true", help="show the full traceback of an error"
+    )
     commands = parser.add_subparsers(dest="action", metavar="ACTION")
     commands.add_parser("list", help="list stored jobs with their leases (the default)")
     commands.add_parser("instances", help="list app instances and their heartbeats")
@@ -56,7 +59,7 @@ def pg_jobs_main(argv: Sequence[str], *, out: TextIO | None = None) -> int:
             raise CliError(f"{args.action} is not available on PostgreSQL")
         rows = _query(url, args)
     except (CliError, StorageError) as exc:
-        print(f"jobify-trio jobs: error: {exc}", file=sys.stderr)
+        report_error("jobs", exc, traceback=args.traceback)
         return 2
     _print(rows, args.action or "list", stream)
     return 0

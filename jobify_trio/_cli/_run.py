@@ -12,6 +12,7 @@ import argparse
 import importlib
 import importlib.util
 import json
+import math
 import os
 import signal
 import sys
@@ -29,7 +30,7 @@ from ._cron import CliError
 from ._dashboard import DashboardPlan, add_dashboard_arguments, open_dashboard, plan
 from ._db import ENV_VAR, storage_for
 
-__all__ = ["EventLog", "add_run_parser", "load_app", "run_main", "serve"]
+__all__ = ["EventLog", "add_run_parser", "grace_seconds", "load_app", "run_main", "serve"]
 
 
 def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,7 +45,7 @@ def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     parser.add_argument(
         "--grace",
-        type=float,
+        type=grace_seconds,
         default=10.0,
         help="seconds running jobs get to finish at shutdown (default: 10)",
     )
@@ -57,12 +58,24 @@ def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     parser.add_argument(
         "--app-dir", default=".", help="directory put first on sys.path (default: .)"
     )
+    parser.add_argument(
+        "--traceback", action="store_true", help="show the full traceback of an import error"
+    )
     add_dashboard_arguments(parser)
 
 
+def grace_seconds(text: str) -> float:
+    """``--grace``: a finite number of seconds >= 0 (``nan``, ``inf`` and negatives fail)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds >= 0, got {text!r}")
+    return value
+
+
 def run_main(args: argparse.Namespace) -> int:
-    if args.grace < 0:
-        raise CliError(f"--grace must be >= 0, got {args.grace}")
     app = load_app(args.app, app_dir=Path(args.app_dir))
     db = args.db or os.environ.get(ENV_VAR)
     if db:
@@ -91,15 +104,33 @@ def load_app(spec: str, *, app_dir: Path = Path(".")) -> Jobify:
 
 
 def _import(module_name: str, app_dir: Path) -> Any:
+    """Import the app's module; any error it raises becomes one :class:`CliError` line.
+
+    The original exception is the error's ``__cause__`` (``--traceback`` prints it).
+    """
     sys.path.insert(0, str(app_dir.resolve()))
     try:
         if module_name.endswith(".py"):
             return _import_file(Path(module_name))
         return importlib.import_module(module_name)
+    except CliError:
+        raise
     except ModuleNotFoundError as e:
-        if e.name and module_name.startswith(e.name):
+        if e.name and _is_prefix(e.name, module_name):
             raise CliError(f"cannot import module {module_name!r}: {e}") from e
-        raise  # a missing import inside the user's module: show the traceback
+        raise _import_error(module_name, e) from e
+    except Exception as e:  # the module's own top-level code failed
+        raise _import_error(module_name, e) from e
+
+
+def _is_prefix(package: str, module_name: str) -> bool:
+    return module_name == package or module_name.startswith(f"{package}.")
+
+
+def _import_error(module_name: str, exc: Exception) -> CliError:
+    message = str(exc)
+    detail = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return CliError(f"importing {module_name!r}: {detail}")
 
 
 def _import_file(path: Path) -> Any:
@@ -110,7 +141,11 @@ def _import_file(path: Path) -> Any:
         raise CliError(f"cannot import {str(path)!r}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[path.stem] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[path.stem]
+        raise
     return module
 
 

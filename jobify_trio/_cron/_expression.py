@@ -24,6 +24,7 @@ from typing import Final
 import attrs
 from croniter import CroniterBadDateError, CroniterError, croniter
 
+from jobify_trio._cron._fields import check_fields, problem_field
 from jobify_trio.exceptions import BaseJobifyError, InvalidCronExpression
 
 __all__ = ["CronExhausted", "CronExpression", "CronIterator"]
@@ -101,6 +102,7 @@ def _to_seven_fields(expression: str) -> list[str]:
         raise InvalidCronExpression(expression, "fields must be ASCII")
     if any(_RANDOM_RE.match(field) for field in fields):
         raise InvalidCronExpression(expression, "'R' (random) is not supported")
+    check_fields(expression, _user_fields(expression))
     fields = [
         ",".join(_normalize_token(i, token) for token in field.split(","))
         for i, field in enumerate(fields)
@@ -109,6 +111,30 @@ def _to_seven_fields(expression: str) -> list[str]:
     # is a literal "*", counting "L" as an entry ("2-31,L" became every day).
     # "?" means the same as "*" and turns that shortcut off.
     return [("?" if i in (_DOM, _DOW) and f == "*" else f) for i, f in enumerate(fields)]
+
+
+def _user_fields(expression: str) -> list[str]:
+    """The fields as the user wrote them (case kept), an alias spelled out."""
+    text = expression.strip()
+    return _ALIASES.get(text.lower(), text).split()
+
+
+def _refused(expression: str, seed: str | None, error: Exception) -> InvalidCronExpression:
+    """croniter refused the expression: name the field it refuses, in the user's terms."""
+
+    def accepts(index: int, field: str) -> bool:
+        fields = ["0", "*", "*", "?", "*", "?", "*"]
+        fields[index] = field
+        try:
+            _engine(" ".join(fields), _EPOCH_PROBE, seed)
+        except (CroniterError, ValueError, TypeError):
+            return False
+        return True
+
+    refused = problem_field(expression, _user_fields(expression), accepts)
+    if refused.field is None:
+        return InvalidCronExpression(expression, str(error))
+    return refused
 
 
 def _engine(text: str, start: datetime, hash_id: str | None) -> croniter[datetime]:
@@ -155,7 +181,7 @@ class CronExpression:
         except CroniterBadDateError as e:
             raise InvalidCronExpression(expression, "it never matches any date") from e
         except (CroniterError, ValueError, TypeError) as e:
-            raise InvalidCronExpression(expression, str(e)) from e
+            raise _refused(expression, seed, e) from e
         # croniter keeps fields as minute, hour, dom, month, dow, second, year.
         expanded: list[object] = list(engine.expanded)
         fixed = _is_single(expanded[0]) and _is_single(expanded[1]) and _is_single(expanded[5])

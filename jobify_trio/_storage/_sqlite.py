@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..storage import (
     CorruptRow,
@@ -33,6 +33,7 @@ from ..storage import (
     Write,
     validate_table_name,
 )
+from ._sqlite_checks import check_existing
 from ._sqlite_schema import create_or_migrate
 
 __all__ = ["COLUMNS", "SQLiteDatabase", "from_db_time", "job_to_row", "row_to_job", "to_db_time"]
@@ -42,6 +43,7 @@ COLUMNS = (
     "lease_owner, lease_expires_at, origin"
 )
 _COLUMNS = COLUMNS
+_V1_COLUMNS = COLUMNS.removesuffix(", origin")  # a version 1 table (read by the CLI as is)
 _WIDTH = 11  # columns in _COLUMNS
 #: Parameters per multi-row statement, largest first: each size is one cached prepared
 #: statement; 16,384 stays under SQLite's default limit of 32,766 variables.
@@ -66,16 +68,31 @@ def from_db_time(text: str) -> datetime:
 class SQLiteDatabase:
     """One open connection to a job database file (not thread-safe: one thread uses it)."""
 
-    def __init__(self, path: Path, table_name: str, *, busy_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        table_name: str,
+        *,
+        busy_timeout: float = 5.0,
+        existing: Literal["", "ro", "rw"] = "",
+    ) -> None:
+        """Open (creating if needed) the job table; with ``existing`` see :meth:`open_existing`."""
         self.path = path
         self.table = validate_table_name(table_name)
         self.meta = f"{self.table}_meta"
+        target = f"{path.resolve().as_uri()}?mode={existing}" if existing else path
         with self._errors("open"):
             self._conn = sqlite3.connect(
-                path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-            )
+                target, uri=bool(existing), timeout=busy_timeout, isolation_level=None,
+                check_same_thread=False,
+            )  # fmt: skip
         try:
-            self._prepare()
+            if not existing:
+                self._prepare()
+            else:
+                with self._errors("read"):
+                    check_existing(self._conn, path, self.table, _V1_COLUMNS.split(", "))
+                    self._read_columns = self._existing_columns()
         except BaseException:
             self._conn.close()
             raise
@@ -83,6 +100,14 @@ class SQLiteDatabase:
         limit = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         self._chunks = (*(size for size in _CHUNKS if size <= limit), 1)
         self._delete_sql: dict[int, str] = {}
+
+    @classmethod
+    def open_existing(
+        cls, path: Path, table_name: str, *, writable: bool = False
+    ) -> SQLiteDatabase:
+        """For the CLI: a ``file:`` URI, mode ``ro`` (``rw`` if ``writable``); creates nothing,
+        keeps the journal mode; no job table is a :class:`StorageError` naming the tables."""
+        return cls(path, table_name, existing="rw" if writable else "ro")
 
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:
@@ -132,9 +157,16 @@ class SQLiteDatabase:
 
     # -- reading ----------------------------------------------------------------------------
 
+    _read_columns = COLUMNS
+
+    def _existing_columns(self) -> str:
+        """The columns to read from a table opened as it is (version 1 lacks ``origin``)."""
+        present = {row[1] for row in self._conn.execute(f"PRAGMA table_info({self.table})")}
+        return COLUMNS if "origin" in present else _V1_COLUMNS
+
     def rows(self) -> list[tuple[Any, ...]]:
         """Every row as raw column values, ordered by next run."""
-        return self._select(_COLUMNS, "next_run_at, job_id")
+        return self._select(self._read_columns, "next_run_at, job_id")
 
     def _select(self, columns: str, order_by: str = "next_run_at") -> list[tuple[Any, ...]]:
         with self._errors("read"):
@@ -163,7 +195,7 @@ class SQLiteDatabase:
         :func:`row_to_job` rejects for that row only.
         """
         try:
-            return self._select(_COLUMNS)
+            return self._select(self._read_columns)
         except StorageError as exc:
             if not isinstance(exc.__cause__, sqlite3.OperationalError) or "decode" not in str(
                 exc.__cause__
@@ -171,7 +203,7 @@ class SQLiteDatabase:
                 raise
         self._conn.text_factory = _lenient_text
         try:
-            return self._select(_COLUMNS)
+            return self._select(self._read_columns)
         finally:
             self._conn.text_factory = str
 

@@ -13,7 +13,8 @@ import sqlite3
 from pathlib import Path
 from typing import Final
 
-from ..storage import SCHEMA_VERSION, StorageError
+from ..storage import SCHEMA_VERSION
+from ._sqlite_checks import version_error
 
 __all__ = ["create_or_migrate"]
 
@@ -93,11 +94,7 @@ def create_or_migrate(conn: sqlite3.Connection, path: Path, table: str) -> None:
             f"INSERT INTO {meta} (key, value) VALUES ('schema_version', '1')",
         )
     elif row[0] != "1":
-        raise StorageError(
-            f"job database {str(path)!r}, table {table!r}: schema version "
-            f"{row[0]!r} is not supported (this jobify_trio reads version {SCHEMA_VERSION}); "
-            "use the jobify_trio release that wrote it, or another table_name"
-        )
+        raise version_error(path, table, row[0])
     _run(conn, _V2_ADDITIONS, table)
     conn.execute(
         f"UPDATE {meta} SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)

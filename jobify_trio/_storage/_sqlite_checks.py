@@ -1,0 +1,77 @@
+"""Checks of a SQLite job table that already exists, for a caller that must not change it.
+
+``jobify-trio jobs`` opens a file read-only and must not create a table; these checks tell
+it, in one line, why a file is not a job store it can read: no such table (naming the
+tables the file has), missing columns, or a schema version this release does not read.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..storage import SCHEMA_VERSION, StorageError
+
+__all__ = ["check_existing", "version_error"]
+
+
+def version_error(path: Path, table: str, found: object) -> StorageError:
+    """The error for a job table written with another schema version."""
+    return StorageError(
+        f"job database {str(path)!r}, table {table!r}: schema version "
+        f"{found!r} is not supported (this jobify_trio reads version {SCHEMA_VERSION}); "
+        "use the jobify_trio release that wrote it, or another table_name"
+    )
+
+
+def check_existing(
+    conn: sqlite3.Connection, path: Path, table: str, columns: Sequence[str]
+) -> None:
+    """Raise :class:`StorageError` unless ``table`` is a job table of this schema version.
+
+    Reads only (``sqlite3`` errors propagate; the caller translates them).
+    """
+    tables = _first_column(
+        conn, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+    )
+    if table not in tables:
+        shown = _user_tables(tables)
+        found = ", ".join(shown) if shown else "none"
+        raise StorageError(
+            f"job database {str(path)!r} has no table {table!r} "
+            f"(its tables: {found}; use --table NAME)"
+        )
+    present = _first_column(conn, f"SELECT name FROM pragma_table_info('{table}')")
+    missing = [name for name in columns if name not in present]
+    if missing:
+        raise StorageError(
+            f"job database {str(path)!r}: table {table!r} is not a jobify_trio "
+            f"job table (it lacks the columns {', '.join(missing)})"
+        )
+    if f"{table}_meta" in tables:
+        query = f"SELECT value FROM {table}_meta WHERE key='schema_version'"
+        version = _first_column(conn, query)
+        if version and version[0] not in ("1", str(SCHEMA_VERSION)):  # 1: read as it is
+            raise version_error(path, table, version[0])
+
+
+_SHARING_SUFFIXES = ("_instances", "_claims", "_results", "_commands")
+
+
+def _user_tables(tables: list[str]) -> list[str]:
+    """Tables worth naming: not SQLite's own, not a job table's sharing tables."""
+    names = set(tables)
+    return [
+        name
+        for name in tables
+        if not name.startswith("sqlite_")
+        and not any(
+            name.endswith(suffix) and name.removesuffix(suffix) in names
+            for suffix in _SHARING_SUFFIXES
+        )
+    ]
+
+
+def _first_column(conn: sqlite3.Connection, query: str) -> list[str]:
+    return [str(row[0]) for row in conn.execute(query)]
