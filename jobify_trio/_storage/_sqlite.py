@@ -33,7 +33,7 @@ from ..storage import (
     Write,
     validate_table_name,
 )
-from ._sqlite_checks import check_existing
+from ._sqlite_checks import check_existing, explain, lenient_text, readable
 from ._sqlite_schema import create_or_migrate
 
 __all__ = ["COLUMNS", "SQLiteDatabase", "from_db_time", "job_to_row", "row_to_job", "to_db_time"]
@@ -114,7 +114,7 @@ class SQLiteDatabase:
         try:
             yield
         except sqlite3.Error as exc:
-            raise StorageError(_explain(self.path, action, exc)) from exc
+            raise StorageError(explain(self.path, action, exc)) from exc
 
     @contextmanager
     def _transaction(self, action: str) -> Iterator[sqlite3.Connection]:
@@ -183,7 +183,7 @@ class SQLiteDatabase:
                 jobs.append(row_to_job(raw))
             except Exception as exc:  # any unreadable column: the row is kept and reported
                 corrupt.append(
-                    CorruptRow(job_id=_text(raw[0]), task_name=_text(raw[1]), reason=str(exc))
+                    CorruptRow(job_id=readable(raw[0]), task_name=readable(raw[1]), reason=str(exc))
                 )
         return LoadResult(jobs=jobs, corrupt=corrupt)
 
@@ -201,7 +201,7 @@ class SQLiteDatabase:
                 exc.__cause__
             ):
                 raise
-        self._conn.text_factory = _lenient_text
+        self._conn.text_factory = lenient_text
         try:
             return self._select(self._read_columns)
         finally:
@@ -383,31 +383,3 @@ def row_to_job(raw: tuple[Any, ...]) -> StoredJob:
         None if lease is None else from_db_time(lease),
         origin,
     )
-
-
-def _lenient_text(data: bytes) -> str | bytes:
-    """UTF-8 text as ``str``; anything else stays ``bytes`` (the row is then corrupt)."""
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data
-
-
-def _text(value: object) -> str:
-    """A column value as text for a report, whatever it holds."""
-    return value if type(value) is str else repr(value)[:200]
-
-
-def _explain(path: Path, action: str, exc: sqlite3.Error) -> str:
-    text = str(exc)
-    hint = ""
-    lowered = text.lower()
-    if "not a database" in lowered or "malformed" in lowered:
-        hint = " (the file exists but is not a SQLite database, or it is damaged)"
-    elif "unable to open" in lowered:
-        hint = " (does the directory exist, and is it a directory you can write to?)"
-    elif "readonly" in lowered or "read-only" in lowered:
-        hint = " (the file or its directory is read-only; SQLite's WAL needs to write both)"
-    elif "locked" in lowered or "busy" in lowered:
-        hint = " (another process holds a lock on it)"
-    return f"job database {str(path)!r}: cannot {action}: {text}{hint}"

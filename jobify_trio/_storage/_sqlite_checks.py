@@ -1,4 +1,5 @@
-"""Checks of a SQLite job table that already exists, for a caller that must not change it.
+"""Checks of a SQLite job table that already exists (for a caller that must not change it),
+and the translation of ``sqlite3`` errors and unreadable text.
 
 ``jobify-trio jobs`` opens a file read-only and must not create a table; these checks tell
 it, in one line, why a file is not a job store it can read: no such table (naming the
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from ..storage import SCHEMA_VERSION, StorageError
 
-__all__ = ["check_existing", "version_error"]
+__all__ = ["check_existing", "explain", "lenient_text", "readable", "version_error"]
 
 
 def version_error(path: Path, table: str, found: object) -> StorageError:
@@ -75,3 +76,31 @@ def _user_tables(tables: list[str]) -> list[str]:
 
 def _first_column(conn: sqlite3.Connection, query: str) -> list[str]:
     return [str(row[0]) for row in conn.execute(query)]
+
+
+def lenient_text(data: bytes) -> str | bytes:
+    """UTF-8 text as ``str``; anything else stays ``bytes`` (the row is then corrupt)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data
+
+
+def readable(value: object) -> str:
+    """A column value as text for a report, whatever it holds."""
+    return value if type(value) is str else repr(value)[:200]
+
+
+def explain(path: Path, action: str, exc: sqlite3.Error) -> str:
+    text = str(exc)
+    hint = ""
+    lowered = text.lower()
+    if "not a database" in lowered or "malformed" in lowered:
+        hint = " (the file exists but is not a SQLite database, or it is damaged)"
+    elif "unable to open" in lowered:
+        hint = " (does the directory exist, and is it a directory you can write to?)"
+    elif "readonly" in lowered or "read-only" in lowered:
+        hint = " (the file or its directory is read-only; SQLite's WAL needs to write both)"
+    elif "locked" in lowered or "busy" in lowered:
+        hint = " (another process holds a lock on it)"
+    return f"job database {str(path)!r}: cannot {action}: {text}{hint}"
