@@ -7,7 +7,8 @@ each with one ``RESULT <json>`` line on stdout (times: ``time.monotonic()``, one
 every process of the host). EOF on stdin stops it. Modes:
 
 * ``push``: ``GO``: push ``N`` no-op jobs at once (``task.push(i)``, one task each in a
-  nursery), wait for all of them (``wait_all()``); answers ``{"start": t0, "end": t1}``.
+  nursery), wait for all of them (``wait_all()``); answers ``{"start": t0, "end": t1,
+  "cpu_s": process CPU seconds meanwhile}``.
 * ``cron``: at start, schedules the every-second crons ``c{i}`` for ``i % K == I``
   (``i < N``); every fire logs ``(i, time.time())``. ``DUMP``: answers the fires and the
   process CPU seconds since ``READY``.
@@ -74,12 +75,14 @@ async def push_mode(args: argparse.Namespace) -> None:
         _say("READY")
         async for line in _lines():
             if line == "GO":
+                cpu = time.process_time()
                 start = time.monotonic()
                 async with trio.open_nursery() as nursery:
                     for i in range(args.n):
                         nursery.start_soon(task.push, i)
                 await app.wait_all()
-                _say("RESULT " + json.dumps({"start": start, "end": time.monotonic()}))
+                end, cpu = time.monotonic(), time.process_time() - cpu
+                _say("RESULT " + json.dumps({"start": start, "end": end, "cpu_s": cpu}))
 
 
 async def cron_mode(args: argparse.Namespace) -> None:

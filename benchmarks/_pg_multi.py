@@ -6,7 +6,8 @@ running ``_pg_instance.py`` (see there), on a fresh schema of the benchmark serv
 * ``pg_workers``: ``jobs_per_s_2`` and ``jobs_per_s_3``: 2 (3) processes, each pushes
   ``n // K`` no-op jobs at once and waits for them (push then run to completion), all
   started together; the figure is ``n`` over the time from the first start to the last
-  end.
+  end; ``app_cores_K``: the CPU seconds of the K processes over that time (the rest of
+  the 2 cores goes to the PostgreSQL server and to everything else on the machine).
 * ``pg_cron``: ``CRON_JOBS`` every-second crons split over ``CRON_INSTANCES`` processes
   (``task.schedule(i).cron(...)``, job id ``c{i}``), watched for ``BENCH_CRON_SECONDS``
   whole seconds after a 3 s warm-up: ``missed`` and ``duplicates`` count the (cron, slot)
@@ -105,11 +106,13 @@ def _settings(psycopg: Any) -> dict[str, str]:
         return server_settings(conn)
 
 
-def _workers_round(instances: list[Instance]) -> tuple[float, float]:
+def _workers_round(instances: list[Instance]) -> tuple[float, float, float]:
+    """(first start, last end, CPU seconds of all the instances)."""
     for inst in instances:
         inst.send("GO")
     spans = [json.loads(inst._line("RESULT ")) for inst in instances]
-    return min(s["start"] for s in spans), max(s["end"] for s in spans)
+    cpu = sum(s["cpu_s"] for s in spans)
+    return min(s["start"] for s in spans), max(s["end"] for s in spans), cpu
 
 
 def pg_workers(p: Params) -> dict[str, object]:
@@ -123,8 +126,9 @@ def pg_workers(p: Params) -> dict[str, object]:
                 for inst in instances:
                     inst.ready()
                 for r in range(p.repeat):
-                    start, end = _workers_round(instances)
+                    start, end, cpu = _workers_round(instances)
                     rounds[r][f"jobs_per_s_{k}"] = (p.n // k) * k / (end - start)
+                    rounds[r][f"app_cores_{k}"] = cpu / (end - start)
             finally:
                 for inst in instances:
                     inst.close()

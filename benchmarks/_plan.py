@@ -356,6 +356,16 @@ PG_ROWS = (
         )
         for k in (2, 3)
     ),
+    *(
+        Row(
+            label=f"end to end, {k} processes: CPU of the processes (cores)",
+            metric="pg_workers",
+            key=f"app_cores_{k}",
+            target="info",
+            fmt="{:.2f}",
+        )
+        for k in (2, 3)
+    ),
     Row(
         label="1,000 crons x every second, 3 instances: slots missed",
         metric="pg_cron",

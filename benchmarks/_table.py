@@ -208,8 +208,8 @@ def build_rows(results: Results) -> list[list[str]]:
 def build_pg_rows(results: Results) -> list[list[str]]:
     """The PostgreSQL table (see PG_HEADER); empty when no PostgreSQL metric ran."""
     table = _table(results, PG_ROWS, PG_PEERS)
-    if not table:
-        return []
+    if not any("pg_push" in metrics for metrics in results.values()):
+        return table
     ceiling = stat(results, "raw_pg", "pg_raw_insert", "autocommit_rows_per_s")
     pcts = [
         _pct(stat(results, s, "pg_push", "loop_jobs_per_s"), ceiling)
