@@ -92,7 +92,8 @@ async def test_locked_commit_fails_without_blocking_the_event_loop(tmp_path: Pat
             other.close()
         nursery.cancel_scope.cancel()
         assert app.get_active_jobs() == []
-        assert storage._inline is not None and storage._inline.busy >= 1
+        assert storage._inline is not None
+        assert storage._inline.busy >= 1
     assert canary.ticks >= 10
     assert canary.longest < LONGEST_GAP
 
@@ -120,6 +121,8 @@ async def test_locked_commit_succeeds_once_the_lock_is_released(tmp_path: Path) 
             other.close()
         nursery.cancel_scope.cancel()
         assert job.id in {active.id for active in app.get_active_jobs()}
+        assert storage._inline is not None
+        assert storage._inline.busy >= 1
     assert canary.ticks >= 10
     assert canary.longest < LONGEST_GAP
     assert _rows(path) == 1
