@@ -367,7 +367,9 @@ class SQLiteStorage(SQLiteSharing, Storage):
         if writes:
             thread = self._open_thread()
             inline = self._inline
-            if inline is None or not inline.try_apply(writes):
+            if inline is not None:
+                await inline.apply(writes)
+            else:
                 await thread.call(lambda db: db.apply(writes))
 
     async def release(self, *, owner: str, job_ids: Sequence[str]) -> None:

@@ -126,3 +126,16 @@ async def test_locked_commit_succeeds_once_the_lock_is_released(tmp_path: Path) 
     assert canary.ticks >= 10
     assert canary.longest < LONGEST_GAP
     assert _rows(path) == 1
+
+
+async def test_the_wal_stays_bounded_during_a_stream_of_inline_commits(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    app, t, storage = _app(path, busy_timeout=5.0)
+    async with app:
+        for i in range(1500):  # each job runs at once: its row is inserted, then deleted
+            await t.push(i)
+        await app.wait_all()
+        assert storage._inline is not None
+        assert storage._inline.commits > 1000
+        wal = path.with_name(path.name + "-wal").stat().st_size
+    assert wal < 6 * 1024 * 1024  # without whole checkpoints: ~12 KB per job, ~18 MB

@@ -10,8 +10,11 @@ right on the trio thread by a second connection that:
   the file) holds the write lock; the batch is then committed by the thread's connection,
   which waits up to ``busy_timeout``, without blocking the event loop;
 * never checkpoints the WAL (``wal_autocheckpoint=0``): a checkpoint writes and syncs the
-  database file. Every :data:`CHECKPOINT_EVERY` inline commits a passive checkpoint is
-  queued on the thread instead (not awaited);
+  database file. After :data:`CHECKPOINT_EVERY` inline commits, the next batch is
+  committed on the thread, followed there by a passive checkpoint. The writer waits for
+  both, so no commit of this process runs during the checkpoint: it catches up with the
+  whole WAL, and the next commit starts the WAL file over (a checkpoint running beside a
+  stream of commits never catches up, and the WAL would grow without bound);
 * commits at most :data:`INLINE_MAX_WRITES` writes: a bigger batch goes to the thread, so
   an inline commit stays short and bounded (tens of microseconds, plus a few per row).
 
@@ -22,6 +25,7 @@ second connection (it would be another database): every commit goes to the threa
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,7 +38,7 @@ __all__ = ["CHECKPOINT_EVERY", "INLINE_MAX_WRITES", "InlineCommits"]
 
 #: The largest batch committed on the trio thread.
 INLINE_MAX_WRITES = 32
-#: Inline commits between two passive checkpoints queued on the thread.
+#: Inline commits after which a batch goes to the thread, with a checkpoint.
 CHECKPOINT_EVERY = 256
 
 
@@ -56,10 +60,28 @@ class InlineCommits:
         db = await thread.run(lambda: SQLiteDatabase(path, table, busy_timeout=0.0, inline=True))
         return cls(db, thread)
 
+    async def apply(self, writes: Sequence[Write]) -> None:
+        """Commit ``writes`` inline if :meth:`try_apply` can, else on the thread (then with
+        a checkpoint after the commit, if one is due)."""
+        if self.try_apply(writes):
+            return
+        checkpoint = self._since_checkpoint >= CHECKPOINT_EVERY
+
+        def work(db: SQLiteDatabase) -> None:
+            db.apply(writes)
+            if checkpoint:  # the rows are committed whatever the checkpoint does
+                with contextlib.suppress(StorageError):
+                    db.checkpoint()
+
+        await self._thread.call(work)
+        if checkpoint:
+            self._since_checkpoint = 0
+
     def try_apply(self, writes: Sequence[Write]) -> bool:
         """Commit ``writes`` now; False if they must go to the thread instead (too many
-        writes, or the write lock is taken). Other errors are raised as the thread's are."""
-        if len(writes) > INLINE_MAX_WRITES:
+        writes, a checkpoint is due, or the write lock is taken). Other errors are raised
+        as the thread's are."""
+        if len(writes) > INLINE_MAX_WRITES or self._since_checkpoint >= CHECKPOINT_EVERY:
             return False
         try:
             self._db.apply(writes)
@@ -70,9 +92,6 @@ class InlineCommits:
             return False
         self.commits += 1
         self._since_checkpoint += 1
-        if self._since_checkpoint >= CHECKPOINT_EVERY:
-            self._since_checkpoint = 0
-            self._thread.submit(lambda db: db.checkpoint())
         return True
 
     async def close(self) -> None:

@@ -90,18 +90,6 @@ class SQLiteThread:
         """``fn()`` on the connection's thread (for work that needs no connection)."""
         return await self._run(fn)
 
-    def submit(self, fn: Callable[[SQLiteDatabase], object]) -> None:
-        """Queue ``fn(db)`` without waiting for it; what it raises is ignored."""
-        db = self._db
-        if db is None:
-            return
-
-        def work() -> None:
-            with contextlib.suppress(Exception):
-                fn(db)
-
-        self._queue.put(work)
-
     async def _run(self, fn: Callable[[], T]) -> T:
         token = trio.lowlevel.current_trio_token()
         done = trio.Event()
