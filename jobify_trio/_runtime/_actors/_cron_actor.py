@@ -42,6 +42,7 @@ class CronTrigger:
         "_ended",
         "_entry",
         "_group",
+        "_held",
         "_inherited",
         "_job",
         "_last_status",
@@ -71,6 +72,7 @@ class CronTrigger:
         self._inherited = job.status is JobStatus.RUNNING  # a run from before a replace
         self._run_over = False
         self._waiting_run = False
+        self._held = False
         self._entry: AlarmEntry | None = None
         self._task: trio.lowlevel.Task | None = None
         self._last_status = JobStatus.SUCCESS
@@ -141,6 +143,10 @@ class CronTrigger:
         job, group = self._job, self._group
         clock = group.wall_clock
         while not self._ended:
+            if job._paused:  # parked until resume(): its slots pass unrun
+                self._held = True
+                await self._park()
+                continue
             if self._batch:
                 slot = self._batch.popleft()
                 self._offset = job._exec_at = slot
@@ -177,7 +183,7 @@ class CronTrigger:
             if self._entry is not None:
                 Alarm.cancel(self._entry)
                 self._entry = None
-            self._waiting_run = False
+            self._waiting_run = self._held = False
             return trio.lowlevel.Abort.SUCCEEDED
 
         await trio.lowlevel.wait_task_rescheduled(abort)
@@ -210,6 +216,25 @@ class CronTrigger:
             self._publish()
             for hook in self._group.run_ended_hooks:  # storage keeps the new plan
                 hook(job, self.state())
+
+    def resume(self, now: datetime) -> None:
+        """The job was resumed: it goes on from its next slot after ``now``; the slots that
+        passed while it was paused are dropped (no catch-up, whatever the misfire policy)."""
+        if self._ended:
+            return
+        self._batch.clear()
+        if self._due is not None and self._due_stamp <= now.timestamp():
+            following = self._slots.after(now)
+            self._set_due(None if following is None else following[0])
+            self._offset = now
+        job = self._job
+        if job.status is JobStatus.SCHEDULED:
+            self._publish()
+            for hook in self._group.run_ended_hooks:  # storage keeps the new plan
+                hook(job, self.state())
+        if self._held:
+            self._held = False
+            trio.lowlevel.reschedule(self._task)  # type: ignore[arg-type]
 
     def stop(self) -> None:
         """End this trigger's task (the job was cancelled or replaced)."""

@@ -232,6 +232,12 @@ class CronTriggers:
         self._triggers[job] = trigger
         return trigger
 
+    def resume(self, job: Job[Any]) -> None:
+        """``job`` was resumed: its trigger goes on from the next slot after now."""
+        trigger = self._triggers.get(job)
+        if trigger is not None:
+            trigger.resume(self.now())
+
     def stop(self, job: Job[Any]) -> None:
         """Stop the trigger of ``job`` if it has one (its task ends)."""
         trigger = self._triggers.pop(job, None)
