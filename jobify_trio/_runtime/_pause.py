@@ -45,7 +45,9 @@ async def set_paused(runtime: Runtime, job: Job[Any], paused: bool) -> None:
     if events is not None:
         kind = JobEventKind.PAUSED if paused else JobEventKind.RESUMED
         again = None if paused or job.status is not JobStatus.SCHEDULED else job.exec_at
-        events(JobEvent(kind=kind, job=job, attempt=job._attempt, status=job.status, next_run=again))
+        events(
+            JobEvent(kind=kind, job=job, attempt=job._attempt, status=job.status, next_run=again)
+        )
     await trio.lowlevel.checkpoint()
 
 
