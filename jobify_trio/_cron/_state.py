@@ -72,6 +72,7 @@ def cron_to_json(cron: Cron, state: CronState) -> str:
             "max_failures": cron.max_failures,
             "misfire_policy": _policy_to_json(cron.misfire_policy),
             "start_date": _when(cron.start_date),
+            "tz": None if cron.tz is None else cron.tz.key,
             "offset": state.offset.isoformat(),
             "next_run_at": _when(state.next_run_at),
             "run_count": state.run_count,
@@ -91,6 +92,7 @@ def cron_from_json(text: str) -> tuple[Cron, CronState]:
             max_failures=data["max_failures"],
             misfire_policy=_policy_from_json(data["misfire_policy"]),
             start_date=_parse_when(data["start_date"]),
+            tz=data.get("tz"),  # absent in rows written before per-cron zones
         )
         offset = _parse_when(data["offset"])
         if offset is None:

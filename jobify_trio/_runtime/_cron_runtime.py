@@ -66,7 +66,7 @@ async def schedule_cron(
     """
     args, kwargs = cron_call_arguments(task, cron, args, kwargs)
     now = runtime.now()
-    check_fires(cron, job_id=job_id, now=now, tz=runtime._tz)
+    check_fires(cron, job_id=job_id, now=now, tz=runtime.cron_triggers.zone(cron))
     durability = runtime.durability
     stored = None if durability is None else durability.prepare(task, args, kwargs)
     existing = runtime._active(job_id, replace)
@@ -91,7 +91,7 @@ def check_fires(cron: Cron, *, job_id: str, now: datetime, tz: tzinfo) -> None:
     has no fire time after ``now``, or none at or after its ``start_date``."""
     expr = cron.compile(hash_id=job_id)
     try:
-        expr.next_after(now)
+        expr.next_after(now.astimezone(tz))
     except CronExhausted:
         raise InvalidCronExpression(
             cron.expression, f"it never fires: its last fire time is before now ({now})"

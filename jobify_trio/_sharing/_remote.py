@@ -12,7 +12,7 @@ follow it), :meth:`Remote.job_ended` stores it with the same batch as the row's 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -340,7 +340,10 @@ class _RemoteCron:
     def __init__(self, row: StoredJob) -> None:
         from .._cron._state import cron_from_json
 
+        self.tz: tzinfo | None = None
         try:
-            self.expression = cron_from_json(row.cron or "")[0].expression
+            cron = cron_from_json(row.cron or "")[0]
         except ValueError:
             self.expression = "?"
+        else:
+            self.expression, self.tz = cron.expression, cron.tz

@@ -4,7 +4,7 @@ whole design; this module holds the per-job task and its run-end hook)."""
 from __future__ import annotations
 
 import collections
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -52,19 +52,29 @@ class CronTrigger:
         "_slots",
         "_task",
         "_waiting_run",
+        "_zone",
         "failures",
         "run_count",
     )
 
     def __init__(
-        self, *, job: Job[Any], cron: Cron, group: CronTriggers, slots: Slots, state: CronState
+        self,
+        *,
+        job: Job[Any],
+        cron: Cron,
+        group: CronTriggers,
+        slots: Slots,
+        state: CronState,
+        zone: tzinfo,
     ) -> None:
         self._job = job
         self._cron = cron
         self._group = group
         self._slots = slots
-        self._set_due(state.next_run_at)
-        self._offset = state.offset
+        self._zone = zone  # slots are computed in this zone (a stored state has fixed offsets)
+        due = state.next_run_at
+        self._set_due(None if due is None else due.astimezone(zone))
+        self._offset = state.offset.astimezone(zone)
         self.run_count = state.run_count
         self.failures = state.failures
         self._batch: collections.deque[datetime] = collections.deque()
@@ -201,10 +211,11 @@ class CronTrigger:
         of waiting for the old one. Slots already queued to run are kept."""
         if self._due is None or self._ended:
             return
+        now = now.astimezone(self._zone)
         following = self._slots.after(now)
         start = self._cron.start_date
         if start is not None:
-            first = to_tz(start, now.tzinfo)  # type: ignore[arg-type]
+            first = to_tz(start, self._zone)
             if following is None or following[1] < first.timestamp():
                 following = (first, first.timestamp())
         if following is None or following[1] >= self._due_stamp:
@@ -224,6 +235,7 @@ class CronTrigger:
             return
         self._batch.clear()
         if self._due is not None and self._due_stamp <= now.timestamp():
+            now = now.astimezone(self._zone)
             following = self._slots.after(now)
             self._set_due(None if following is None else following[0])
             self._offset = now
