@@ -23,6 +23,7 @@ import trio
 
 from .._core._job import Job, JobStatus
 from .._core._messages import ArmTimer
+from . import _cron_runtime
 from ._events import JobEvent, JobEventKind
 
 if TYPE_CHECKING:
@@ -41,6 +42,8 @@ async def set_paused(runtime: Runtime, job: Job[Any], paused: bool) -> None:
     runtime.registry.hold(job, paused)
     if not paused:
         _resume(runtime, job)
+    if job._cron is not None:
+        _store_cron(runtime, job)
     events = runtime.outcomes.events
     if events is not None:
         kind = JobEventKind.PAUSED if paused else JobEventKind.RESUMED
@@ -49,6 +52,18 @@ async def set_paused(runtime: Runtime, job: Job[Any], paused: bool) -> None:
             JobEvent(kind=kind, job=job, attempt=job._attempt, status=job.status, next_run=again)
         )
     await trio.lowlevel.checkpoint()
+
+
+def _store_cron(runtime: Runtime, job: Job[Any]) -> None:
+    """A durable cron's row keeps its paused state (and, on resume, its new next slot)."""
+    state = runtime.cron_triggers.state(job)
+    if state is None or runtime.durability is None:
+        return
+    sharing = runtime.sharing
+    if sharing is not None and sharing.active:
+        sharing.store_cron(job, state)
+    else:
+        _cron_runtime.store_cron_state(runtime, job, state)
 
 
 def _resume(runtime: Runtime, job: Job[Any]) -> None:

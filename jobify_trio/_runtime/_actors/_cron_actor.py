@@ -97,6 +97,7 @@ class CronTrigger:
             offset=self._offset,
             run_count=self.run_count,
             failures=self.failures,
+            paused=self._job._paused,
         )
 
     def _upcoming(self) -> datetime | None:
@@ -239,11 +240,8 @@ class CronTrigger:
             following = self._slots.after(now)
             self._set_due(None if following is None else following[0])
             self._offset = now
-        job = self._job
-        if job.status is JobStatus.SCHEDULED:
+        if self._job.status is JobStatus.SCHEDULED:
             self._publish()
-            for hook in self._group.run_ended_hooks:  # storage keeps the new plan
-                hook(job, self.state())
         if self._held:
             self._held = False
             trio.lowlevel.reschedule(self._task)  # type: ignore[arg-type]
