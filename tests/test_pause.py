@@ -8,7 +8,7 @@ from typing import Any
 import trio
 from _helpers import START
 
-from jobify_trio import JobEvent, JobEventKind, JobStatus
+from jobify_trio import INJECT, JobContext, JobEvent, JobEventKind, JobStatus, SmartRetry
 
 MINUTE = timedelta(minutes=1)
 
@@ -150,3 +150,60 @@ async def test_cancel_a_paused_job(autojump_clock: Any, make_app: Any) -> None:
         await job.cancel()
         assert job.status is JobStatus.CANCELLED
         await app.wait_all(timeout=1)
+
+
+async def test_a_retry_of_a_job_paused_while_it_runs_waits_for_resume(
+    autojump_clock: Any, make_app: Any
+) -> None:
+    app = make_app()
+    attempts: list[int] = []
+    gate = trio.Event()
+
+    @app.task(retry=SmartRetry(3, initial_delay=0))  # retried at once in the worker
+    async def flaky(context: JobContext = INJECT) -> str:
+        attempts.append(context.attempt)
+        if context.attempt == 1:
+            await gate.wait()
+            raise ValueError("first attempt fails")
+        return "ok"
+
+    async with app:
+        job = await flaky.push()
+        await trio.sleep(1)
+        await job.pause()  # the running attempt goes on
+        gate.set()
+        await trio.sleep(60)
+        assert attempts == [1]  # its retry waits for resume
+        assert job.status is JobStatus.SCHEDULED
+        await job.resume()
+        assert await job == "ok"
+    assert attempts == [1, 2]
+
+
+async def test_a_cron_paused_while_its_run_fails_retries_at_resume_then_goes_on(
+    autojump_clock: Any, make_app: Any
+) -> None:
+    app = make_app()
+    runs: list[tuple[datetime, int]] = []
+    gate = trio.Event()
+
+    @app.task(retry=SmartRetry(2, initial_delay=5, jitter=False))
+    async def flaky(context: JobContext = INJECT) -> None:
+        runs.append((app.wall_clock.now(), context.attempt))
+        if context.attempt == 1:
+            await gate.wait()
+            raise ValueError("first attempt fails")
+
+    async with app:
+        job = await flaky.schedule().cron("* * * * *", job_id="flaky")
+        await trio.sleep(61)  # the 1 min run is under way
+        await job.pause()
+        gate.set()
+        await trio.sleep(120)  # its retry (due at ~1:06) is held
+        assert [attempt for _, attempt in runs] == [1]
+        await job.resume()  # now 3:01: the retry runs at once, then the 4:00 slot
+        await trio.sleep(60)
+        assert job.status is JobStatus.SCHEDULED
+    assert [attempt for _, attempt in runs] == [1, 2, 1]
+    assert _close(runs[1][0], START + 3 * MINUTE + timedelta(seconds=1))
+    assert _close(runs[2][0], START + 4 * MINUTE)

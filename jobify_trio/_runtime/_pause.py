@@ -67,10 +67,9 @@ def _store_cron(runtime: Runtime, job: Job[Any]) -> None:
 
 
 def _resume(runtime: Runtime, job: Job[Any]) -> None:
-    if job._cron is not None:
-        runtime.cron_triggers.resume(job)
-        return
     held = job._timer
-    if isinstance(held, ArmTimer):  # it fell due while paused: run it now
+    if isinstance(held, ArmTimer):  # it (or a cron run's retry) fell due while paused
         job._timer = None
         runtime._timer_send.send_nowait(held)
+    if job._cron is not None:
+        runtime.cron_triggers.resume(job)

@@ -240,8 +240,8 @@ class CronTrigger:
             following = self._slots.after(now)
             self._set_due(None if following is None else following[0])
             self._offset = now
-        if self._job.status is JobStatus.SCHEDULED:
-            self._publish()
+        if self._job.status is JobStatus.SCHEDULED and not self._waiting_run:
+            self._publish()  # (a run's pending retry keeps its exec_at until the run ends)
         if self._held:
             self._held = False
             trio.lowlevel.reschedule(self._task)  # type: ignore[arg-type]
