@@ -29,6 +29,7 @@ class Kill:
 
     pid: int
     at: float
+    restart: float = 0.0  # seconds from the kill to the restart
     one_off: set[str] = field(default_factory=set)
     crons: set[str] = field(default_factory=set)
 
