@@ -102,3 +102,10 @@ def test_db_values_choose_the_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     assert postgres_url(["list"]) == "postgres://u@h/d"
     assert isinstance(storage_for("postgresql://u@h/d"), PostgresStorage)
     assert isinstance(storage_for("x.db"), SQLiteStorage)
+    sqlite = storage_for("x.db", shared=True)
+    assert isinstance(sqlite, SQLiteStorage)
+    assert sqlite.shared
+    assert not SQLiteStorage("x.db").shared
+    pg = storage_for("postgresql://u@h/d", schema="jobs")
+    assert isinstance(pg, PostgresStorage)
+    assert pg.schema == "jobs"

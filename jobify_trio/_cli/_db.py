@@ -38,10 +38,13 @@ def postgres_url(argv: Sequence[str]) -> str | None:
     return value if is_postgres_url(value) else None
 
 
-def storage_for(value: str, *, schema: str = "public", table_prefix: str = "jobify") -> Storage:
-    """The store a ``--db`` value names."""
+def storage_for(
+    value: str, *, schema: str = "public", table_prefix: str = "jobify", shared: bool = False
+) -> Storage:
+    """The store a ``--db`` value names. ``shared`` lets several processes share a SQLite
+    file (``SQLiteStorage(shared=True)``); a PostgreSQL store always shares."""
     if is_postgres_url(value):
         from ..storage import PostgresStorage
 
         return PostgresStorage(value, schema=schema, table_prefix=table_prefix)
-    return SQLiteStorage(value)
+    return SQLiteStorage(value, shared=shared)

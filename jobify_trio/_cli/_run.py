@@ -56,6 +56,15 @@ def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
         f"(default: ${ENV_VAR} if set, else the app's own storage)",
     )
     parser.add_argument(
+        "--shared",
+        action="store_true",
+        help="with a SQLite --db file: share it with other worker processes (leases, claims); "
+        "a PostgreSQL store always shares",
+    )
+    parser.add_argument(
+        "--schema", default="public", help="with a postgresql:// --db: the schema (default: public)"
+    )
+    parser.add_argument(
         "--app-dir", default=".", help="directory put first on sys.path (default: .)"
     )
     parser.add_argument(
@@ -79,7 +88,7 @@ def run_main(args: argparse.Namespace) -> int:
     app = load_app(args.app, app_dir=Path(args.app_dir))
     db = args.db or os.environ.get(ENV_VAR)
     if db:
-        app._storage = storage_for(db)
+        app._storage = storage_for(db, schema=args.schema, shared=args.shared)
     log = EventLog(app, json_lines=args.log_format == "json", stream=sys.stdout)
     dashboard = plan(app, args.dashboard)
     trio.run(serve, app, args.grace, log, dashboard)
