@@ -138,7 +138,7 @@ def adopt_orphans(
     where = (
         "state <> 'permanently_failed' AND ((lease_owner IS NOT NULL AND "
         "(lease_expires_at IS NULL OR lease_expires_at <= %(now)s)) "
-        "OR (trigger = 'cron' AND lease_owner IS NULL))"
+        "OR (lease_owner IS NULL AND (trigger = 'cron' OR next_run_at > %(now)s)))"
     )
     params = {"owner": owner, "now": now, "until": now + lease, "limit": limit}
     return _lease(conn, names, where, params)

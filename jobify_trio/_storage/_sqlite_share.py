@@ -151,9 +151,9 @@ def adopt_orphans(
     where = (
         "state != 'permanently_failed' AND ((lease_owner IS NOT NULL AND "
         "(lease_expires_at IS NULL OR lease_expires_at <= ?)) "
-        "OR (trigger = 'cron' AND lease_owner IS NULL))"
+        "OR (lease_owner IS NULL AND (trigger = 'cron' OR next_run_at > ?)))"
     )
-    params = (to_db_time(now),)
+    params = (to_db_time(now), to_db_time(now))
     return _lease(db, where, params, owner=owner, now=now, lease=lease, limit=limit)
 
 
