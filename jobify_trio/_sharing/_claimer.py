@@ -50,8 +50,8 @@ async def claim_once(sharing: Sharing) -> float:
     if rows:
         sharing.arm_claimed(rows)
         await trio.lowlevel.checkpoint()
-    if free <= len(rows):
-        return poll
+    if free <= len(rows) or any(row.job_id in sharing.unrunnable for row in rows):
+        return poll  # full, or a row no task here can run is due: no spin on it
     now = sharing.runtime.now()
     due = await sharing.storage.next_due_at(now=now)
     if due is None:

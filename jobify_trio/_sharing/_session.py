@@ -103,7 +103,8 @@ class Sharing:
         self.me = me
         self.active = self.storage.can_share
         self.lease = timedelta(seconds=options.lease)
-        self.others_live = False
+        self.others_live = False  # another live instance seen (at startup, last beat)
+        self.unrunnable: set[str] = set()  # claimed rows we could not arm (warned once)
         self.origins: dict[str, str] = {}  # jobs run here that another instance scheduled
         self.expected: dict[str, Any] = {}  # cron job id -> its stored next_run_at
         self.remote = Remote(self)
@@ -177,10 +178,16 @@ class Sharing:
         )  # fmt: skip
 
     async def load_owned(self) -> LoadResult:
-        """Restore: the orphans we adopt and the due rows we claim (not every row)."""
-        rows = await self.acquire(self.capacity())
+        """Restore: the orphans we adopt and the due rows we claim (not every row).
+
+        Alone on the store, as on an unshared one: every due row is claimed (not only as
+        many as the executor has free slots), and unreadable rows are reported in the
+        :class:`~jobify_trio.storage.RestoreWarning` (one full read at startup)."""
+        alone = not self.others_live  # as an unshared store: every due row, not capacity
+        rows = await self.acquire(ADOPT_LIMIT if alone else self.capacity())
         self._restored = [row.job_id for row in rows]
-        return LoadResult(jobs=rows)
+        corrupt = (await self.storage.load()).corrupt if alone else ()  # named in the warning
+        return LoadResult(jobs=rows, corrupt=corrupt)
 
     def capacity(self) -> int:
         """Free executor slots."""
@@ -229,7 +236,9 @@ class Sharing:
                 continue  # already ours and armed here
             problem = _restore_row(runtime, self.durability, tasks, row, now)
             if problem is not None:
-                problems.append(problem)
+                if row.job_id not in self.unrunnable:
+                    problems.append(problem)
+                self.unrunnable.add(row.job_id)
                 self.writer.write_nowait(Release(job_id=row.job_id, owner=self.me))
         if problems:
             log.warning("claimed rows released, not run here: %s", "; ".join(problems))
