@@ -4,7 +4,8 @@ A :class:`Backend` is one empty store (a SQLite file in a temp dir, a fresh Post
 schema with a unique name, dropped afterwards, or one :class:`MemoryStorage` object: the
 reference the runtime's deterministic tests use, so it must agree with the real stores).
 ``await backend.open()`` returns a new, started connection to it (a second ``open()`` is
-a second connection, as a second app instance would have). Adding a backend = one more class and one more name in ``KINDS``.
+a second connection, as a second app instance would have). Adding a backend = one more
+class and one more name in ``KINDS``.
 
 PostgreSQL tests need a server at ``$JOBIFY_TEST_PG`` (default
 ``postgresql://postgres@127.0.0.1:5432/test``). Without one they skip, with a one-line
