@@ -138,6 +138,7 @@ class Sharing:
         runtime, durability = self.runtime, self.durability
         durability.stamp = self.stamp
         durability.load_rows = self.load_owned
+        durability.delete_ended_cron = self.delete_ended_cron
         runtime.outcomes.result_check = self.remote.check_result
         runtime.outcomes.job_ended_hooks.append(self.remote.job_ended)
         runtime.executor.on_full = self.release_if_busy
@@ -326,6 +327,22 @@ class Sharing:
             cron=cron_to_json(job._cron, state), next_run_at=state.next_run_at or job.exec_at,
         )  # fmt: skip
         self.runtime._nursery.start_soon(self._take, self.stamp(row))
+
+    def delete_ended_cron(self, job_id: str) -> None:
+        """A cron ended here (``max_runs``...): delete its row unless another instance
+        took it over meanwhile (we stalled past our lease): then the row is its."""
+        self.runtime._nursery.start_soon(self._delete_if_ours, job_id)
+
+    async def _delete_if_ours(self, job_id: str) -> None:
+        try:
+            await self.writer.write(Release(job_id="", owner=self.me))  # barrier: our
+            # queued writes of this cron (its last state) are in before the delete
+            owner = await self.storage.try_delete(job_id, owner=self.me, now=self.runtime.now())
+        except Exception as exc:
+            log.warning("could not delete the row of ended cron job %r: %s", job_id, exc)
+            return
+        if owner is not None:
+            log.info("cron job %r ended here but instance %r runs it now", job_id, owner)
 
     async def _take(self, row: StoredJob) -> None:
         try:
