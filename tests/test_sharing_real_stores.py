@@ -62,7 +62,8 @@ class Node:
     def kill(self) -> None:
         """The runtime dies without unregistering: its leases run out."""
         runtime = self.app._runtime
-        assert runtime is not None and runtime.sharing is not None
+        assert runtime is not None
+        assert runtime.sharing is not None
         runtime.sharing.unregister_on_stop = False
         self.scope.cancel()
 
