@@ -58,6 +58,10 @@ __all__ = ["Sharing", "start_sharing"]
 
 log = logging.getLogger("jobify_trio.sharing")
 
+ENDED_CRON_DELETE_TIMEOUT = 10.0
+"""Seconds the last write of an ended cron (delete, or PERMANENTLY_FAILED) may hold up a
+stopping app at most."""
+
 ADOPT_LIMIT = 10_000
 """Most rows adopted in one pass (the next pass takes the rest)."""
 
@@ -187,8 +191,16 @@ class Sharing:
         alone = not self.others_live  # as an unshared store: every due row, not capacity
         rows = await self.acquire(ADOPT_LIMIT if alone else self.capacity())
         self._restored = [row.job_id for row in rows]
-        corrupt = (await self.storage.load()).corrupt if alone else ()  # named in the warning
-        return LoadResult(jobs=rows, corrupt=corrupt)
+        if not alone:
+            return LoadResult(jobs=rows)
+        loaded = await self.storage.load()  # unreadable rows are named in the warning, and
+        ids = {row.job_id for row in rows}  # crons that failed for good stay failed
+        failed = [
+            row
+            for row in loaded.jobs
+            if row.state is StoredState.PERMANENTLY_FAILED and row.job_id not in ids
+        ]
+        return LoadResult(jobs=rows + failed, corrupt=loaded.corrupt)
 
     def capacity(self) -> int:
         """Free executor slots."""
@@ -334,18 +346,24 @@ class Sharing:
         self.runtime._nursery.start_soon(self._delete_if_ours, job_id)
 
     async def _delete_if_ours(self, job_id: str) -> None:
-        try:
-            await self.writer.write(Release(job_id="", owner=self.me))  # barrier: our
-            # queued writes of this cron (its last state) are in before the delete
-            owner = await self.storage.try_delete(job_id, owner=self.me, now=self.runtime.now())
-        except Exception as exc:
-            log.warning("could not delete the row of ended cron job %r: %s", job_id, exc)
-            return
-        if owner is not None:
-            log.info("cron job %r ended here but instance %r runs it now", job_id, owner)
+        # Shielded and bounded: an app stopping right after the cron ended still deletes
+        # the row (as the writer's flush would on an unshared store). No writer barrier:
+        # the writer may be stopping, and a shared cron's progress is committed by its
+        # slot claims, before its run, not queued after it.
+        with trio.CancelScope(shield=True), trio.move_on_after(ENDED_CRON_DELETE_TIMEOUT):
+            try:
+                now = self.runtime.now()
+                owner = await self.storage.try_delete(job_id, owner=self.me, now=now)
+            except Exception as exc:
+                log.warning("could not delete the row of ended cron job %r: %s", job_id, exc)
+                return
+            if owner is not None:
+                log.info("cron job %r ended here but instance %r runs it now", job_id, owner)
 
     async def _take(self, row: StoredJob) -> None:
-        try:
-            await self.storage.try_take(row, now=self.runtime.now())
-        except Exception as exc:
-            log.warning("could not store cron job %r as failed: %s", row.job_id, exc)
+        # Shielded and bounded, as _delete_if_ours: an app stopping now still stores it.
+        with trio.CancelScope(shield=True), trio.move_on_after(ENDED_CRON_DELETE_TIMEOUT):
+            try:
+                await self.storage.try_take(row, now=self.runtime.now())
+            except Exception as exc:
+                log.warning("could not store cron job %r as failed: %s", row.job_id, exc)
