@@ -33,6 +33,8 @@ class JobEventKind(enum.StrEnum):
     """An attempt failed or timed out and will be retried at ``next_run``."""
     ENDED = "ended"
     """A run ended with ``status``; ``next_run`` is set when the job runs again (cron)."""
+    PAUSED = "paused"  # the job was paused (job.pause(), a command, the CLI or the dashboard)
+    RESUMED = "resumed"  # the job was resumed; ``next_run`` is when it runs next
 
 
 @attrs.frozen(kw_only=True)

@@ -233,12 +233,14 @@ class Sharing:
                 self.expected.pop(job_id, None)
                 self.writer.write_nowait(Release(job_id=job_id, owner=self.me))
 
-    def arm_claimed(self, rows: list[StoredJob]) -> None:
-        """Run claimed or adopted rows here (as restore would); release what we cannot."""
+    def arm_claimed(self, rows: list[StoredJob]) -> int:
+        """Run claimed or adopted rows here (as restore would); release what we cannot
+        (and return how many those are)."""
         runtime = self.runtime
         tasks = runtime.app._tasks
         now = runtime.now()
         problems = []
+        handed_back = 0
         for row in rows:
             if self.remote.cancels.pop(row.job_id, None) is not None:
                 self.writer.write_nowait(Delete(job_id=row.job_id))  # cancelled meanwhile
@@ -249,12 +251,14 @@ class Sharing:
                 continue  # already ours and armed here
             problem = _restore_row(runtime, self.durability, tasks, row, now)
             if problem is not None:
-                if row.job_id not in self.unrunnable:
+                handed_back += 1
+                if row.job_id not in self.unrunnable:  # warned about once
                     problems.append(problem)
                 self.unrunnable.add(row.job_id)
                 self.writer.write_nowait(Release(job_id=row.job_id, owner=self.me))
         if problems:
             log.warning("claimed rows released, not run here: %s", "; ".join(problems))
+        return handed_back
 
     def release_if_busy(self, command: Any) -> bool:
         """The executor is full: hand a due durable one-off job to other instances."""
@@ -328,14 +332,20 @@ class Sharing:
     def cron_run_ended(self, job: Job[Any], state: CronState) -> None:
         """After a cron run: a cron that failed for good is stored so, unless the row is
         no longer ours (progress otherwise travels with the next slot claim)."""
-        if job.status is not JobStatus.PERMANENTLY_FAILED or not is_durable(job._task):
+        if job.status is JobStatus.PERMANENTLY_FAILED:
+            self.store_cron(job, state)
+
+    def store_cron(self, job: Job[Any], state: CronState) -> None:
+        """Store a cron job's row as it is now (a cron that failed for good, or one paused
+        or resumed), unless the row is no longer ours."""
+        if not is_durable(job._task):
             return
         durability = self.durability
         arguments = durability._encode_again(job)
         if arguments is None or job._cron is None:
             return
         row = durability.row(
-            job, Trigger.CRON, arguments, attempt=1, state=StoredState.PERMANENTLY_FAILED,
+            job, Trigger.CRON, arguments, attempt=1, state=_stored_state(job),
             cron=cron_to_json(job._cron, state), next_run_at=state.next_run_at or job.exec_at,
         )  # fmt: skip
         self.runtime._nursery.start_soon(self._take, self.stamp(row))
@@ -367,3 +377,8 @@ class Sharing:
                 await self.storage.try_take(row, now=self.runtime.now())
             except Exception as exc:
                 log.warning("could not store cron job %r as failed: %s", row.job_id, exc)
+
+
+def _stored_state(job: Job[Any]) -> StoredState:
+    failed = job.status is JobStatus.PERMANENTLY_FAILED
+    return StoredState.PERMANENTLY_FAILED if failed else StoredState.SCHEDULED
