@@ -213,7 +213,10 @@ class PutResult:
 
 @attrs.frozen(kw_only=True)
 class Release:
-    """End ``owner``'s lease on row ``job_id`` (no-op if it is not ``owner``'s)."""
+    """End ``owner``'s lease on row ``job_id`` (no-op if it is not ``owner``'s).
+
+    ``Release(job_id="")`` changes nothing and wakes no other instance: the heartbeat
+    commits it through the storage writer as a barrier (every store must accept it)."""
 
     job_id: str
     owner: str

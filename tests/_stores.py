@@ -1,9 +1,11 @@
 """Backends for the storage contract suite: each opens several connections to one store.
 
-A :class:`Backend` is one empty store (a SQLite file in a temp dir, or a fresh PostgreSQL
-schema with a unique name, dropped afterwards). ``await backend.open()`` returns a new,
-started connection to it (a second ``open()`` is a second connection, as a second app
-instance would have). Adding a backend = one more class and one more name in ``KINDS``.
+A :class:`Backend` is one empty store (a SQLite file in a temp dir, a fresh PostgreSQL
+schema with a unique name, dropped afterwards, or one :class:`MemoryStorage` object: the
+reference the runtime's deterministic tests use, so it must agree with the real stores).
+``await backend.open()`` returns a new, started connection to it (a second ``open()`` is
+a second connection, as a second app instance would have). Adding a backend = one more
+class and one more name in ``KINDS``.
 
 PostgreSQL tests need a server at ``$JOBIFY_TEST_PG`` (default
 ``postgresql://postgres@127.0.0.1:5432/test``). Without one they skip, with a one-line
@@ -24,7 +26,7 @@ import pytest
 from jobify_trio.storage import SQLiteStorage, Storage
 
 PG_URL = os.environ.get("JOBIFY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-KINDS = ("sqlite", "postgres")
+KINDS = ("sqlite", "postgres", "memory")
 
 
 def require_postgres() -> None:
@@ -140,7 +142,27 @@ class PostgresBackend(Backend):
         return len(rows)
 
 
+class MemoryBackend(Backend):
+    """Every "connection" is the same :class:`MemoryStorage` object (one process)."""
+
+    kind = "memory"
+
+    def __init__(self) -> None:
+        super().__init__()
+        from jobify_trio.testing import MemoryStorage
+
+        self.store = MemoryStorage()
+
+    def new(self) -> Storage:
+        return self.store
+
+    def set_schema_version(self, version: str) -> None:
+        pytest.skip("MemoryStorage has no schema version")
+
+
 def make_backend(kind: str, tmp_path: Path) -> Backend:
+    if kind == "memory":
+        return MemoryBackend()
     if kind == "postgres":
         require_postgres()
         return PostgresBackend()

@@ -39,13 +39,15 @@ def stored(db: Path) -> dict[str, tuple[Any, ...]]:
 class World:
     """One database file and one virtual wall clock shared by successive app instances."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, *, shared: bool = False) -> None:
         self.db = tmp_path / "jobs.db"
+        self.shared = shared
         self.clock = VirtualWallClock(START)
         self.runs: Runs = []
 
     def app(self, **kwargs: Any) -> Jobify:
-        return Jobify(storage=SQLiteStorage(self.db), wall_clock=self.clock, **kwargs)
+        storage = SQLiteStorage(self.db, shared=self.shared)
+        return Jobify(storage=storage, wall_clock=self.clock, **kwargs)
 
     def recorder(self, app: Jobify, name: str = "rec", **options: Any) -> Callable[..., Any]:
         clock, runs = self.clock, self.runs
@@ -74,9 +76,11 @@ def vclock(autojump_clock: trio.testing.MockClock) -> trio.testing.MockClock:
     return autojump_clock
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> World:
-    return World(tmp_path)
+@pytest.fixture(params=[False, True], ids=["unshared", "shared"])
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> World:
+    """Each test on a plain file and on one opened with ``shared=True`` (the sharing
+    protocol engaged, one instance alone: it must behave the same)."""
+    return World(tmp_path, shared=request.param)
 
 
 async def test_push_row_of_a_job_running_at_shutdown_runs_at_once_after_restart(

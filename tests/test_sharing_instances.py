@@ -13,7 +13,7 @@ from _helpers import START
 from _sharing_helpers import LEASE, Instance, slots_of
 from trio.testing import MockClock
 
-from jobify_trio import JobStatus
+from jobify_trio import Cron, JobStatus
 from jobify_trio.exceptions import (
     DuplicateJobError,
     JobCancelledError,
@@ -439,3 +439,27 @@ async def test_a_cron_of_another_instance_is_found_and_cancelled(
     assert job.status is JobStatus.CANCELLED
     assert len(slots_of(ran)) == fired
     assert "tick" not in store.rows
+
+
+async def test_a_stalled_instance_ending_a_cron_does_not_delete_the_row_taken_over(
+    autojump_clock: MockClock,
+) -> None:
+    store, ran, (a, b) = cluster(2)
+    async with trio.open_nursery() as nursery:
+        await start_all(nursery, [a, b])
+        cron = Cron("* * * * * * *", max_runs=1)
+        await a.tasks["work"].schedule("c", 3 * LEASE).cron(cron, job_id="c")
+        with trio.fail_after(5):
+            while ("A", "c", 1) not in ran:
+                await trio.sleep(0.05)
+        a.stall()  # A's run goes on; its lease runs out and B takes the cron over
+        with trio.fail_after(2 * LEASE):
+            while store.rows["c"].lease_owner != "B":
+                await trio.sleep(0.05)
+        with trio.fail_after(3 * LEASE):  # A's run ends: max_runs reached there
+            while a.app.find_job("c") is not None:
+                await trio.sleep(0.05)
+        await trio.sleep(0.5)
+        assert "c" in store.rows  # B's row: not deleted by the stalled A
+        assert store.rows["c"].lease_owner == "B"
+        nursery.cancel_scope.cancel()

@@ -76,7 +76,7 @@ async def test_every_column_round_trips(backend: Backend) -> None:
     plain = job("plain", trigger=Trigger.PUSH, state=StoredState.PERMANENTLY_FAILED)
     await store.apply([Upsert(job=full), Upsert(job=plain)])
     loaded = await store.load()
-    assert loaded.corrupt == []
+    assert list(loaded.corrupt) == []
     assert {j.job_id: j for j in loaded.jobs} == {"full": full, "plain": plain}
     assert await store.get_job("full") == full
     assert await store.get_job("missing") is None
@@ -202,7 +202,9 @@ async def test_next_due_at_sees_only_claimable_one_off_rows(backend: Backend) ->
     assert await store.next_due_at(now=at(60)) == at(1)  # B's lease ran out
 
 
-async def test_adopt_orphans_takes_expired_leases_and_unowned_crons(backend: Backend) -> None:
+async def test_adopt_orphans_takes_expired_leases_unowned_crons_and_future_rows(
+    backend: Backend,
+) -> None:
     store = await backend.open()
     await store.add(
         job("dead-future", at=500, owner="dead", until=5),
@@ -210,10 +212,16 @@ async def test_adopt_orphans_takes_expired_leases_and_unowned_crons(backend: Bac
         job("free-cron", at=700, trigger=Trigger.CRON),
         job("live", at=0, owner="live", until=60),
         job("free-future", at=500),
+        job("free-due", at=10),  # due: left to claim_due (capacity)
         job("dead-failed", at=0, owner="dead", until=5, state=StoredState.PERMANENTLY_FAILED),
     )
     adopted = await store.adopt_orphans(owner="A", now=at(10), lease=LEASE, limit=10)
-    assert sorted(j.job_id for j in adopted) == ["dead-cron", "dead-future", "free-cron"]
+    assert sorted(j.job_id for j in adopted) == [
+        "dead-cron",
+        "dead-future",
+        "free-cron",
+        "free-future",
+    ]
     assert {j.lease_owner for j in adopted} == {"A"}
     assert {j.lease_expires_at for j in adopted} == {at(40)}
     assert await store.adopt_orphans(owner="B", now=at(10), lease=LEASE, limit=10) == []

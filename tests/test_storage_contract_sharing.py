@@ -296,3 +296,43 @@ async def test_concurrent_slot_batches_in_any_order_never_deadlock(backend: Back
                 nursery.start_soon(claimer, index)
     assert set(wins.values()) == {1}
     assert {job_id for job_id, step in wins if step == 0} == {f"c{i:03}" for i in range(200)}
+
+
+# -- what a caller already holds, lease boundaries, the empty release -------------------
+
+
+async def test_claims_never_return_rows_the_caller_holds(backend: Backend) -> None:
+    store = await backend.open()
+    await store.add(
+        job("mine-due", at=1, owner="A", until=30),
+        job("mine-future", at=500, owner="A", until=30),
+        job("mine-cron", at=1, trigger=Trigger.CRON, owner="A", until=30),
+    )
+    assert await store.claim_due(owner="A", now=at(10), lease=LEASE, limit=10) == []
+    assert await store.adopt_orphans(owner="A", now=at(10), lease=LEASE, limit=10) == []
+    assert await store.next_due_at(now=at(10)) is None
+
+
+async def test_a_lease_ends_at_its_expiry_time_in_every_store(backend: Backend) -> None:
+    """Held while ``lease_expires_at > now``; at ``now == lease_expires_at`` it expired."""
+    store = await backend.open()
+    await store.add(job("a", at=1, owner="B", until=20))
+    assert await store.claim_due(owner="A", now=at(19), lease=LEASE, limit=5) == []
+    assert await store.try_delete("a", owner="A", now=at(19)) == "B"
+    claimed = await store.claim_due(owner="A", now=at(20), lease=LEASE, limit=5)
+    assert [j.job_id for j in claimed] == ["a"]
+
+
+async def test_an_empty_release_is_a_no_op_that_wakes_nobody(backend: Backend) -> None:
+    """The heartbeat commits ``Release(job_id="")`` as a barrier through the writer."""
+    from jobify_trio.storage import Release
+
+    store, other = await backend.open(), await backend.open()
+    await store.add(job("a", owner="A", until=30), job("b"))
+    before = sorted(map(repr, (await store.load()).jobs))
+    with trio.fail_after(10):
+        while await other.wait_changed(poll_interval=0.2):
+            pass  # settle
+        await store.apply([Release(job_id="", owner="A")])
+        assert await other.wait_changed(poll_interval=0.3) is False
+    assert sorted(map(repr, (await store.load()).jobs)) == before

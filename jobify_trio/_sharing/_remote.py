@@ -12,6 +12,7 @@ follow it), :meth:`Remote.job_ended` stores it with the same batch as the row's 
 from __future__ import annotations
 
 import logging
+import math
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +62,7 @@ class Remote:
         self._misses: dict[str, int] = {}
         self._encoded: dict[str, bytes] = {}
         self.cancels: dict[str, str] = {}  # job id -> owner a cancel command was sent to
+        self._work = trio.Event()  # set when there is something to poll for
 
     def follows(self, job: Job[Any]) -> bool:
         """True if ``job`` runs elsewhere and this handle follows it."""
@@ -70,6 +72,7 @@ class Remote:
         """Follow ``job`` remotely; a handle scheduled elsewhere leaves our registry."""
         self.followed[job.id] = job
         self._origin[job.id] = origin
+        self._work.set()
         if origin != self._sharing.me or job._cron is not None:
             self._sharing.runtime.registry.discard(job)  # the origin's handle waits for it
 
@@ -141,8 +144,18 @@ class Remote:
         """Every poll interval, end the followed handles whose job has a stored result."""
         sharing = self._sharing
         task_status.started()
+        poll = sharing.options.poll_interval
+        at = trio.current_time()
         while True:
-            await trio.sleep(sharing.options.poll_interval)
+            if not (self.followed or self.cancels):  # idle: no wake-ups (virtual time jumps)
+                self._work = trio.Event()
+                await self._work.wait()
+            at += poll
+            now = trio.current_time()
+            if at <= now:  # after an idle spell: the next point of the same grid
+                at += math.ceil((now - at) / poll) * poll
+                at = at if at > now else at + poll
+            await trio.sleep_until(at)
             await sharing.wait_if_stalled()
             if self.followed or self.cancels:
                 try:
@@ -234,6 +247,7 @@ class Remote:
             job._cron = _RemoteCron(row)
         self.followed[job.id] = job
         self._origin[job.id] = row.origin or ""
+        self._work.set()
         return job
 
     async def cancel(self, job: Job[Any]) -> None:
@@ -273,6 +287,7 @@ class Remote:
             command = Command(target=owner, job_id=job_id, kind=CommandKind.CANCEL, created_at=now)
             await sharing.writer.write(SendCommand(command=command))
             self.cancels[job_id] = owner
+            self._work.set()
             return
         self.cancels.pop(job_id, None)
         if origin != sharing.me:

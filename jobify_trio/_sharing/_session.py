@@ -58,6 +58,10 @@ __all__ = ["Sharing", "start_sharing"]
 
 log = logging.getLogger("jobify_trio.sharing")
 
+ENDED_CRON_DELETE_TIMEOUT = 10.0
+"""Seconds the last write of an ended cron (delete, or PERMANENTLY_FAILED) may hold up a
+stopping app at most."""
+
 ADOPT_LIMIT = 10_000
 """Most rows adopted in one pass (the next pass takes the rest)."""
 
@@ -103,7 +107,8 @@ class Sharing:
         self.me = me
         self.active = self.storage.can_share
         self.lease = timedelta(seconds=options.lease)
-        self.others_live = False
+        self.others_live = False  # another live instance seen (at startup, last beat)
+        self.unrunnable: set[str] = set()  # claimed rows we could not arm (warned once)
         self.origins: dict[str, str] = {}  # jobs run here that another instance scheduled
         self.expected: dict[str, Any] = {}  # cron job id -> its stored next_run_at
         self.remote = Remote(self)
@@ -137,6 +142,7 @@ class Sharing:
         runtime, durability = self.runtime, self.durability
         durability.stamp = self.stamp
         durability.load_rows = self.load_owned
+        durability.delete_ended_cron = self.delete_ended_cron
         runtime.outcomes.result_check = self.remote.check_result
         runtime.outcomes.job_ended_hooks.append(self.remote.job_ended)
         runtime.executor.on_full = self.release_if_busy
@@ -177,10 +183,24 @@ class Sharing:
         )  # fmt: skip
 
     async def load_owned(self) -> LoadResult:
-        """Restore: the orphans we adopt and the due rows we claim (not every row)."""
-        rows = await self.acquire(self.capacity())
+        """Restore: the orphans we adopt and the due rows we claim (not every row).
+
+        Alone on the store, as on an unshared one: every due row is claimed (not only as
+        many as the executor has free slots), and unreadable rows are reported in the
+        :class:`~jobify_trio.storage.RestoreWarning` (one full read at startup)."""
+        alone = not self.others_live  # as an unshared store: every due row, not capacity
+        rows = await self.acquire(ADOPT_LIMIT if alone else self.capacity())
         self._restored = [row.job_id for row in rows]
-        return LoadResult(jobs=rows)
+        if not alone:
+            return LoadResult(jobs=rows)
+        loaded = await self.storage.load()  # unreadable rows are named in the warning, and
+        ids = {row.job_id for row in rows}  # crons that failed for good stay failed
+        failed = [
+            row
+            for row in loaded.jobs
+            if row.state is StoredState.PERMANENTLY_FAILED and row.job_id not in ids
+        ]
+        return LoadResult(jobs=rows + failed, corrupt=loaded.corrupt)
 
     def capacity(self) -> int:
         """Free executor slots."""
@@ -220,6 +240,7 @@ class Sharing:
         tasks = runtime.app._tasks
         now = runtime.now()
         problems = []
+        handed_back = 0
         for row in rows:
             if self.remote.cancels.pop(row.job_id, None) is not None:
                 self.writer.write_nowait(Delete(job_id=row.job_id))  # cancelled meanwhile
@@ -230,11 +251,14 @@ class Sharing:
                 continue  # already ours and armed here
             problem = _restore_row(runtime, self.durability, tasks, row, now)
             if problem is not None:
-                problems.append(problem)
+                handed_back += 1
+                if row.job_id not in self.unrunnable:  # warned about once
+                    problems.append(problem)
+                self.unrunnable.add(row.job_id)
                 self.writer.write_nowait(Release(job_id=row.job_id, owner=self.me))
         if problems:
             log.warning("claimed rows released, not run here: %s", "; ".join(problems))
-        return len(problems)
+        return handed_back
 
     def release_if_busy(self, command: Any) -> bool:
         """The executor is full: hand a due durable one-off job to other instances."""
@@ -326,11 +350,33 @@ class Sharing:
         )  # fmt: skip
         self.runtime._nursery.start_soon(self._take, self.stamp(row))
 
+    def delete_ended_cron(self, job_id: str) -> None:
+        """A cron ended here (``max_runs``...): delete its row unless another instance
+        took it over meanwhile (we stalled past our lease): then the row is its."""
+        self.runtime._nursery.start_soon(self._delete_if_ours, job_id)
+
+    async def _delete_if_ours(self, job_id: str) -> None:
+        # Shielded and bounded: an app stopping right after the cron ended still deletes
+        # the row (as the writer's flush would on an unshared store). No writer barrier:
+        # the writer may be stopping, and a shared cron's progress is committed by its
+        # slot claims, before its run, not queued after it.
+        with trio.CancelScope(shield=True), trio.move_on_after(ENDED_CRON_DELETE_TIMEOUT):
+            try:
+                now = self.runtime.now()
+                owner = await self.storage.try_delete(job_id, owner=self.me, now=now)
+            except Exception as exc:
+                log.warning("could not delete the row of ended cron job %r: %s", job_id, exc)
+                return
+            if owner is not None:
+                log.info("cron job %r ended here but instance %r runs it now", job_id, owner)
+
     async def _take(self, row: StoredJob) -> None:
-        try:
-            await self.storage.try_take(row, now=self.runtime.now())
-        except Exception as exc:
-            log.warning("could not store cron job %r as failed: %s", row.job_id, exc)
+        # Shielded and bounded, as _delete_if_ours: an app stopping now still stores it.
+        with trio.CancelScope(shield=True), trio.move_on_after(ENDED_CRON_DELETE_TIMEOUT):
+            try:
+                await self.storage.try_take(row, now=self.runtime.now())
+            except Exception as exc:
+                log.warning("could not store cron job %r as failed: %s", row.job_id, exc)
 
 
 def _stored_state(job: Job[Any]) -> StoredState:

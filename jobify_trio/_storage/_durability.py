@@ -95,6 +95,8 @@ class Durability:
         """Set by the sharing protocol: leases each row written to this instance."""
         self.load_rows: Callable[[], Awaitable[LoadResult]] = storage.load
         """What restore loads (the sharing protocol loads only the rows it may own)."""
+        self.delete_ended_cron: Callable[[str], None] | None = None
+        """Set by the sharing protocol: deletes an ended cron's row only if still ours."""
         self._cancelling: dict[str, int] = {}  # ids being cancelled -> rows written since
         self._deleted: Job[Any] | None = None  # the job cancel() is ending (row deleted)
 
@@ -236,6 +238,9 @@ class Durability:
             return
         successor = self._registry.get(job.id)
         if successor is not None and successor is not job and is_durable(successor._task):
+            return
+        if job._cron is not None and self.delete_ended_cron is not None:
+            self.delete_ended_cron(job.id)  # another instance may have taken the cron over
             return
         self.writer.write_nowait(Delete(job_id=job.id))
 

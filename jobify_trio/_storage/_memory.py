@@ -6,8 +6,8 @@ Public as :class:`jobify_trio.testing.MemoryStorage`. Several app instances in o
 tested deterministically (the SQLite and PostgreSQL stores work in threads, which
 trio's autojump cannot see). Every method is atomic (it never awaits in the middle).
 
-Liveness of a row: it is held by ``lease_owner`` while ``lease_expires_at >= now``; its
-lease *expired* when ``lease_expires_at < now``.
+Liveness of a row (as in the SQL stores): it is held by ``lease_owner`` while
+``lease_expires_at > now``; its lease *expired* when ``lease_expires_at <= now``.
 """
 
 from __future__ import annotations
@@ -46,12 +46,18 @@ _ONE_OFF = (Trigger.PUSH, Trigger.AT)
 def _held(job: StoredJob, now: datetime) -> bool:
     """True while a live lease holds the row."""
     expires = job.lease_expires_at
-    return job.lease_owner is not None and expires is not None and expires >= now
+    return job.lease_owner is not None and expires is not None and expires > now
 
 
 def _expired(job: StoredJob, now: datetime) -> bool:
     expires = job.lease_expires_at
-    return job.lease_owner is not None and (expires is None or expires < now)
+    return job.lease_owner is not None and (expires is None or expires <= now)
+
+
+def _adoptable_unowned(job: StoredJob, now: datetime) -> bool:
+    """An unowned row anyone adopts: a cron, or a one-off row not due yet (a due one is
+    left to :meth:`MemoryStorage.claim_due`, which respects the claimer's capacity)."""
+    return job.trigger is Trigger.CRON or job.next_run_at > now
 
 
 def _leased(job: StoredJob, owner: str | None, until: datetime | None) -> StoredJob:
@@ -117,8 +123,9 @@ class MemoryStorage(Storage):
             return False
         if isinstance(write, Release):
             row = self.rows.get(write.job_id)
-            if row is not None and row.lease_owner == write.owner:
-                self.rows[write.job_id] = _leased(row, None, None)
+            if row is None or row.lease_owner != write.owner:
+                return False  # not ours (or the heartbeat's empty barrier): nothing changes
+            self.rows[write.job_id] = _leased(row, None, None)
             return True
         if isinstance(write, SendCommand):
             self._command_ids += 1
@@ -190,13 +197,14 @@ class MemoryStorage(Storage):
     async def adopt_orphans(
         self, *, owner: str, now: datetime, lease: timedelta, limit: int
     ) -> list[StoredJob]:
-        """Lease rows with an expired lease, and cron rows with no owner, to ``owner``."""
+        """Lease to ``owner`` rows with an expired lease, and unowned crons and not yet
+        due one-off rows."""
         await trio.lowlevel.checkpoint()
         orphans = [
             row
             for row in self.rows.values()
             if row.state is not StoredState.PERMANENTLY_FAILED
-            and (_expired(row, now) or (row.trigger is Trigger.CRON and row.lease_owner is None))
+            and (_expired(row, now) or (row.lease_owner is None and _adoptable_unowned(row, now)))
         ]
         orphans.sort(key=lambda row: row.next_run_at)
         return self._lease_all(orphans[: max(limit, 0)], owner, now + lease)

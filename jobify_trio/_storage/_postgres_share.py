@@ -112,9 +112,22 @@ def unregister_instance(conn: Conn, names: Names, *, instance_id: str) -> None:
         conn.execute("SELECT pg_notify(%s, '')", (names.channel_name,))
 
 
+def _readable() -> str:
+    """Rows :func:`row_to_job` can read (a corrupt row is never leased: a full ``load``
+    reports it, and it cannot block the claims of the others)."""
+    from ..storage import StoredState, Trigger
+
+    triggers = ", ".join(f"'{t.value}'" for t in Trigger)
+    states = ", ".join(f"'{s.value}'" for s in StoredState)
+    return f"trigger IN ({triggers}) AND state IN ({states})"
+
+
+_READABLE = _readable()
+
+
 def _lease(conn: Conn, names: Names, where: str, params: dict[str, Any]) -> list[StoredJob]:
     rows = conn.execute(
-        f"WITH c AS (SELECT job_id FROM {names.jobs} WHERE {where} "
+        f"WITH c AS (SELECT job_id FROM {names.jobs} WHERE ({where}) AND {_READABLE} "
         "ORDER BY next_run_at, job_id LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
         f"UPDATE {names.jobs} AS j SET lease_owner = %(owner)s, lease_expires_at = %(until)s "
         f"FROM c WHERE j.job_id = c.job_id RETURNING {_RETURNING}",
@@ -138,7 +151,7 @@ def adopt_orphans(
     where = (
         "state <> 'permanently_failed' AND ((lease_owner IS NOT NULL AND "
         "(lease_expires_at IS NULL OR lease_expires_at <= %(now)s)) "
-        "OR (trigger = 'cron' AND lease_owner IS NULL))"
+        "OR (lease_owner IS NULL AND (trigger = 'cron' OR next_run_at > %(now)s)))"
     )
     params = {"owner": owner, "now": now, "until": now + lease, "limit": limit}
     return _lease(conn, names, where, params)

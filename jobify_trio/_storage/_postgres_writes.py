@@ -128,6 +128,8 @@ class _Net:
         self.jobs[job_id] = job
 
     def _release(self, job_id: str, owner: str) -> None:
+        if not job_id:  # the heartbeat's barrier: no row has an empty id, nothing to wake
+            return
         if job_id not in self.jobs:
             self.releases[job_id, owner] = None
             return

@@ -75,9 +75,19 @@ class SharingMethods:
     async def adopt_orphans(
         self, *, owner: str, now: datetime, lease: timedelta, limit: int
     ) -> list[StoredJob]:
-        """Take over rows whose owner died: lease to ``owner`` up to ``limit`` rows of any
-        trigger and any ``next_run_at`` whose lease expired before ``now``, and cron rows
-        with no owner at all. Permanently failed rows are not adopted."""
+        """Take over rows nobody runs: lease to ``owner`` up to ``limit`` rows (earliest
+        first) that are
+
+        * of any trigger and any ``next_run_at``, whose lease expired (``lease_expires_at
+          <= now``: their owner died or stalled);
+        * unowned crons (their instance stopped cleanly, or they were never leased);
+        * unowned one-off rows that are not due yet (``next_run_at > now``: a future
+          ``at`` row whose instance stopped cleanly is re-armed at once, so ``find_job``
+          sees it as on an unshared store).
+
+        Unowned *due* one-off rows are left to :meth:`claim_due`, which respects the
+        claimer's free capacity (that is how the load spreads). Permanently failed rows
+        are not adopted. Rows leased to ``owner`` itself and still live are not returned."""
         raise self._no_sharing("adopt_orphans")
 
     async def next_due_at(self, *, now: datetime) -> datetime | None:

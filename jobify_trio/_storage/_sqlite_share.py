@@ -34,6 +34,7 @@ __all__ = [
 
 _FREE = "(lease_owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at <= ?)"
 _ONE_OFF = "trigger != 'cron' AND state != 'permanently_failed'"
+_SPARE = 8  # rows read beyond a claim's limit, in case some are corrupt (skipped)
 _MAX_IDS = 500  # ids per IN (...) list: far below SQLite's variable limit
 
 
@@ -121,20 +122,27 @@ def _lease(db: SQLiteDatabase, where: str, params: tuple[Any, ...], **kw: Any) -
     """Select rows ``where`` (earliest first, up to ``limit``) and lease them to ``owner``."""
     owner: str = kw["owner"]
     until = kw["now"] + kw["lease"]
+    limit: int = kw["limit"]
     with db._transaction("claim") as conn:
         raw = conn.execute(
             f"SELECT {COLUMNS} FROM {db.table} WHERE {where} ORDER BY next_run_at, job_id LIMIT ?",
-            (*params, kw["limit"]),
+            (*params, limit + _SPARE),
         ).fetchall()
+        jobs = [job for job in (_leased(row, owner, until) for row in raw) if job][:limit]
         conn.executemany(
             f"UPDATE {db.table} SET lease_owner = ?, lease_expires_at = ? WHERE job_id = ?",
-            [(owner, to_db_time(until), row[0]) for row in raw],
+            [(owner, to_db_time(until), job.job_id) for job in jobs],
         )
-    return [_leased(row, owner, until) for row in raw]
+    return jobs
 
 
-def _leased(raw: tuple[Any, ...], owner: str, until: datetime) -> StoredJob:
-    return row_to_job((*raw[:8], owner, to_db_time(until), raw[10]))
+def _leased(raw: tuple[Any, ...], owner: str, until: datetime) -> StoredJob | None:
+    """The row leased to ``owner``; None if it is corrupt (it is then not leased: a full
+    ``load`` reports it, and it cannot block the claims of the others)."""
+    try:
+        return row_to_job((*raw[:8], owner, to_db_time(until), raw[10]))
+    except (ValueError, TypeError):
+        return None
 
 
 def claim_due(
@@ -151,9 +159,9 @@ def adopt_orphans(
     where = (
         "state != 'permanently_failed' AND ((lease_owner IS NOT NULL AND "
         "(lease_expires_at IS NULL OR lease_expires_at <= ?)) "
-        "OR (trigger = 'cron' AND lease_owner IS NULL))"
+        "OR (lease_owner IS NULL AND (trigger = 'cron' OR next_run_at > ?)))"
     )
-    params = (to_db_time(now),)
+    params = (to_db_time(now), to_db_time(now))
     return _lease(db, where, params, owner=owner, now=now, lease=lease, limit=limit)
 
 

@@ -2,13 +2,14 @@
 
 Each method hands one function of :mod:`jobify_trio._storage._sqlite_share` to the
 connection's thread. :meth:`wait_changed` polls ``PRAGMA data_version`` on that thread
-every :data:`DATA_VERSION_POLL` seconds: it changes when another connection (another
-process) commits, and costs one thread hop.
+every :data:`DATA_VERSION_POLL` seconds of real time: it changes when another connection
+(another process) commits, and costs one thread hop.
 """
 
 from __future__ import annotations
 
 import importlib
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from types import ModuleType
@@ -154,13 +155,21 @@ class SQLiteSharing:
         )
 
     async def wait_changed(self, *, poll_interval: float) -> bool:
-        """Poll ``PRAGMA data_version`` every 50 ms for up to ``poll_interval`` seconds."""
+        """Poll ``PRAGMA data_version`` every 50 ms for up to ``poll_interval`` seconds.
+
+        The 50 ms pauses are *real* time, slept in a worker thread: they are no trio
+        deadline, so under a virtual clock (``autojump_clock``) they never hold time back
+        nor make it crawl in 50 ms steps; ``poll_interval`` is measured on trio's clock.
+        """
         thread = self._open_thread()
-        with trio.move_on_after(poll_interval):
-            while True:
-                version = await thread.call(lambda db: db.data_version())
-                seen, self._data_version = self._data_version, version
-                if seen is not None and seen != version:
-                    return True
-                await trio.sleep(DATA_VERSION_POLL)
-        return False
+        deadline = trio.current_time() + poll_interval
+        while True:
+            version = await thread.call(lambda db: db.data_version())
+            seen, self._data_version = self._data_version, version
+            if seen is not None and seen != version:
+                return True
+            left = deadline - trio.current_time()
+            if left <= 0:
+                return False
+            pause = min(DATA_VERSION_POLL, left)
+            await trio.to_thread.run_sync(time.sleep, pause, abandon_on_cancel=True)
