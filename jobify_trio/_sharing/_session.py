@@ -213,8 +213,9 @@ class Sharing:
                 self.expected.pop(job_id, None)
                 self.writer.write_nowait(Release(job_id=job_id, owner=self.me))
 
-    def arm_claimed(self, rows: list[StoredJob]) -> None:
-        """Run claimed or adopted rows here (as restore would); release what we cannot."""
+    def arm_claimed(self, rows: list[StoredJob]) -> int:
+        """Run claimed or adopted rows here (as restore would); release what we cannot
+        (and return how many those are)."""
         runtime = self.runtime
         tasks = runtime.app._tasks
         now = runtime.now()
@@ -233,6 +234,7 @@ class Sharing:
                 self.writer.write_nowait(Release(job_id=row.job_id, owner=self.me))
         if problems:
             log.warning("claimed rows released, not run here: %s", "; ".join(problems))
+        return len(problems)
 
     def release_if_busy(self, command: Any) -> bool:
         """The executor is full: hand a due durable one-off job to other instances."""
