@@ -87,11 +87,12 @@ async def test_a_sequential_caller_commits_its_own_row(tmp_path: Path) -> None:
             await t.schedule(i).delay(timedelta(hours=1))
             assert _rows(tmp_path / "jobs.db") == i + 1
         assert writer.direct >= 29
-        assert storage._inline is not None and storage._inline.commits == 30
+        assert storage._inline is not None
+        assert storage._inline.commits == 30
 
 
 async def test_concurrent_callers_still_share_commits(tmp_path: Path) -> None:
-    app, t, storage = _app(tmp_path / "jobs.db", busy_timeout=5.0)
+    app, t, _ = _app(tmp_path / "jobs.db", busy_timeout=5.0)
     async with app:
         writer = app._runtime.durability.writer  # type: ignore[union-attr]
         before = writer.batches
