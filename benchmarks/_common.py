@@ -26,6 +26,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 RESULT_MARKER = "BENCH_RESULT "
+#: The concurrent push plans: this many producer tasks, each pushing its share of N in a
+#: loop (the pattern of a server handling requests), on every side alike.
+PRODUCERS = 64
 
 Values = dict[str, float | int | str]
 

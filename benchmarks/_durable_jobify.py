@@ -1,6 +1,8 @@
 """Durability metrics, Jobify 0.14.0 side (same measurements as ``_durable_trio.py``).
 
-``durable_throughput``: a push loop and ``asyncio.gather`` of pushes, same rounds, same
+``durable_throughput``: a push loop, :data:`PRODUCERS` concurrent producer tasks each
+pushing its share in a loop, and (labelled "burst") ``asyncio.gather`` of all the pushes,
+same rounds, same
 warm-up and same one-argument no-op as the jobify_trio side, first on a SQLite file then
 without storage, with the 1 ms canary (``asyncio.sleep``) during each durable round.
 
@@ -16,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from _common import Canary, Params, Registry, Values, now, per_round, settle_memory
+from _common import PRODUCERS, Canary, Params, Registry, Values, now, per_round, settle_memory
 
 RESTORE_ROWS_FULL = 100_000
 TEMPLATE_ID = "TEMPLATEJOBID0"
@@ -50,6 +52,20 @@ async def _loop(app: Any, task: Any, n: int) -> float:
 
 
 async def _concurrent(app: Any, task: Any, n: int) -> float:
+    """:data:`PRODUCERS` tasks, each pushing its share of ``n`` in a loop."""
+
+    async def producer(first: int) -> None:
+        for i in range(first, n, PRODUCERS):
+            await task.push(i)
+
+    settle_memory()
+    start = now()
+    await asyncio.gather(*(producer(first) for first in range(PRODUCERS)))
+    await app.wait_all()
+    return n / (now() - start)
+
+
+async def _burst(app: Any, task: Any, n: int) -> float:
     """Jobify's own method: ``asyncio.gather`` of n pushes, then ``wait_all``."""
     settle_memory()
     start = now()
@@ -84,7 +100,11 @@ async def _rounds(path: Path | None, p: Params, prefix: str) -> list[Values]:
         await _loop(app, task, WARMUP_JOBS)
         for _ in range(p.repeat):
             values: Values = {}
-            for method, measure in (("loop", _loop), ("concurrent", _concurrent)):
+            for method, measure in (
+                ("loop", _loop),
+                ("concurrent", _concurrent),
+                ("burst", _burst),
+            ):
                 if path is not None:
                     rate, canary = await _with_canary(measure, app, task, p.n)
                     values.update(canary.summary(f"{prefix}_{method}"))

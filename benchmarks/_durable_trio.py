@@ -5,9 +5,11 @@ Both use a real SQLite file in a temporary directory (WAL, ``synchronous=NORMAL`
 
 ``durable_throughput`` measures, in one process and with the same method as
 ``_durable_jobify.py``: the sequential loop users write (``for i in range(n): await
-task.push(i)``, then ``wait_all``) and ``n`` concurrent pushes (one nursery task each,
-then ``wait_all``), first on a SQLite file, then without storage; a 1 ms canary task
-records the event loop's lag during each durable round. Every round is reported.
+task.push(i)``, then ``wait_all``); ``n`` concurrent pushes made by :data:`PRODUCERS`
+tasks, each pushing its share in a loop (a server handling requests), then ``wait_all``;
+and, labelled "burst", ``n`` pushes started at once (one nursery task each). First on a
+SQLite file, then without storage; a 1 ms canary task records the event loop's lag
+during each durable round. Every round is reported.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from _common import Canary, Params, Registry, Values, now, per_round, settle_memory
+from _common import PRODUCERS, Canary, Params, Registry, Values, now, per_round, settle_memory
 
 RESTORE_ROWS_FULL = 100_000
 WARMUP_JOBS = 100
@@ -37,7 +39,24 @@ async def _loop(app: Any, task: Any, n: int) -> float:
 
 
 async def _concurrent(app: Any, task: Any, n: int) -> float:
-    """Like Jobify's own method (``asyncio.gather`` of n pushes): n concurrent pushes."""
+    """:data:`PRODUCERS` tasks, each pushing its share of ``n`` in a loop."""
+    import trio
+
+    async def producer(first: int) -> None:
+        for i in range(first, n, PRODUCERS):
+            await task.push(i)
+
+    settle_memory()
+    start = now()
+    async with trio.open_nursery() as nursery:
+        for first in range(PRODUCERS):
+            nursery.start_soon(producer, first)
+    await app.wait_all()
+    return n / (now() - start)
+
+
+async def _burst(app: Any, task: Any, n: int) -> float:
+    """Like Jobify's own method (``asyncio.gather`` of n pushes): n tasks started at once."""
     import trio
 
     settle_memory()
@@ -61,6 +80,9 @@ async def _with_canary(measure: Any, *args: Any) -> tuple[float, Canary]:
     return rate, canary
 
 
+METHODS = (("loop", _loop), ("concurrent", _concurrent), ("burst", _burst))
+
+
 def _rounds(storage: Any, p: Params, prefix: str, canary: bool) -> list[Values]:
     import trio
 
@@ -78,7 +100,7 @@ def _rounds(storage: Any, p: Params, prefix: str, canary: bool) -> list[Values]:
             await _loop(app, task, WARMUP_JOBS)
             for _ in range(p.repeat):
                 values: Values = {}
-                for method, measure in (("loop", _loop), ("concurrent", _concurrent)):
+                for method, measure in METHODS:
                     if canary:
                         rate, probe = await _with_canary(measure, app, task, p.n)
                         values.update(probe.summary(f"{prefix}_{method}"))

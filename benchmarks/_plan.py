@@ -16,6 +16,8 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
+from _common import PRODUCERS
+
 JOBIFY_VERSION = "0.14.0"
 TAKEOVER_LEASE = 3.0  # SharingOptions(lease=...) of the pg_takeover instances (_pg_multi.py)
 
@@ -178,9 +180,10 @@ PLAN = (
 )
 
 
-def _lag_rows(method: str) -> tuple[Row, ...]:
+def _lag_rows(method: str, targets: dict[str, str] | None = None) -> tuple[Row, ...]:
     """Event-loop lag (1 ms canary) during a durable push round: p50, p99, max."""
-    targets = {"p50": "info", "p99": "max:1", "max": "max:10"}
+    if targets is None:
+        targets = {"p50": "info", "p99": "max:1", "max": "max:10"}
     return tuple(
         Row(
             label=f"event-loop lag {q}, durable {method} (ms)",
@@ -217,7 +220,7 @@ ROWS = (
         target="x2",
     ),
     Row(
-        label="concurrent push(i), no storage (jobs/s)",
+        label=f"concurrent push(i), {PRODUCERS} producers, no storage (jobs/s)",
         metric="durable_throughput",
         key="plain_concurrent_jobs_per_s",
         target="x2",
@@ -229,13 +232,26 @@ ROWS = (
         target="x10",
     ),
     Row(
-        label="concurrent durable push, SQLite file (jobs/s)",
+        label=f"concurrent durable push, {PRODUCERS} producers, SQLite file (jobs/s)",
         metric="durable_throughput",
         key="durable_concurrent_jobs_per_s",
         target="x10",
     ),
+    Row(
+        label="burst: N push tasks started at once, durable (jobs/s)",
+        metric="durable_throughput",
+        key="durable_burst_jobs_per_s",
+        target="info",
+    ),
+    Row(
+        label="burst: N push tasks started at once, no storage (jobs/s)",
+        metric="durable_throughput",
+        key="plain_burst_jobs_per_s",
+        target="info",
+    ),
     *_lag_rows("loop"),
     *_lag_rows("concurrent"),
+    *_lag_rows("burst", targets={"p50": "info", "p99": "info", "max": "info"}),
     Row(
         label="restore 100k stored jobs (s)",
         metric="restore",

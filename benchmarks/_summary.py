@@ -17,7 +17,7 @@ SUMMARY_LABELS = (
     "throughput (jobs/s)",
     "latency mean (µs)",
     "durable push loop, SQLite file (jobs/s)",
-    "concurrent durable push, SQLite file (jobs/s)",
+    "concurrent durable push, 64 producers, SQLite file (jobs/s)",
     "memory per delayed job (B)",
     "overload: peak RSS growth (MB)",
 )

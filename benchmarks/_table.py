@@ -185,6 +185,7 @@ def _fraction_rows(results: Results) -> list[list[str]]:
                 stat(results, side, "throughput", "jobs_per_s"),
                 get("plain_loop_jobs_per_s"),
                 get("plain_concurrent_jobs_per_s"),
+                get("plain_burst_jobs_per_s"),  # the strictest denominator
             )
             return _pct(durable, plain)
 

@@ -275,6 +275,12 @@ class Storage(SharingMethods, abc.ABC):
     async def apply(self, writes: Sequence[Write], /) -> None:
         """Apply ``writes`` in order, in one transaction: all of them or none."""
 
+    def _apply_now(self, writes: Sequence[Write], /) -> bool:
+        """Apply ``writes`` like :meth:`apply`, synchronously, if the backend can without
+        blocking the event loop; False if it did nothing (then :meth:`apply` is called).
+        Private: the storage writer's fast path for a sequential caller."""
+        return False
+
     async def add(self, *jobs: StoredJob) -> None:
         """Store new rows (an existing row with the same id is replaced)."""
         await self.apply([Upsert(job=job) for job in jobs])
@@ -374,6 +380,11 @@ class SQLiteStorage(SQLiteSharing, Storage):
                 await inline.apply(writes)
             else:
                 await thread.call(lambda db: db.apply(writes))
+
+    def _apply_now(self, writes: Sequence[Write], /) -> bool:
+        """Commit ``writes`` on the inline connection if it can (see _sqlite_inline.py)."""
+        inline = self._inline
+        return inline is not None and self._thread is not None and inline.try_apply(writes)
 
     async def release(self, *, owner: str, job_ids: Sequence[str]) -> None:
         """End ``owner``'s leases on ``job_ids``."""

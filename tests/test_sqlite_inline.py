@@ -77,6 +77,33 @@ async def test_sequential_pushes_commit_inline(tmp_path: Path) -> None:
     assert _rows(tmp_path / "jobs.db") == 20
 
 
+async def test_a_sequential_caller_commits_its_own_row(tmp_path: Path) -> None:
+    # the second push on is committed by the pushing task itself, not the writer task,
+    # and the row is committed when the call returns
+    app, t, storage = _app(tmp_path / "jobs.db", busy_timeout=5.0)
+    async with app:
+        writer = app._runtime.durability.writer  # type: ignore[union-attr]
+        for i in range(30):
+            await t.schedule(i).delay(timedelta(hours=1))
+            assert _rows(tmp_path / "jobs.db") == i + 1
+        assert writer.direct >= 29
+        assert storage._inline is not None
+        assert storage._inline.commits == 30
+
+
+async def test_concurrent_callers_still_share_commits(tmp_path: Path) -> None:
+    app, t, _ = _app(tmp_path / "jobs.db", busy_timeout=5.0)
+    async with app:
+        writer = app._runtime.durability.writer  # type: ignore[union-attr]
+        before = writer.batches
+        async with trio.open_nursery() as nursery:
+            for i in range(50):
+                nursery.start_soon(t.push, i)
+        await app.wait_all()
+        assert writer.batches - before < 25
+    assert _rows(tmp_path / "jobs.db") == 0
+
+
 async def test_locked_commit_fails_without_blocking_the_event_loop(tmp_path: Path) -> None:
     path = tmp_path / "jobs.db"
     app, t, storage = _app(path, busy_timeout=LOCK_SECONDS)
