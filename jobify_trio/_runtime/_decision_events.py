@@ -31,7 +31,7 @@ class SlotsSkippedEvent(JobEvent):
 
     __slots__ = ("coalesced_into", "count", "policy", "times", "truncated")
 
-    _fields = (*JobEvent._fields, *__slots__)
+    _fields = (*JobEvent._fields, "policy", "count", "times", "truncated", "coalesced_into")
 
     #: The cron job's misfire policy.
     policy: AnyMisfirePolicy
@@ -87,7 +87,7 @@ class DstEvent(JobEvent):
 
     __slots__ = ("skipped", "slot", "wall_time")
 
-    _fields = (*JobEvent._fields, *__slots__)
+    _fields = (*JobEvent._fields, "slot", "wall_time", "skipped")
 
     #: The instant the run happens (aware, in the cron's time zone).
     slot: datetime
@@ -125,7 +125,7 @@ class LeaseTakenOverEvent(JobEvent):
 
     __slots__ = ("instance", "origin")
 
-    _fields = (*JobEvent._fields, *__slots__)
+    _fields = (*JobEvent._fields, "instance", "origin")
 
     #: The id of this instance, which took the job over.
     instance: str
@@ -147,7 +147,7 @@ class SlotClaimedElsewhereEvent(JobEvent):
 
     __slots__ = ("instance", "slot")
 
-    _fields = (*JobEvent._fields, *__slots__)
+    _fields = (*JobEvent._fields, "slot", "instance")
 
     #: The slot this instance did not fire.
     slot: datetime

@@ -73,7 +73,9 @@ class JobEvent:
 
     __slots__ = ("attempt", "exception", "job", "kind", "next_run", "status")
 
-    _fields: ClassVar[tuple[str, ...]] = __slots__
+    _fields: ClassVar[tuple[str, ...]] = (
+        "kind", "job", "attempt", "status", "exception", "next_run",
+    )  # fmt: skip
 
     #: What happened.
     kind: JobEventKind
@@ -131,7 +133,7 @@ class StartedEvent(JobEvent):
 
     __slots__ = ("scheduled_at", "started_at")
 
-    _fields = (*JobEvent._fields, *__slots__)
+    _fields = (*JobEvent._fields, "scheduled_at", "started_at")
 
     #: When the attempt was due: ``job.exec_at`` (the cron slot, the retry's time, the
     #: time a pushed job was pushed).
@@ -167,7 +169,7 @@ class RetryingEvent(JobEvent):
 
     __slots__ = ("delay", "next_attempt")
 
-    _fields = (*JobEvent._fields, *__slots__)
+    _fields = (*JobEvent._fields, "next_attempt", "delay")
 
     #: The number of the attempt that will run (``attempt + 1``).
     next_attempt: int
