@@ -41,6 +41,7 @@ from .exceptions import BaseJobifyError
 
 if TYPE_CHECKING:
     from ._storage._postgres import PostgresStorage
+    from ._storage._sqlite_inline import InlineCommits
     from ._storage._sqlite_thread import SQLiteThread
 
 __all__ = [
@@ -288,9 +289,12 @@ class SQLiteStorage(SQLiteSharing, Storage):
     """Jobs in a SQLite file (the default: ``jobify.db`` in the working directory).
 
     One connection, opened and used by one dedicated thread; every call from trio hands
-    work to that thread and waits without blocking the event loop. The database runs in
-    WAL mode with ``synchronous=NORMAL``: a commit survives a crash of the process (kill
-    -9); after a power loss the last commits may be lost. ``table_name`` is validated;
+    work to that thread and waits without blocking the event loop. A second connection
+    commits small batches of writes right on the trio thread when the write lock is free
+    (it never waits for it: then the thread commits them; see :doc:`durability`). The
+    database runs in WAL mode with ``synchronous=NORMAL``: a commit survives a crash of the
+    process (kill -9); after a power loss the last commits may be lost. ``table_name`` is
+    validated;
     a second table ``<table_name>_meta`` holds the schema version (2), and the sharing
     protocol's tables are ``<table_name>_instances``, ``_claims``, ``_results`` and
     ``_commands``; a version 1 file is migrated when opened.
@@ -318,23 +322,35 @@ class SQLiteStorage(SQLiteSharing, Storage):
         self.table_name = validate_table_name(table_name)
         self.busy_timeout = float(busy_timeout)
         self._thread: SQLiteThread | None = None
+        self._inline: InlineCommits | None = None
 
     async def startup(self) -> None:
         """Start the connection's thread, open the file, create or check the tables."""
+        from ._storage._sqlite_inline import InlineCommits
         from ._storage._sqlite_thread import SQLiteThread
 
         if self._thread is not None:
             raise StorageError(f"{self!r} is already open")
         thread = SQLiteThread(self.path, self.table_name, busy_timeout=self.busy_timeout)
         await thread.open()
+        try:
+            self._inline = await InlineCommits.open(thread, self.path, self.table_name)
+        except BaseException:
+            await thread.close()
+            raise
         self._thread = thread
         self._data_version = await thread.call(lambda db: db.data_version())
 
     async def shutdown(self) -> None:
         """Close the connection and stop its thread (after every queued write)."""
         thread, self._thread = self._thread, None
+        inline, self._inline = self._inline, None
         if thread is not None:
-            await thread.close()
+            try:
+                if inline is not None:
+                    await inline.close()
+            finally:
+                await thread.close()
 
     def _open_thread(self) -> SQLiteThread:
         if self._thread is None:
@@ -347,10 +363,14 @@ class SQLiteStorage(SQLiteSharing, Storage):
         return await thread.call(lambda db: db.load())
 
     async def apply(self, writes: Sequence[Write], /) -> None:
-        """Apply the writes in one transaction."""
+        """Apply the writes in one transaction (inline if small and the lock is free)."""
         if writes:
             thread = self._open_thread()
-            await thread.call(lambda db: db.apply(writes))
+            inline = self._inline
+            if inline is not None:
+                await inline.apply(writes)
+            else:
+                await thread.call(lambda db: db.apply(writes))
 
     async def release(self, *, owner: str, job_ids: Sequence[str]) -> None:
         """End ``owner``'s leases on ``job_ids``."""

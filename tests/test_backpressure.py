@@ -93,3 +93,49 @@ async def test_idle_workers_are_retired(autojump_clock: trio.testing.MockClock) 
         runtime = app._runtime
         assert runtime is not None
         assert runtime.executor.running <= 64
+
+
+async def test_a_burst_of_quick_jobs_does_not_start_a_worker_per_job() -> None:
+    app = new_app()
+    runs = 0
+
+    @app.task
+    async def quick() -> None:
+        nonlocal runs
+        runs += 1
+
+    async with app:
+        async with trio.open_nursery() as nursery:
+            for _ in range(500):
+                nursery.start_soon(quick.push)
+        await app.wait_all()
+        runtime = app._runtime
+        assert runtime is not None
+        assert runtime.executor.running <= 4  # workers that ran the burst back to back
+    assert runs == 500
+
+
+async def test_a_burst_of_blocking_jobs_runs_them_all_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    app = new_app(max_concurrency=300)
+    running = 0
+    peak = 0
+
+    @app.task
+    async def slow() -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await trio.sleep(1)
+        running -= 1
+
+    async with app:
+        async with trio.open_nursery() as nursery:
+            for _ in range(200):
+                nursery.start_soon(slow.push)
+        await trio.sleep(0.5)
+        assert running == 200  # each got a worker: no job waited behind a blocked one
+        await app.wait_all()
+        assert trio.current_time() == 1.0
+    assert peak == 200

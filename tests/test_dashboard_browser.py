@@ -142,7 +142,14 @@ def test_live_page_run_now_cancel_and_screenshot(page: Page, tmp_path: Path) -> 
         expect(failed).to_have_class("job failure")
         expect(failed.locator(".error")).to_contain_text("ValueError: card declined")
         expect(_row(page, "active", "cache-warm")).to_contain_text("running")
-        expect(_row(page, "active", "inventory-sync")).to_contain_text("*/5 * * * *")
+        sync = _row(page, "active", "inventory-sync")
+        expect(sync).to_contain_text("*/5 * * * *")
+        # pause: the paused column and the button change (it stays paused in the screenshot)
+        sync.locator("button[data-action='pause']").click()
+        expect(sync.locator(".pill.s-paused")).to_have_text("paused")
+        expect(sync.locator("button[data-action='resume']")).to_have_count(1)
+        expect(page.locator("#toasts")).to_contain_text("inventory-sync paused")
+        assert _paused(app, "inventory-sync")
         live.call(_schedule, app, "report-globex", timedelta(hours=3), "globex")
         expect(_row(page, "active", "report-globex")).to_contain_text("in 3.0 h")
         page.wait_for_timeout(300)  # let the fonts and the live dot settle
@@ -165,7 +172,19 @@ def test_live_page_run_now_cancel_and_screenshot(page: Page, tmp_path: Path) -> 
         expect(_row(page, "finished", "report-globex")).to_contain_text("cancelled")
         expect(page.locator("#toasts")).to_contain_text("report-globex cancelled")
         assert app.find_job("report-globex") is None
+
+        # resume: the job is no longer paused
+        sync.locator("button[data-action='resume']").click()
+        expect(sync.locator(".pill.s-paused")).to_have_count(0)
+        expect(sync.locator("button[data-action='pause']")).to_have_count(1)
+        assert not _paused(app, "inventory-sync")
         live.call(_release, gate)
+
+
+def _paused(app: Jobify, job_id: str) -> bool:
+    job = app.find_job(job_id)
+    assert job is not None
+    return job.paused
 
 
 async def _release(gate: trio.Event) -> None:

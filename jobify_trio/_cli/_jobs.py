@@ -5,6 +5,7 @@ Usage::
     python -m jobify_trio jobs [--db jobify.db] [--table jobify_jobs] [--app MODULE:APP] [list]
     python -m jobify_trio jobs --db jobify.db delete JOB_ID [JOB_ID ...]
     python -m jobify_trio jobs --db jobify.db --app myproject.jobs:app purge-unknown [--dry-run]
+    python -m jobify_trio jobs --db jobify.db pause JOB_ID   (and resume JOB_ID)
 
 ``list`` prints one line per stored job: id, task, trigger, next run (UTC), state and
 attempt; with ``--app`` the rows whose task the app does not know are marked. Deleting
@@ -13,7 +14,9 @@ still holds the deleted jobs in memory until it restarts.
 
 The command never changes the file's layout: ``list`` (and ``purge-unknown --dry-run``)
 open it read-only; ``delete`` and ``purge-unknown`` open it read-write but delete rows
-only. No file or table is created and the journal mode is left as it is.
+only; ``pause``/``resume`` send a command to the live app holding the job or update a
+cron job's stored state (see ``_jobs_pause``). No file or table is created and the
+journal mode is left as it is.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from .._storage._sqlite import SQLiteDatabase, row_to_job
 from ..storage import StorageError, validate_table_name
 from ._cron import CliError, report_error
 from ._db import postgres_url
+from ._jobs_pause import pause_job
 
 __all__ = ["jobs_main"]
 
@@ -49,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("list", help="list stored jobs (the default)")
     delete = commands.add_parser("delete", help="delete stored jobs by id")
     delete.add_argument("job_ids", nargs="+", metavar="JOB_ID")
+    for verb in ("pause", "resume"):
+        command = commands.add_parser(verb, help=f"{verb} a stored job (see the docs)")
+        command.add_argument("job_id", metavar="JOB_ID")
     purge = commands.add_parser("purge-unknown", help="delete rows of tasks the app lacks")
     purge.add_argument("--dry-run", action="store_true", help="only list what would go")
     return parser
@@ -78,9 +85,13 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
     if not path.is_file():
         raise CliError(f"no database file at {str(path)!r} (use --db PATH)")
     known = _known_tasks(args.app, Path(args.app_dir)) if args.app else None
-    writes = args.action == "delete" or (args.action == "purge-unknown" and not args.dry_run)
+    writes = args.action in ("delete", "pause", "resume") or (
+        args.action == "purge-unknown" and not args.dry_run
+    )
     db = SQLiteDatabase.open_existing(path, table, writable=writes)
     try:
+        if args.action in ("pause", "resume"):
+            return pause_job(db, args.job_id, paused=args.action == "pause", out=out)
         if args.action == "delete":
             deleted = db.delete(args.job_ids)
             print(f"deleted {deleted} of {len(args.job_ids)} job(s)", file=out)

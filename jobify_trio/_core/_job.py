@@ -94,6 +94,8 @@ class Job(Generic[R]):
         "_id",
         "_kwargs",
         "_on_run_end",
+        "_pause_hook",
+        "_paused",
         "_rerun",
         "_result",
         "_scope",
@@ -119,6 +121,8 @@ class Job(Generic[R]):
     _on_run_end: Callable[[Job[Any]], bool] | None
     _cron: Any
     _cancel_hook: Callable[[Job[Any]], Awaitable[None]]
+    _pause_hook: Callable[[Job[Any], bool], Awaitable[None]] | None
+    _paused: bool
 
     def __init__(self) -> None:
         raise TypeError("Job has no public constructor; jobs come from task.push() or schedule()")
@@ -133,6 +137,7 @@ class Job(Generic[R]):
         kwargs: dict[str, Any],
         exec_at: datetime,
         cancel_hook: Callable[[Job[Any]], Awaitable[None]],
+        pause_hook: Callable[[Job[Any], bool], Awaitable[None]] | None = None,
     ) -> Job[R]:
         self = object.__new__(cls)
         self._id = job_id
@@ -152,6 +157,8 @@ class Job(Generic[R]):
         self._on_run_end = None
         self._cron = None
         self._cancel_hook = cancel_hook
+        self._pause_hook = pause_hook
+        self._paused = False
         return self
 
     # -- reading -------------------------------------------------------------------------
@@ -179,6 +186,11 @@ class Job(Generic[R]):
     def is_done(self) -> bool:
         """True once the job has ended for good (success, failure, timeout or cancel)."""
         return self.status in FINAL_STATUSES
+
+    @property
+    def paused(self) -> bool:
+        """True while the job is paused (see :meth:`pause`)."""
+        return self._paused
 
     def is_cron(self) -> bool:
         """True for a cron job."""
@@ -242,6 +254,27 @@ class Job(Generic[R]):
         else:
             await trio.lowlevel.checkpoint()
 
+    async def pause(self) -> None:
+        """Pause the job: it starts no run until :meth:`resume` (a run under way goes on).
+
+        A paused cron job skips its slots; a paused one-off job that falls due waits for
+        :meth:`resume`. A durable job's paused state is stored and survives a restart.
+        Pausing a paused or ended job changes nothing.
+        """
+        await self._set_paused(True)
+
+    async def resume(self) -> None:
+        """Resume a paused job: a cron job goes on from its next slot after now (no
+        catch-up); a one-off job that fell due meanwhile runs at once, else at its time."""
+        await self._set_paused(False)
+
+    async def _set_paused(self, paused: bool) -> None:
+        hook = self._pause_hook
+        if hook is None or self.status in FINAL_STATUSES or self._paused is paused:
+            await trio.lowlevel.checkpoint()
+            return
+        await hook(self, paused)
+
     # -- used by the runtime -------------------------------------------------------------
 
     def _wake_waiters(self) -> None:
@@ -252,6 +285,7 @@ class Job(Generic[R]):
 
     def __repr__(self) -> str:
         cron = f", cron={self.cron_expression!r}" if self._cron is not None else ""
+        cron += ", paused=True" if self._paused else ""
         return (
             f"<Job id={self.id!r}, task={self._task.name!r}, status={self.status.value!r}, "
             f"exec_at={self.exec_at.isoformat()!r}{cron}>"

@@ -28,13 +28,15 @@ class CronState:
     ``next_run_at`` is the next slot to run (None once the job has ended); ``offset``
     the previous scheduled slot (or the creation time): the next slot is computed from
     it; ``run_count`` counts ended runs; ``failures`` counts consecutive non-successful
-    runs (reset by a success).
+    runs (reset by a success); ``paused`` is True while the job is paused (stored so a
+    paused cron stays paused across a restart).
     """
 
     next_run_at: datetime | None
     offset: datetime
     run_count: int = 0
     failures: int = 0
+    paused: bool = False
 
 
 def same_schedule(a: Cron, b: Cron) -> bool:
@@ -72,10 +74,12 @@ def cron_to_json(cron: Cron, state: CronState) -> str:
             "max_failures": cron.max_failures,
             "misfire_policy": _policy_to_json(cron.misfire_policy),
             "start_date": _when(cron.start_date),
+            "tz": None if cron.tz is None else cron.tz.key,
             "offset": state.offset.isoformat(),
             "next_run_at": _when(state.next_run_at),
             "run_count": state.run_count,
             "failures": state.failures,
+            **({"paused": True} if state.paused else {}),
         },
         separators=(",", ":"),
     )
@@ -91,6 +95,7 @@ def cron_from_json(text: str) -> tuple[Cron, CronState]:
             max_failures=data["max_failures"],
             misfire_policy=_policy_from_json(data["misfire_policy"]),
             start_date=_parse_when(data["start_date"]),
+            tz=data.get("tz"),  # absent in rows written before per-cron zones
         )
         offset = _parse_when(data["offset"])
         if offset is None:
@@ -100,6 +105,7 @@ def cron_from_json(text: str) -> tuple[Cron, CronState]:
             offset=offset,
             run_count=int(data["run_count"]),
             failures=int(data["failures"]),
+            paused=data.get("paused", False) is True,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"unreadable cron state {text[:200]!r}: {exc}") from exc

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, TypeAlias
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
@@ -109,6 +110,27 @@ def _check_start(_: object, __: attrs.Attribute[datetime | None], value: object)
         raise TypeError(f"start_date must be a datetime or None, got {value!r}")
 
 
+def _to_zone(value: object) -> ZoneInfo | None:
+    """A ``Cron(tz=...)``: a ``ZoneInfo`` as is, a ``str`` looked up; anything else is an
+    error naming the value."""
+    if value is None:
+        return None
+    if isinstance(value, ZoneInfo):
+        if value.key is None:
+            raise ValueError(
+                f"Cron tz: {value!r} has no IANA key (from_file?): it cannot be stored"
+            )
+        return value
+    if not isinstance(value, str):
+        raise TypeError(f"Cron tz must be a str or a zoneinfo.ZoneInfo, got {value!r}")
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(
+            f"Cron tz: unknown time zone {value!r} (expected an IANA name such as 'Europe/Berlin')"
+        ) from None
+
+
 _ANY_TZ = timedelta(days=2)  # more than the widest gap between two zones' wall times
 
 
@@ -149,8 +171,11 @@ class Cron:
     :param misfire_policy: What to do with runs missed while the app was stopped or late:
         :attr:`MisfirePolicy.ONCE` (the default), ``SKIP``, ``ALL`` or
         ``MisfirePolicy.GRACE(timedelta)``.
-    :param start_date: No run before this time; a naive value is in the app's time zone.
-        Default: none.
+    :param start_date: No run before this time; a naive value is in the schedule's time
+        zone. Default: none.
+    :param tz: The time zone of this schedule (an IANA name such as ``"Europe/Berlin"`` or
+        a ``ZoneInfo``), with the same DST rules as the app's; default: the app's
+        ``tz``. An unknown name raises ``ValueError`` naming it.
     :param args: Positional arguments of every run.
     :param kwargs: Keyword arguments of every run.
     """
@@ -162,6 +187,7 @@ class Cron:
         default=MisfirePolicy.ONCE, kw_only=True, converter=_to_policy
     )
     start_date: datetime | None = attrs.field(default=None, kw_only=True, validator=_check_start)
+    tz: ZoneInfo | None = attrs.field(default=None, kw_only=True, converter=_to_zone)
     args: tuple[Any, ...] = attrs.field(default=(), kw_only=True, converter=_to_args, hash=False)
     kwargs: Mapping[str, Any] = attrs.field(
         factory=dict, kw_only=True, converter=_to_kwargs, hash=False

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import trio
 
 from .._core._clock import to_tz
@@ -66,7 +67,7 @@ async def schedule_cron(
     """
     args, kwargs = cron_call_arguments(task, cron, args, kwargs)
     now = runtime.now()
-    check_fires(cron, job_id=job_id, now=now, tz=runtime._tz)
+    check_fires(cron, job_id=job_id, now=now, tz=runtime.cron_triggers.zone(cron))
     durability = runtime.durability
     stored = None if durability is None else durability.prepare(task, args, kwargs)
     existing = runtime._active(job_id, replace)
@@ -91,7 +92,7 @@ def check_fires(cron: Cron, *, job_id: str, now: datetime, tz: tzinfo) -> None:
     has no fire time after ``now``, or none at or after its ``start_date``."""
     expr = cron.compile(hash_id=job_id)
     try:
-        expr.next_after(now)
+        expr.next_after(now.astimezone(tz))
     except CronExhausted:
         raise InvalidCronExpression(
             cron.expression, f"it never fires: its last fire time is before now ({now})"
@@ -146,7 +147,8 @@ def _replacement_state(
     old_cron, old = job._cron, triggers.state(job)
     keep = old is not None and old_cron is not None and old_cron.start_date == cron.start_date
     offset = old.offset if keep and old is not None else None
-    return triggers.first_state(job, cron, now=now, offset=offset)
+    state = triggers.first_state(job, cron, now=now, offset=offset)
+    return attrs.evolve(state, paused=job._paused)  # a replaced paused cron stays paused
 
 
 async def _commit(
@@ -190,6 +192,9 @@ def restore_cron(runtime: Runtime, task: Task[..., Any], row: StoredJob) -> str 
         return None
     now = runtime.now()
     job = runtime._new_job(task, args, kwargs, row.job_id, state.next_run_at or now)
+    if state.paused:  # it was paused when stored: it stays paused until resumed
+        job._paused = True
+        runtime.registry.hold(job, True)
     runtime.cron_triggers.arm_nowait(job, cron, state, now=now)
     return None
 

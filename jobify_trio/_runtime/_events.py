@@ -44,6 +44,10 @@ class JobEventKind(enum.StrEnum):
     (:class:`RetryingEvent`)."""
     ENDED = "ended"
     """A run ended with ``status``; ``next_run`` is set when the job runs again (cron)."""
+    PAUSED = "paused"
+    """The job was paused (``job.pause()``, a command, the CLI or the dashboard)."""
+    RESUMED = "resumed"
+    """The job was resumed; ``next_run`` is when it runs next."""
     SLOTS_SKIPPED = "slots_skipped"
     """A late cron job's misfire policy skipped slots, or coalesced them into one run
     (:class:`SlotsSkippedEvent`)."""

@@ -13,12 +13,13 @@ __all__ = ["JobRegistry"]
 
 
 class JobRegistry:
-    """Active jobs by id. ``wait_idle`` returns when the table is empty."""
+    """Active jobs by id. ``wait_idle`` returns when every active job is held (paused)."""
 
-    __slots__ = ("_active", "_idle")
+    __slots__ = ("_active", "_held", "_idle")
 
     def __init__(self) -> None:
         self._active: dict[str, Job[Any]] = {}
+        self._held: set[Job[Any]] = set()
         self._idle: trio.Event | None = None
 
     def __len__(self) -> int:
@@ -40,13 +41,26 @@ class JobRegistry:
         active = self._active
         if active.get(job.id) is job:
             del active[job.id]
-            if not active and self._idle is not None:
-                self._idle.set()
-                self._idle = None
+            self._held.discard(job)
+            self._check_idle()
+
+    def hold(self, job: Job[Any], held: bool) -> None:
+        """A paused job is held: it no longer keeps :meth:`wait_idle` waiting."""
+        if held:
+            if self._active.get(job.id) is job:
+                self._held.add(job)
+        else:
+            self._held.discard(job)
+        self._check_idle()
+
+    def _check_idle(self) -> None:
+        if self._idle is not None and len(self._active) == len(self._held):
+            self._idle.set()
+            self._idle = None
 
     async def wait_idle(self) -> None:
-        """Return when no job is active."""
-        if not self._active:
+        """Return when no job is active but held (paused) ones."""
+        if len(self._active) == len(self._held):
             await trio.lowlevel.checkpoint()
             return
         if self._idle is None:

@@ -38,7 +38,7 @@ from .._sharing._session import Sharing, start_sharing
 from .._storage._durability import Durability, attach_durability
 from ..exceptions import ApplicationStateError, DuplicateJobError
 from ..storage import StorageError, Trigger
-from . import _cron_runtime, _thread_jobs
+from . import _cron_runtime, _pause, _thread_jobs
 from ._actors._cron_trigger import CronTriggers
 from ._actors._executor import Executor
 from ._actors._scheduler import Scheduler
@@ -207,6 +207,7 @@ class Runtime:
             kwargs=kwargs,
             exec_at=exec_at,
             cancel_hook=self.cancel,
+            pause_hook=self.set_paused,
         )
         self.registry.add(job)
         return job
@@ -408,6 +409,10 @@ class Runtime:
         elif job.status not in FINAL_STATUSES:
             self._cancel_now(job)
         await trio.lowlevel.checkpoint()
+
+    async def set_paused(self, job: Job[Any], paused: bool) -> None:
+        """Pause or resume ``job`` (see ``_pause``)."""
+        await _pause.set_paused(self, job, paused)
 
     def _cancel_now(self, job: Job[Any]) -> None:
         self._disarm(job)

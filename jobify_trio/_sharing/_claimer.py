@@ -6,6 +6,11 @@ misfire policy), claim due unowned rows up to the executor's free capacity (rows
 released by a busy instance, or whose owner died), then sleep until the store reports
 a change (:meth:`~jobify_trio.storage.Storage.wait_changed`), the earliest unowned row
 is due (:meth:`~jobify_trio.storage.Storage.next_due_at`), or one poll interval passed.
+
+A pass that handed back rows it cannot run here (their task is unknown to this version of
+the app) waits a whole poll interval, whatever the store reports: its own release is a
+change, and the row is due and unowned again, so waking on it would claim and release the
+same row every few milliseconds for as long as no instance runs it.
 """
 
 from __future__ import annotations
@@ -35,25 +40,30 @@ async def run_claimer(
     while True:
         await sharing.wait_if_stalled()
         try:
-            wait = await claim_once(sharing)
+            wait, handed_back = await claim_once(sharing)
         except Exception as exc:  # the store is down: try again later
             log.warning("claiming due jobs failed: %s", exc)
-            wait = poll
-        await sharing.storage.wait_changed(poll_interval=max(wait, MIN_WAIT))
+            wait, handed_back = poll, False
+        if handed_back:
+            await trio.sleep(poll)
+        else:
+            await sharing.storage.wait_changed(poll_interval=max(wait, MIN_WAIT))
 
 
-async def claim_once(sharing: Sharing) -> float:
-    """One pass; returns how long to wait for the next one at most."""
+async def claim_once(sharing: Sharing) -> tuple[float, bool]:
+    """One pass; returns how long to wait for the next one at most, and whether it
+    handed back rows it cannot run here (then the wait ignores changes)."""
     poll = sharing.options.poll_interval
     free = sharing.capacity()
     rows = await sharing.acquire(free)
     if rows:
-        sharing.arm_claimed(rows)
+        if sharing.arm_claimed(rows):
+            return poll, True
         await trio.lowlevel.checkpoint()
     if free <= len(rows):
-        return poll
+        return poll, False
     now = sharing.runtime.now()
     due = await sharing.storage.next_due_at(now=now)
     if due is None:
-        return poll
-    return min(poll, max((due - now).total_seconds(), 0.0))
+        return poll, False
+    return min(poll, max((due - now).total_seconds(), 0.0)), False

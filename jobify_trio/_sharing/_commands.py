@@ -45,6 +45,8 @@ async def apply_command(sharing: Sharing, command: Command) -> None:
     try:
         if command.kind is CommandKind.CANCEL:
             await _cancel(sharing, command)
+        elif command.kind in (CommandKind.PAUSE, CommandKind.RESUME):
+            await _pause(sharing, command)
         else:
             await _replace(sharing, command)
     except Exception as exc:
@@ -56,6 +58,12 @@ async def _cancel(sharing: Sharing, command: Command) -> None:
     job = runtime.registry.get(command.job_id)
     if job is not None and not sharing.remote.follows(job):
         await runtime.cancel(job)
+
+
+async def _pause(sharing: Sharing, command: Command) -> None:
+    job = sharing.runtime.registry.get(command.job_id)
+    if job is not None and not sharing.remote.follows(job):
+        await job._set_paused(command.kind is CommandKind.PAUSE)
 
 
 async def _replace(sharing: Sharing, command: Command) -> None:

@@ -58,11 +58,13 @@ async def run_heartbeat(
 
 async def beat_once(sharing: Sharing, *, prune: bool = False) -> None:
     """One heartbeat (see the module docs)."""
-    if not sharing.active:
+    if not sharing.active:  # alone on the store: only presence, and commands (the CLI's)
         now = sharing.runtime.now()
-        await sharing.storage.heartbeat(
+        beat = await sharing.storage.heartbeat(
             instance_id=sharing.me, now=now, lease_until=now + sharing.lease
         )
+        for command in beat.commands:
+            await apply_command(sharing, command)
         return
     held = _held_here(sharing)
     await sharing.writer.write(Release(job_id="", owner=sharing.me))  # barrier: no-op write

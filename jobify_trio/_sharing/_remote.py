@@ -12,14 +12,19 @@ follow it), :meth:`Remote.job_ended` stores it with the same batch as the row's 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from .._core._job import Job, JobStatus
 from .._storage._durability import is_durable
-from ..exceptions import DuplicateJobError, JobTimeoutError, RemoteJobError
+from ..exceptions import (
+    ApplicationStateError,
+    DuplicateJobError,
+    JobTimeoutError,
+    RemoteJobError,
+)
 from ..serializers import SerializationError
 from ..storage import (
     Command,
@@ -222,6 +227,7 @@ class Remote:
         job: Job[Any] = Job._create(
             job_id=row.job_id, task=task, args=args, kwargs=kwargs,
             exec_at=row.next_run_at.astimezone(runtime._tz), cancel_hook=runtime.cancel,
+            pause_hook=runtime.set_paused,
         )  # fmt: skip
         job._status = JobStatus.SCHEDULED
         if row.trigger is Trigger.CRON:
@@ -235,6 +241,26 @@ class Remote:
         deleting its row; the handle ends CANCELLED at once."""
         await self._cancel_stored(job.id, self._origin.get(job.id) or self._sharing.me)
         self.end(job, JobStatus.CANCELLED, None)
+
+    async def set_paused(self, job: Job[Any], paused: bool) -> None:
+        """Pause or resume a followed job at its live owner, by a PAUSE/RESUME command
+        (applied at the owner's next heartbeat or poll). ``ApplicationStateError`` if no
+        live instance holds its row (it is taken over within a lease: try again then)."""
+        sharing = self._sharing
+        row = await sharing.storage.get_job(job.id)
+        now = sharing.runtime.now()
+        owner = None if row is None else row.lease_owner
+        expires = None if row is None else row.lease_expires_at
+        if owner in (None, sharing.me) or expires is None or expires < now:
+            raise ApplicationStateError(
+                f"job {job.id!r} is not held by a live instance; it cannot be "
+                f"{'paused' if paused else 'resumed'} until one takes it over"
+            )
+        assert owner is not None
+        kind = CommandKind.PAUSE if paused else CommandKind.RESUME
+        command = Command(target=owner, job_id=job.id, kind=kind, created_at=now)
+        await sharing.writer.write(SendCommand(command=command))
+        job._paused = paused
 
     async def _cancel_stored(self, job_id: str, origin: str) -> None:
         """Delete the row, or send its live owner a CANCEL command. Until the row is gone
@@ -314,7 +340,10 @@ class _RemoteCron:
     def __init__(self, row: StoredJob) -> None:
         from .._cron._state import cron_from_json
 
+        self.tz: tzinfo | None = None
         try:
-            self.expression = cron_from_json(row.cron or "")[0].expression
+            cron = cron_from_json(row.cron or "")[0]
         except ValueError:
             self.expression = "?"
+        else:
+            self.expression, self.tz = cron.expression, cron.tz

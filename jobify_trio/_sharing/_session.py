@@ -216,8 +216,9 @@ class Sharing:
                 self.writer.write_nowait(Release(job_id=job_id, owner=self.me))
         self._announce_adopted(restored)
 
-    def arm_claimed(self, rows: list[StoredJob]) -> None:
-        """Run claimed or adopted rows here (as restore would); release what we cannot."""
+    def arm_claimed(self, rows: list[StoredJob]) -> int:
+        """Run claimed or adopted rows here (as restore would); release what we cannot
+        (and return how many those are)."""
         runtime = self.runtime
         tasks = runtime.app._tasks
         now = runtime.now()
@@ -239,6 +240,7 @@ class Sharing:
         self._announce_adopted(armed)
         if problems:
             log.warning("claimed rows released, not run here: %s", "; ".join(problems))
+        return len(problems)
 
     def _announce_adopted(self, armed: list[str]) -> None:
         """Tell the listeners about the jobs just armed here that were adopted."""
@@ -323,14 +325,20 @@ class Sharing:
     def cron_run_ended(self, job: Job[Any], state: CronState) -> None:
         """After a cron run: a cron that failed for good is stored so, unless the row is
         no longer ours (progress otherwise travels with the next slot claim)."""
-        if job.status is not JobStatus.PERMANENTLY_FAILED or not is_durable(job._task):
+        if job.status is JobStatus.PERMANENTLY_FAILED:
+            self.store_cron(job, state)
+
+    def store_cron(self, job: Job[Any], state: CronState) -> None:
+        """Store a cron job's row as it is now (a cron that failed for good, or one paused
+        or resumed), unless the row is no longer ours."""
+        if not is_durable(job._task):
             return
         durability = self.durability
         arguments = durability._encode_again(job)
         if arguments is None or job._cron is None:
             return
         row = durability.row(
-            job, Trigger.CRON, arguments, attempt=1, state=StoredState.PERMANENTLY_FAILED,
+            job, Trigger.CRON, arguments, attempt=1, state=_stored_state(job),
             cron=cron_to_json(job._cron, state), next_run_at=state.next_run_at or job.exec_at,
         )  # fmt: skip
         self.runtime._nursery.start_soon(self._take, self.stamp(row))
@@ -340,3 +348,8 @@ class Sharing:
             await self.storage.try_take(row, now=self.runtime.now())
         except Exception as exc:
             log.warning("could not store cron job %r as failed: %s", row.job_id, exc)
+
+
+def _stored_state(job: Job[Any]) -> StoredState:
+    failed = job.status is JobStatus.PERMANENTLY_FAILED
+    return StoredState.PERMANENTLY_FAILED if failed else StoredState.SCHEDULED

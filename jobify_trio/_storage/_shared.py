@@ -74,6 +74,8 @@ class CommandKind(enum.StrEnum):
 
     CANCEL = "cancel"
     REPLACE = "replace"
+    PAUSE = "pause"
+    RESUME = "resume"
 
 
 @attrs.frozen(kw_only=True)

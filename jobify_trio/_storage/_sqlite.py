@@ -75,8 +75,10 @@ class SQLiteDatabase:
         *,
         busy_timeout: float = 5.0,
         existing: Literal["", "ro", "rw"] = "",
+        inline: bool = False,
     ) -> None:
-        """Open (creating if needed) the job table; with ``existing`` see :meth:`open_existing`."""
+        """Open (creating if needed) the job table; with ``existing`` see :meth:`open_existing`;
+        ``inline``: a second connection to a prepared file that never checkpoints the WAL."""
         self.path = path
         self.table = validate_table_name(table_name)
         self.meta = f"{self.table}_meta"
@@ -87,7 +89,11 @@ class SQLiteDatabase:
                 check_same_thread=False,
             )  # fmt: skip
         try:
-            if not existing:
+            if inline:  # see _sqlite_inline.py
+                with self._errors("open"):
+                    self._conn.execute("PRAGMA synchronous=NORMAL")
+                    self._conn.execute("PRAGMA wal_autocheckpoint=0")
+            elif not existing:
                 self._prepare()
             else:
                 with self._errors("read"):
@@ -149,6 +155,11 @@ class SQLiteDatabase:
         with self._errors("read"):
             row = self._conn.execute("PRAGMA data_version").fetchone()
         return int(row[0])
+
+    def checkpoint(self) -> None:
+        """A passive WAL checkpoint (never waits for a lock)."""
+        with self._errors("checkpoint"):
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def close(self) -> None:
         """Close the connection (WAL is checkpointed by SQLite on the last close)."""

@@ -86,6 +86,10 @@ class SQLiteThread:
         assert db is not None, "SQLiteThread.call before open()"
         return await self._run(lambda: fn(db))
 
+    async def run(self, fn: Callable[[], T]) -> T:
+        """``fn()`` on the connection's thread (for work that needs no connection)."""
+        return await self._run(fn)
+
     async def _run(self, fn: Callable[[], T]) -> T:
         token = trio.lowlevel.current_trio_token()
         done = trio.Event()

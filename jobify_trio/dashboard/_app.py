@@ -210,7 +210,7 @@ async def _cancel(job: Job[Any], _: str) -> str:
 
 
 async def _call_handle(job: Job[Any], action: str) -> str:
-    """An action the handle itself offers (``pause``/``resume`` once handles have them)."""
+    """An action the handle itself offers: ``pause`` or ``resume``."""
     method: Callable[[], Awaitable[object]] = getattr(job, action)
     await method()
     return f"{job.task_name}: {job.id} {action}d"

@@ -4,7 +4,7 @@ whole design; this module holds the per-job task and its run-end hook)."""
 from __future__ import annotations
 
 import collections
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -43,6 +43,7 @@ class CronTrigger:
         "_ended",
         "_entry",
         "_group",
+        "_held",
         "_inherited",
         "_job",
         "_last_status",
@@ -52,19 +53,29 @@ class CronTrigger:
         "_slots",
         "_task",
         "_waiting_run",
+        "_zone",
         "failures",
         "run_count",
     )
 
     def __init__(
-        self, *, job: Job[Any], cron: Cron, group: CronTriggers, slots: Slots, state: CronState
+        self,
+        *,
+        job: Job[Any],
+        cron: Cron,
+        group: CronTriggers,
+        slots: Slots,
+        state: CronState,
+        zone: tzinfo,
     ) -> None:
         self._job = job
         self._cron = cron
         self._group = group
         self._slots = slots
-        self._set_due(state.next_run_at)
-        self._offset = state.offset
+        self._zone = zone  # slots are computed in this zone (a stored state has fixed offsets)
+        due = state.next_run_at
+        self._set_due(None if due is None else due.astimezone(zone))
+        self._offset = state.offset.astimezone(zone)
         self.run_count = state.run_count
         self.failures = state.failures
         self._batch: collections.deque[datetime] = collections.deque()
@@ -72,6 +83,7 @@ class CronTrigger:
         self._inherited = job.status is JobStatus.RUNNING  # a run from before a replace
         self._run_over = False
         self._waiting_run = False
+        self._held = False
         self._entry: AlarmEntry | None = None
         self._task: trio.lowlevel.Task | None = None
         self._last_status = JobStatus.SUCCESS
@@ -86,6 +98,7 @@ class CronTrigger:
             offset=self._offset,
             run_count=self.run_count,
             failures=self.failures,
+            paused=self._job._paused,
         )
 
     def _upcoming(self) -> datetime | None:
@@ -146,6 +159,10 @@ class CronTrigger:
         job, group = self._job, self._group
         clock = group.wall_clock
         while not self._ended:
+            if job._paused:  # parked until resume(): its slots pass unrun
+                self._held = True
+                await self._park()
+                continue
             if self._batch:
                 slot = self._batch.popleft()
                 self._offset = job._exec_at = slot
@@ -197,7 +214,7 @@ class CronTrigger:
             if self._entry is not None:
                 Alarm.cancel(self._entry)
                 self._entry = None
-            self._waiting_run = False
+            self._waiting_run = self._held = False
             return trio.lowlevel.Abort.SUCCEEDED
 
         await trio.lowlevel.wait_task_rescheduled(abort)
@@ -215,10 +232,11 @@ class CronTrigger:
         of waiting for the old one. Slots already queued to run are kept."""
         if self._due is None or self._ended:
             return
+        now = now.astimezone(self._zone)
         following = self._slots.after(now)
         start = self._cron.start_date
         if start is not None:
-            first = to_tz(start, now.tzinfo)  # type: ignore[arg-type]
+            first = to_tz(start, self._zone)
             if following is None or following[1] < first.timestamp():
                 following = (first, first.timestamp())
         if following is None or following[1] >= self._due_stamp:
@@ -230,6 +248,23 @@ class CronTrigger:
             self._publish()
             for hook in self._group.run_ended_hooks:  # storage keeps the new plan
                 hook(job, self.state())
+
+    def resume(self, now: datetime) -> None:
+        """The job was resumed: it goes on from its next slot after ``now``; the slots that
+        passed while it was paused are dropped (no catch-up, whatever the misfire policy)."""
+        if self._ended:
+            return
+        self._batch.clear()
+        if self._due is not None and self._due_stamp <= now.timestamp():
+            now = now.astimezone(self._zone)
+            following = self._slots.after(now)
+            self._set_due(None if following is None else following[0])
+            self._offset = now
+        if self._job.status is JobStatus.SCHEDULED and not self._waiting_run:
+            self._publish()  # (a run's pending retry keeps its exec_at until the run ends)
+        if self._held:
+            self._held = False
+            trio.lowlevel.reschedule(self._task)  # type: ignore[arg-type]
 
     def stop(self) -> None:
         """End this trigger's task (the job was cancelled or replaced)."""

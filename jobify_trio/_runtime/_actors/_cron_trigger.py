@@ -180,19 +180,24 @@ class CronTriggers:
         trigger = self._triggers.get(job)
         return None if trigger is None else trigger.state()
 
+    def zone(self, cron: Cron) -> tzinfo:
+        """The time zone of ``cron``'s slots: its own ``tz``, else the app's."""
+        return self._tz if cron.tz is None else cron.tz
+
     def first_state(
         self, job: Job[Any], cron: Cron, *, now: datetime, offset: datetime | None
     ) -> CronState:
         """Where a new (or replacing) cron job starts.
 
-        A ``start_date`` (naive: the app's tz) is the first slot, exactly, unless
+        A ``start_date`` (naive: the schedule's tz) is the first slot, exactly, unless
         ``offset`` is given (a replace that keeps its offset). Otherwise the first slot is
-        the first one after ``offset`` (default ``now``).
+        the first one after ``offset`` (default ``now``). Slots are in the schedule's tz.
         """
+        zone = self.zone(cron)
         if cron.start_date is not None and offset is None:
-            first = to_tz(cron.start_date, self._tz)
+            first = to_tz(cron.start_date, zone)
             return CronState(next_run_at=first, offset=first)
-        base = now if offset is None else offset
+        base = (now if offset is None else offset).astimezone(zone)
         following = self._slots(cron, job.id).after(base)
         return CronState(next_run_at=None if following is None else following[0], offset=base)
 
@@ -223,8 +228,9 @@ class CronTriggers:
         self, job: Job[Any], cron: Cron, state: CronState, *, now: datetime
     ) -> CronTrigger:
         self.stop(job)
+        zone = self.zone(cron)
         trigger = CronTrigger(
-            job=job, cron=cron, group=self, slots=self._slots(cron, job.id), state=state
+            job=job, cron=cron, group=self, slots=self._slots(cron, job.id), state=state, zone=zone
         )
         job._cron = cron
         job._on_run_end = trigger.on_run_end
@@ -237,6 +243,12 @@ class CronTriggers:
             trigger._publish()
         self._triggers[job] = trigger
         return trigger
+
+    def resume(self, job: Job[Any]) -> None:
+        """``job`` was resumed: its trigger goes on from the next slot after now."""
+        trigger = self._triggers.get(job)
+        if trigger is not None:
+            trigger.resume(self.now())
 
     def stop(self, job: Job[Any]) -> None:
         """Stop the trigger of ``job`` if it has one (its task ends)."""
@@ -255,7 +267,7 @@ class CronTriggers:
 
     def _slots(self, cron: Cron, job_id: str) -> Slots:
         expr = cron.compile(hash_id=job_id)
-        key = (expr, self._tz)
+        key = (expr, self.zone(cron))
         memo = self._memos.get(key)
         if memo is None:
             if len(self._memos) >= _MAX_MEMOS:

@@ -7,6 +7,13 @@ it waits in ``send`` until a worker is free. So a burst never becomes an unbound
 of tasks: callers block instead (backpressure), and at most ``max_idle`` idle workers
 are kept between bursts.
 
+A burst does not start one worker per job either: while a started worker has not run yet
+(``_starting``), further commands wait in a *pending* queue (counted against
+``max_concurrency``), which workers take before going idle. A worker that takes a command
+from it while more wait starts one more worker if none is on its way, so jobs that finish
+without blocking are run back to back by one worker (one task spawn per burst, not per
+job), and jobs that block still get workers of their own, one more per scheduler pass.
+
 A worker never waits for a worker. A job that schedules jobs (at any depth, through
 middleware, or from its thread with ``trio.from_thread``) runs in a worker task, marked
 by a context variable naming its executor (a job of one app scheduling on another app
@@ -104,6 +111,8 @@ class Executor:
         self.retry_at_once: Callable[[RunJob, BaseException], RunJob | None] | None = None
         """Set by the runtime to the supervisor's zero-backoff retry decision."""
         self._overflow: collections.deque[RunJob] = collections.deque()
+        self._pending: collections.deque[RunJob] = collections.deque()
+        self._starting = 0  # workers started that have not run yet
         self._workers = 0
         self._idle = 0
         self._draining = False
@@ -121,8 +130,8 @@ class Executor:
 
     @property
     def busy(self) -> int:
-        """Number of workers running an attempt right now."""
-        return self._workers - self._idle
+        """Number of workers running an attempt right now (and commands about to)."""
+        return self._workers - self._idle + len(self._pending)
 
     def drain(self) -> None:
         """Start no attempt from now on (graceful shutdown); running ones go on."""
@@ -153,15 +162,30 @@ class Executor:
         try:
             self._run_job_send.send_nowait(command)
         except trio.WouldBlock:
-            if self._workers < self._max_concurrency and self._nursery is not None:
-                self._workers += 1
-                self._nursery.start_soon(self._worker, command)
+            if self._workers + len(self._pending) < self._max_concurrency and self._nursery:
+                if self._starting:  # a worker is on its way: it takes this one (module docs)
+                    self._pending.append(command)
+                else:
+                    self._start_worker(command)
             elif _WORKER_OF.get() is self:
                 self._overflow.append(command)  # a worker never waits for a worker
             else:
                 on_full = self.on_full  # sharing: another instance may run it
                 return on_full is not None and on_full(command)
         return True
+
+    def _start_worker(self, command: RunJob | None) -> None:
+        assert self._nursery is not None
+        self._workers += 1
+        self._starting += 1
+        self._nursery.start_soon(self._worker, command)
+
+    def _take_pending(self) -> RunJob:
+        """The next pending command; one more worker is started if more wait (module docs)."""
+        command = self._pending.popleft()
+        if self._pending and not self._starting and self._workers < self._max_concurrency:
+            self._start_worker(None)
+        return command
 
     async def wait_to_send(self, command: RunJob) -> None:
         """Wait for a free worker and hand it ``command`` (backpressure).
@@ -195,8 +219,11 @@ class Executor:
         a fresh one. ``job._scope`` points at the scope only while the job runs.
         """
         _WORKER_OF.set(self)
+        self._starting -= 1
+        if self._pending and not self._starting and self._workers < self._max_concurrency:
+            self._start_worker(None)  # if this worker's command blocks, pending ones don't wait
         receive = self._run_job_receive
-        overflow = self._overflow
+        overflow, pending = self._overflow, self._pending
         try:
             while True:
                 running: RunJob | None = None
@@ -210,6 +237,9 @@ class Executor:
                                 continue
                         if overflow:  # jobs pushed by jobs go before anything new
                             command = overflow.popleft()
+                            continue
+                        if pending:
+                            command = self._take_pending()
                             continue
                         if self._idle >= self._max_idle:
                             return

@@ -11,6 +11,10 @@ back), the timer is re-armed. The scheduler never sleeps longer than :data:`MAX_
 and on each wake compares the wall clock with trio's clock; if they drifted apart by
 more than :data:`JUMP_THRESHOLD` (the wall clock was stepped), every deadline is
 recomputed from its ``exec_at``.
+
+A paused job's due command is held in ``job._timer`` (an :class:`ArmTimer`, not a heap
+token) instead of going to the executor, until :meth:`~jobify_trio.Job.resume` sends it
+again.
 """
 
 from __future__ import annotations
@@ -111,6 +115,10 @@ class Scheduler:
         await self._submit(command)
 
     async def _submit(self, command: ArmTimer) -> None:
+        job = command.job
+        if job._paused:  # held until resume() sends the command again
+            job._timer = command
+            return
         await self._executor.submit(
             RunJob(job=command.job, generation=command.generation, attempt=command.attempt)
         )

@@ -123,8 +123,8 @@ class Supervisor:
         """
         job = command.job
         policy = job._task.options.retry
-        if policy.initial_delay or job._generation != command.generation:
-            return None
+        if policy.initial_delay or job._generation != command.generation or job._paused:
+            return None  # (a paused job's retry goes through the scheduler, which holds it)
         decision = decide_retry(policy, attempt=command.attempt, exc=failure, uniform=self._uniform)
         if not isinstance(decision, RetryAfter):
             return None

@@ -1,0 +1,109 @@
+"""Short commits made inline, on the trio thread, by a second SQLite connection.
+
+A round trip to the connection's thread costs several times a WAL + ``synchronous=NORMAL``
+commit, and a sequential loop of awaited durable pushes pays it on every call (group
+commit cannot help: one call waits at a time). So a small batch of writes is committed
+right on the trio thread by a second connection that:
+
+* never waits for a lock: its busy timeout is 0, so ``BEGIN IMMEDIATE`` fails at once
+  with ``SQLITE_BUSY`` if another connection (the thread's, or another process sharing
+  the file) holds the write lock; the batch is then committed by the thread's connection,
+  which waits up to ``busy_timeout``, without blocking the event loop;
+* never checkpoints the WAL (``wal_autocheckpoint=0``): a checkpoint writes and syncs the
+  database file. After :data:`CHECKPOINT_EVERY` inline commits, the next batch is
+  committed on the thread, followed there by a passive checkpoint. The writer waits for
+  both, so no commit of this process runs during the checkpoint: it catches up with the
+  whole WAL, and the next commit starts the WAL file over (a checkpoint running beside a
+  stream of commits never catches up, and the WAL would grow without bound);
+* commits at most :data:`INLINE_MAX_WRITES` writes: a bigger batch goes to the thread, so
+  an inline commit stays short and bounded (tens of microseconds, plus a few per row).
+
+The commit is the same transaction either way, so the guarantee does not change: a
+scheduling call returns only after its row is committed. A file named ``:memory:`` has no
+second connection (it would be another database): every commit goes to the thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..storage import StorageError, Write
+from ._sqlite import SQLiteDatabase
+from ._sqlite_thread import SQLiteThread
+
+__all__ = ["CHECKPOINT_EVERY", "INLINE_MAX_WRITES", "InlineCommits"]
+
+#: The largest batch committed on the trio thread.
+INLINE_MAX_WRITES = 32
+#: Inline commits after which a batch goes to the thread, with a checkpoint.
+CHECKPOINT_EVERY = 256
+
+
+class InlineCommits:
+    """The trio thread's own connection; see the module docs."""
+
+    def __init__(self, db: SQLiteDatabase, thread: SQLiteThread) -> None:
+        self._db = db
+        self._thread = thread
+        self._since_checkpoint = 0
+        self.commits = 0  # committed inline (for tests and benchmarks)
+        self.busy = 0  # handed to the thread because the write lock was taken
+
+    @classmethod
+    async def open(cls, thread: SQLiteThread, path: Path, table: str) -> InlineCommits | None:
+        """The second connection, opened on the thread (None for ``:memory:``)."""
+        if str(path) == ":memory:":
+            return None
+        db = await thread.run(lambda: SQLiteDatabase(path, table, busy_timeout=0.0, inline=True))
+        return cls(db, thread)
+
+    async def apply(self, writes: Sequence[Write]) -> None:
+        """Commit ``writes`` inline if :meth:`try_apply` can, else on the thread (then with
+        a checkpoint after the commit, if one is due)."""
+        if self.try_apply(writes):
+            return
+        checkpoint = self._since_checkpoint >= CHECKPOINT_EVERY
+
+        def work(db: SQLiteDatabase) -> None:
+            db.apply(writes)
+            if checkpoint:  # the rows are committed whatever the checkpoint does
+                with contextlib.suppress(StorageError):
+                    db.checkpoint()
+
+        await self._thread.call(work)
+        if checkpoint:
+            self._since_checkpoint = 0
+
+    def try_apply(self, writes: Sequence[Write]) -> bool:
+        """Commit ``writes`` now; False if they must go to the thread instead (too many
+        writes, a checkpoint is due, or the write lock is taken). Other errors are raised
+        as the thread's are."""
+        if len(writes) > INLINE_MAX_WRITES or self._since_checkpoint >= CHECKPOINT_EVERY:
+            return False
+        try:
+            self._db.apply(writes)
+        except StorageError as exc:
+            if not _is_busy(exc):
+                raise
+            self.busy += 1
+            return False
+        self.commits += 1
+        self._since_checkpoint += 1
+        return True
+
+    async def close(self) -> None:
+        """Close the connection (on the thread, after the work queued there)."""
+        await self._thread.run(self._db.close)
+
+
+def _is_busy(exc: StorageError) -> bool:
+    cause = exc.__cause__
+    if not isinstance(cause, sqlite3.OperationalError):
+        return False
+    code = getattr(cause, "sqlite_errorcode", None)
+    if code is None:
+        return "locked" in str(cause) or "busy" in str(cause)
+    return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
