@@ -95,8 +95,16 @@ class OpsListener(AttemptObserver):
         self._attempt_ended(job, attempt, failure_status(exc), exc, True, True)
 
     def ended(self, job: Job[Any], status: JobStatus) -> None:
+        # (the body of _attempt_ended, inlined: this runs once per job)
+        now = self._stamp()
+        started = self.started_at.pop(job._id, None)
         exception = None if status is _SUCCESS else job._exception
-        self._attempt_ended(job, job._attempt, status, exception, False, job._status is _SCHEDULED)
+        again, attempt = job._status is _SCHEDULED, job._attempt
+        try:
+            for sink in self._end_sinks:
+                sink.ended(job, attempt, status, exception, False, again, now, started)
+        except Exception:
+            _log.exception("recording the end of job %r failed", job._id)
 
     def _attempt_ended(
         self,
