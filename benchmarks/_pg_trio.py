@@ -10,8 +10,10 @@ psycopg is not installed, or when the server does not answer.
   last push has returned (each returns once its row is committed; jobs run meanwhile);
   ``concurrent_jobs_per_s``, ``n`` pushes in one nursery until all have returned. Each
   round then waits for every job to finish, outside the timing.
-* ``pg_end_to_end``: ``jobs_per_s``, from the first of ``n`` pushes in a loop until
-  ``wait_all()`` returns (every job has run).
+* ``pg_end_to_end``: ``jobs_per_s``, from the first of ``n`` pushes made at once (one
+  task each in a nursery; every push returns once its row is committed) until
+  ``wait_all()`` returns (every job has run); ``loop_jobs_per_s``, the same with a loop
+  of awaited pushes.
 """
 
 from __future__ import annotations
@@ -73,10 +75,15 @@ async def _push_round(app: Any, task: Any, n: int) -> Values:
 async def _end_to_end_round(app: Any, task: Any, n: int) -> Values:
     settle_memory()
     start = now()
+    await _concurrent(task, n)
+    await app.wait_all()
+    concurrent = n / (now() - start)
+    settle_memory()
+    start = now()
     for i in range(n):
         await task.push(i)
     await app.wait_all()
-    return {"jobs_per_s": n / (now() - start)}
+    return {"jobs_per_s": concurrent, "loop_jobs_per_s": n / (now() - start)}
 
 
 def _run(p: Params, measure_round: Any) -> dict[str, object]:

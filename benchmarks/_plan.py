@@ -17,6 +17,7 @@ import statistics
 from dataclasses import dataclass
 
 JOBIFY_VERSION = "0.14.0"
+TAKEOVER_LEASE = 3.0  # SharingOptions(lease=...) of the pg_takeover instances (_pg_multi.py)
 
 Result = dict[str, object]
 Results = dict[str, dict[str, Result]]  # side -> metric -> side's JSON payload
@@ -89,6 +90,7 @@ class Row:
     key: str
     target: str  # "info", or goals joined by "+": "xK" (>= K x peer), "lower", "max:V", "min:V"
     fmt: str = "{:,.0f}"
+    peer: str | None = None  # the side of the ratio and of "xK"; None: the table's first peer
 
 
 SIDES = {
@@ -112,9 +114,22 @@ SIDES = {
     "raw_pg": Side(
         name="raw_pg", script="_raw_pg_side.py", label="raw PostgreSQL", venv="procrastinate"
     ),
+    "apscheduler_pg": Side(
+        name="apscheduler_pg",
+        script="_apscheduler_pg_side.py",
+        label="APScheduler 4 (SQLAlchemy)",
+        venv="apscheduler_pg",
+    ),
 }
 VENV_SIDES = tuple(name for name, side in SIDES.items() if side.venv is not None)
-PG_METRICS = ("pg_push", "pg_end_to_end", "pg_raw_insert")
+PG_METRICS = (
+    "pg_push",
+    "pg_end_to_end",
+    "pg_raw_insert",
+    "pg_workers",
+    "pg_cron",
+    "pg_takeover",
+)
 #: ``--only`` names that stand for several metrics.
 ALIASES = {"postgres": PG_METRICS}
 
@@ -155,6 +170,11 @@ PLAN = (
         for side in ("procrastinate", "jobify_trio")
         for metric in ("pg_push", "pg_end_to_end")
     ),
+    Measurement(side="apscheduler_pg", metric="pg_end_to_end"),
+    # several jobify_trio processes on one schema (_pg_multi.py)
+    Measurement(side="jobify_trio", metric="pg_workers"),
+    Measurement(side="jobify_trio", metric="pg_cron"),
+    Measurement(side="jobify_trio", metric="pg_takeover"),
 )
 
 
@@ -303,16 +323,88 @@ PG_ROWS = (
         target="min:20000",
     ),
     Row(
-        label="end to end: push N, then all run (jobs/s)",
+        label="end to end: push N at once, then all run (jobs/s)",
         metric="pg_end_to_end",
         key="jobs_per_s",
         target="x10",
+    ),
+    Row(
+        label="end to end, N at once, against APScheduler 4 (jobs/s)",
+        metric="pg_end_to_end",
+        key="jobs_per_s",
+        target="x5",
+        peer="apscheduler_pg",
+    ),
+    Row(
+        label="end to end: push N in a loop, then all run (jobs/s)",
+        metric="pg_end_to_end",
+        key="loop_jobs_per_s",
+        target="info",
     ),
     Row(
         label="running N stored jobs only (jobs/s)",
         metric="pg_end_to_end",
         key="worker_jobs_per_s",
         target="info",
+    ),
+    *(
+        Row(
+            label=f"end to end, {k} processes on one schema (jobs/s)",
+            metric="pg_workers",
+            key=f"jobs_per_s_{k}",
+            target="info",
+        )
+        for k in (2, 3)
+    ),
+    *(
+        Row(
+            label=f"end to end, {k} processes: CPU of the processes (cores)",
+            metric="pg_workers",
+            key=f"app_cores_{k}",
+            target="info",
+            fmt="{:.2f}",
+        )
+        for k in (2, 3)
+    ),
+    Row(
+        label="1,000 crons x every second, 3 instances: slots missed",
+        metric="pg_cron",
+        key="missed",
+        target="max:0",
+    ),
+    Row(
+        label="1,000 crons x every second, 3 instances: slots fired twice",
+        metric="pg_cron",
+        key="duplicates",
+        target="max:0",
+    ),
+    Row(
+        label="1,000 crons x every second, 3 instances: lateness p50 (ms)",
+        metric="pg_cron",
+        key="lateness_p50_ms",
+        target="info",
+        fmt="{:.1f}",
+    ),
+    Row(
+        label="1,000 crons x every second, 3 instances: lateness p99 (ms)",
+        metric="pg_cron",
+        key="lateness_p99_ms",
+        target="max:50",
+        fmt="{:.1f}",
+    ),
+    Row(
+        label=f"takeover after SIGKILL, lease {TAKEOVER_LEASE:g} s: first job (s)",
+        metric="pg_takeover",
+        key="first_s",
+        target="info",
+        fmt="{:.2f}",
+    ),
+    Row(
+        label=f"takeover after SIGKILL, lease {TAKEOVER_LEASE:g} s: last job (s)",
+        metric="pg_takeover",
+        key="last_s",
+        target=f"max:{TAKEOVER_LEASE + 1:g}",
+        fmt="{:.2f}",
     ),
 )
 

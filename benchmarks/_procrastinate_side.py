@@ -10,9 +10,11 @@ applied; the task is an ``async`` no-op taking one argument. Measured, every rou
 * ``pg_push``: ``loop_jobs_per_s``, ``for i in range(n): await task.defer_async(i=i)``
   (no worker runs meanwhile); ``concurrent_jobs_per_s``, ``asyncio.gather`` of ``n``
   ``defer_async`` calls.
-* ``pg_end_to_end``: ``jobs_per_s``, from the first of ``n`` deferred jobs until a worker
-  (``run_worker_async(wait=False)``: it returns once the queue is empty) has run them
-  all; ``worker_jobs_per_s``, the worker's part alone. The worker runs with
+* ``pg_end_to_end``: ``jobs_per_s``, from the first of ``n`` jobs deferred at once
+  (``asyncio.gather`` of ``defer_async``) until a worker (``run_worker_async(wait=False)``:
+  it returns once the queue is empty) has run them all; ``worker_jobs_per_s``, the
+  worker's part alone; ``loop_jobs_per_s``, the same with a loop of awaited
+  ``defer_async`` (the table is emptied in between). The worker runs with
   ``concurrency=WORKER_CONCURRENCY`` (its docs: concurrency suits async tasks that wait
   on I/O) and ``listen_notify=False`` (nothing is deferred while it runs).
 
@@ -81,12 +83,7 @@ async def _run_worker(app: Any) -> None:
     )
 
 
-async def _end_to_end(app: Any, task: Any, n: int) -> Values:
-    settle_memory()
-    start = now()
-    for i in range(n):
-        await task.defer_async(i=i)
-    deferred = now()
+async def _worker_round(app: Any, n: int, start: float, deferred: float) -> Values:
     await _run_worker(app)
     done = now()
     left = await app.connector.execute_query_one_async(
@@ -95,6 +92,20 @@ async def _end_to_end(app: Any, task: Any, n: int) -> Values:
     if left["c"]:
         raise RuntimeError(f"worker returned with {left['c']} jobs still to do")
     return {"jobs_per_s": n / (done - start), "worker_jobs_per_s": n / (done - deferred)}
+
+
+async def _end_to_end(app: Any, task: Any, n: int) -> Values:
+    settle_memory()
+    start = now()
+    await asyncio.gather(*(task.defer_async(i=i) for i in range(n)))
+    concurrent = await _worker_round(app, n, start, now())
+    await _clear(app)
+    settle_memory()
+    start = now()
+    for i in range(n):
+        await task.defer_async(i=i)
+    loop = await _worker_round(app, n, start, now())
+    return {**concurrent, "loop_jobs_per_s": loop["jobs_per_s"]}
 
 
 def _run(p: Params, measure_round: Any) -> dict[str, object]:

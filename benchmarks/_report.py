@@ -118,7 +118,10 @@ def command_line(argv: Sequence[str]) -> str:
 
 
 def versions(
-    jobify_python: Path | str, aps_python: Path | str, pg_python: Path | str
+    jobify_python: Path | str,
+    aps_python: Path | str,
+    pg_python: Path | str,
+    aps_pg_python: Path | str,
 ) -> dict[str, str]:
     return {
         "jobify_trio": local_version("jobify_trio"),
@@ -132,6 +135,10 @@ def versions(
         "trio (APScheduler venv)": venv_version(aps_python, "trio"),
         "procrastinate": venv_version(pg_python, "procrastinate"),
         "psycopg (procrastinate venv, raw PostgreSQL)": venv_version(pg_python, "psycopg"),
+        "APScheduler (SQLAlchemy venv)": venv_version(aps_pg_python, "apscheduler"),
+        "SQLAlchemy, asyncpg (APScheduler SQLAlchemy venv)": ", ".join(
+            venv_version(aps_pg_python, dist) for dist in ("sqlalchemy", "asyncpg")
+        ),
         "PostgreSQL server": postgres_version(),
     }
 

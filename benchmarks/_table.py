@@ -25,7 +25,7 @@ from _plan import (
 )
 
 MAIN_PEERS = ("jobify", "apscheduler")
-PG_PEERS = ("procrastinate",)
+PG_PEERS = ("procrastinate", "apscheduler_pg")
 
 
 def header(peers: tuple[str, ...]) -> list[str]:
@@ -41,7 +41,12 @@ def header(peers: tuple[str, ...]) -> list[str]:
 
 
 HEADER = header(MAIN_PEERS)
-PG_HEADER = header(PG_PEERS)
+PG_HEADER = [
+    *header(PG_PEERS)[:4],
+    "ratio (trio / procrastinate, or the peer named)",
+    "target",
+    "met?",
+]
 
 
 @dataclass(frozen=True)
@@ -130,9 +135,12 @@ def _table(results: Results, rows: tuple[Row, ...], peers: tuple[str, ...]) -> l
             continue
         ours = stat(results, "jobify_trio", row.metric, row.key)
         others = [stat(results, p, row.metric, row.key) for p in peers]
-        ratio = None if ours is None or others[0] is None else ours.over(others[0])
+        peer = row.peer or peers[0]
+        theirs = stat(results, peer, row.metric, row.key)
+        ratio = None if ours is None or theirs is None else ours.over(theirs)
         cells = [_cell(ours, row.fmt), *(_cell(o, row.fmt) for o in others)]
-        verdict = _verdict(row.target, ours, others[0], peer_name)
+        label = SIDES[peer].label.split()[0] if row.peer else peer_name
+        verdict = _verdict(row.target, ours, theirs, label)
         table.append([row.label, *cells, _cell(ratio, "{:.2f}x"), *verdict])
     return table
 
@@ -200,8 +208,8 @@ def build_rows(results: Results) -> list[list[str]]:
 def build_pg_rows(results: Results) -> list[list[str]]:
     """The PostgreSQL table (see PG_HEADER); empty when no PostgreSQL metric ran."""
     table = _table(results, PG_ROWS, PG_PEERS)
-    if not table:
-        return []
+    if not any("pg_push" in metrics for metrics in results.values()):
+        return table
     ceiling = stat(results, "raw_pg", "pg_raw_insert", "autocommit_rows_per_s")
     pcts = [
         _pct(stat(results, s, "pg_push", "loop_jobs_per_s"), ceiling)

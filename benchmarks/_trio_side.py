@@ -183,6 +183,10 @@ from _pg_trio import register_pg  # noqa: E402
 
 register_pg(registry)
 
+from _pg_multi import register_multi  # noqa: E402
+
+register_multi(registry)
+
 
 @registry.metric("overload")
 def overload(p: Params) -> Values:

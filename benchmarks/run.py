@@ -113,6 +113,19 @@ VENVS = {
         wanted=lambda v: v.startswith("3."),
         requirements=("procrastinate>=3,<4", "psycopg[binary]>=3.1"),
     ),
+    # APScheduler's SQLAlchemy data store on PostgreSQL (asyncio: asyncpg is asyncio only)
+    "apscheduler_pg": Venv(
+        path=REPO / ".bench" / "apscheduler-4-pg",
+        dist="apscheduler",
+        wanted=lambda v: v == "4.0.0a6",
+        requirements=(
+            "apscheduler==4.0.0a6",
+            "sqlalchemy[asyncio]>=2",
+            "asyncpg",
+            "psycopg[binary]>=3.1",
+            "sniffio",  # imported by apscheduler 4.0.0a6, no longer pulled in by anyio
+        ),
+    ),
 }
 
 
@@ -330,7 +343,10 @@ def write_report(
         "Run": run,
         "Machine": _report.machine(),
         "Versions": _report.versions(
-            pythons["jobify"], pythons["apscheduler"], pythons["procrastinate"]
+            pythons["jobify"],
+            pythons["apscheduler"],
+            pythons["procrastinate"],
+            pythons["apscheduler_pg"],
         ),
     }
     pg_rows = build_pg_rows(results)

@@ -29,6 +29,9 @@ __all__ = ["SlotBatcher"]
 
 log = logging.getLogger("jobify_trio.sharing")
 
+GATHER_PASSES = 64
+"""Most scheduling passes a batch waits for more claims before it is committed."""
+
 
 class _Batch:
     __slots__ = ("claims", "done", "failed", "won")
@@ -81,6 +84,7 @@ class SlotBatcher:
         task_status.started()
         while True:
             await self._wakeup.wait()
+            await self._gather()
             self._wakeup = trio.Event()
             await self._sharing.wait_if_stalled()
             batch, self._open = self._open, _Batch()
@@ -93,6 +97,18 @@ class SlotBatcher:
             finally:
                 self.batches += 1
                 batch.done.set()
+
+    async def _gather(self) -> None:
+        """Let the triggers firing in this instant add their claims first: wait while the
+        open batch still grows (until two scheduling passes add nothing; the cron alarm
+        wakes triggers in chunks), at most :data:`GATHER_PASSES` passes."""
+        quiet = 0
+        for _ in range(GATHER_PASSES):
+            size = len(self._open.claims)
+            await trio.lowlevel.checkpoint()
+            quiet = quiet + 1 if len(self._open.claims) == size else 0
+            if quiet == 2:
+                return
 
     async def _commit(self, claims: list[SlotClaim]) -> set[str]:
         sharing = self._sharing

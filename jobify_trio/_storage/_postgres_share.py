@@ -152,21 +152,32 @@ def next_due_at(conn: Conn, names: Names, *, now: datetime) -> datetime | None:
 
 
 def _slot_sql(names: Names) -> str:
+    """Lock the rows whose claim holds, insert their slot claims; the won job ids.
+
+    The rows are updated by a second statement (:func:`_slot_update_sql`): joining the
+    claims inserted here back to the claim data in the same statement made PostgreSQL
+    pick a nested loop over two CTE scans it estimated at one row, quadratic in the
+    batch (37 ms of a 46 ms statement for 269 claims).
+    """
     return (
         "WITH c AS (SELECT * FROM unnest(%(ids)s::text[], %(slots)s::timestamptz[], "
-        "%(expected)s::timestamptz[], %(owners)s::text[], %(crons)s::text[], "
-        "%(nexts)s::timestamptz[]) AS c(job_id, slot, expected, owner, cron, next_run_at)), "
+        "%(expected)s::timestamptz[], %(owners)s::text[]) AS c(job_id, slot, expected, owner)), "
         f"ok AS (SELECT c.* FROM c JOIN {names.jobs} AS j ON j.job_id = c.job_id "
         "AND j.next_run_at = c.expected AND (j.lease_owner IS NULL OR j.lease_owner = c.owner "
         "OR j.lease_expires_at IS NULL OR j.lease_expires_at <= %(now)s) "
-        "ORDER BY c.job_id FOR UPDATE OF j), "
-        f"won AS (INSERT INTO {names.table('claims')} (job_id, slot, owner, claimed_at) "
-        "SELECT job_id, slot, owner, %(now)s FROM ok ON CONFLICT DO NOTHING "
-        "RETURNING job_id, slot) "
-        f"UPDATE {names.jobs} AS j SET cron = ok.cron, next_run_at = ok.next_run_at, "
-        "lease_owner = ok.owner, lease_expires_at = %(until)s FROM ok JOIN won "
-        "ON won.job_id = ok.job_id AND won.slot = ok.slot WHERE j.job_id = ok.job_id "
-        "RETURNING j.job_id"
+        "ORDER BY c.job_id FOR UPDATE OF j) "
+        f"INSERT INTO {names.table('claims')} (job_id, slot, owner, claimed_at) "
+        "SELECT job_id, slot, owner, %(now)s FROM ok ON CONFLICT DO NOTHING RETURNING job_id"
+    )
+
+
+def _slot_update_sql(names: Names) -> str:
+    """The won rows take the cron state, next run and lease of their claims."""
+    return (
+        f"UPDATE {names.jobs} AS j SET cron = u.cron, next_run_at = u.next_run_at, "
+        "lease_owner = u.owner, lease_expires_at = %(until)s FROM unnest(%(ids)s::text[], "
+        "%(owners)s::text[], %(crons)s::text[], %(nexts)s::timestamptz[]) "
+        "AS u(job_id, owner, cron, next_run_at) WHERE j.job_id = u.job_id"
     )
 
 
@@ -187,7 +198,7 @@ def claim_cron_slots(
     conn: Conn, names: Names, claims: Sequence[SlotClaim], *, now: datetime, lease: timedelta
 ) -> set[str]:
     won: set[str] = set()
-    sql = _slot_sql(names)
+    claim_sql, update_sql = _slot_sql(names), _slot_update_sql(names)
     with conn.transaction():
         for batch in _rounds(claims):
             params = {
@@ -195,12 +206,23 @@ def claim_cron_slots(
                 "slots": [c.slot for c in batch],
                 "expected": [c.expected_next_run_at for c in batch],
                 "owners": [c.owner for c in batch],
-                "crons": [c.cron for c in batch],
-                "nexts": [c.next_run_at for c in batch],
                 "now": now,
-                "until": now + lease,
             }
-            won.update(row[0] for row in conn.execute(sql, params).fetchall())
+            got = {row[0] for row in conn.execute(claim_sql, params).fetchall()}
+            if not got:
+                continue
+            mine = [c for c in batch if c.job_id in got]  # a job appears once in a round
+            conn.execute(
+                update_sql,
+                {
+                    "ids": [c.job_id for c in mine],
+                    "owners": [c.owner for c in mine],
+                    "crons": [c.cron for c in mine],
+                    "nexts": [c.next_run_at for c in mine],
+                    "until": now + lease,
+                },
+            )
+            won.update(got)
     return won
 
 
