@@ -19,11 +19,18 @@ from ._cron._values import Cron, GracePolicy, MisfirePolicy
 from ._ops._history import RunHistory, RunRecord
 from ._policy._retry import SmartRetry
 from ._policy._run_mode import RunMode
-from ._runtime._events import JobEvent, JobEventKind
+from ._runtime._decision_events import (
+    DstEvent,
+    LeaseTakenOverEvent,
+    SlotClaimedElsewhereEvent,
+    SlotsSkippedEvent,
+)
+from ._runtime._events import JobEvent, JobEventKind, RetryingEvent, StartedEvent
 from ._sharing._options import SharingOptions
 
 __all__ = [
     "Cron",
+    "DstEvent",
     "INJECT",
     "GracePolicy",
     "Job",
@@ -33,16 +40,21 @@ __all__ = [
     "JobRouter",
     "JobStatus",
     "Jobify",
+    "LeaseTakenOverEvent",
     "MisfirePolicy",
     "OuterContext",
     "Plugin",
     "RequestState",
+    "RetryingEvent",
     "RunHistory",
     "RunMode",
     "RunRecord",
     "ScheduleBuilder",
     "SharingOptions",
+    "SlotClaimedElsewhereEvent",
+    "SlotsSkippedEvent",
     "SmartRetry",
+    "StartedEvent",
     "State",
     "Task",
 ]

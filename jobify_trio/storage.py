@@ -300,7 +300,7 @@ class SQLiteStorage(SQLiteSharing, Storage):
     One connection, opened and used by one dedicated thread; every call from trio hands
     work to that thread and waits without blocking the event loop. A second connection
     commits small batches of writes right on the trio thread when the write lock is free
-    (it never waits for it: then the thread commits them; see :doc:`durability`). The
+    (it never waits for it: then the thread commits them; see :doc:`/durability`). The
     database runs in WAL mode with ``synchronous=NORMAL``: a commit survives a crash of the
     process (kill -9); after a power loss the last commits may be lost. ``table_name`` is
     validated;

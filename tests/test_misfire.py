@@ -7,12 +7,19 @@ import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from jobify_trio._cron._expression import CronExhausted, CronExpression
-from jobify_trio._cron._misfire import MisfirePlan, plan_misfire
+from jobify_trio._cron._misfire import (
+    MAX_LISTED_SKIPS,
+    MisfirePlan,
+    Skipped,
+    list_skipped,
+    plan_misfire,
+)
 from jobify_trio._cron._values import AnyMisfirePolicy, GracePolicy, MisfirePolicy
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -37,24 +44,26 @@ class ListSchedule:
 
 def model(
     policy: AnyMisfirePolicy, slots: list[datetime], due: datetime, now: datetime, cap: int
-) -> MisfirePlan:
-    """The rules of contract §11 written as plainly as possible, over the whole list."""
+) -> tuple[MisfirePlan, list[datetime]]:
+    """The rules of contract §11 written as plainly as possible, over the whole list: the
+    plan (without its ``skipped`` range) and the missed slots it does not run."""
     after_now = [s for s in slots if s > now]
     following = after_now[0] if after_now else None
+    missed = [s for s in slots if due <= s <= now]
     if due >= now:
-        return MisfirePlan(run_now=(), next_due=due)
+        return MisfirePlan(run_now=(), next_due=due), []
     if policy is MisfirePolicy.ONCE:
-        return MisfirePlan(run_now=(due,), next_due=following)
+        return MisfirePlan(run_now=(due,), next_due=following), missed[1:]
     if policy is MisfirePolicy.SKIP:
-        return MisfirePlan(run_now=(), next_due=following)
+        return MisfirePlan(run_now=(), next_due=following), missed
     oldest = max(due, now - policy.value) if isinstance(policy, GracePolicy) else due
     kept = [s for s in slots if s >= oldest]
     runs = [s for s in kept if s <= now][:cap]
     rest = kept[len(runs) :]
     next_due = rest[0] if rest else None
-    return MisfirePlan(
-        run_now=tuple(runs), next_due=next_due, more_missed=next_due is not None and next_due < now
-    )
+    more = next_due is not None and next_due < now
+    plan = MisfirePlan(run_now=tuple(runs), next_due=next_due, more_missed=more)
+    return plan, [s for s in missed if s < oldest]
 
 
 policies = st.sampled_from(list(MisfirePolicy)) | st.builds(
@@ -82,7 +91,16 @@ def test_plan_matches_brute_force_model(
     due = schedule.slots[pick % len(schedule.slots)]
     now = at(now_second) + timedelta(microseconds=now_micro)
     plan = plan_misfire(policy, due=due, now=now, next_after=schedule.next_after, max_catch_up=cap)
-    assert plan == model(policy, schedule.slots, due, now, cap)
+    expected, skipped = model(policy, schedule.slots, due, now, cap)
+    assert attrs.evolve(plan, skipped=None) == expected
+    if plan.skipped is None:
+        assert skipped == []
+    else:
+        listed, truncated = list_skipped(plan.skipped, schedule.next_after, limit=1000)
+        assert (list(listed), truncated) == (skipped, False)
+        assert plan.skipped.coalesced_into == (due if policy is MisfirePolicy.ONCE else None)
+        limited = list_skipped(plan.skipped, schedule.next_after, limit=1)
+        assert limited == (tuple(skipped[:1]), len(skipped) > 1)
 
 
 @given(
@@ -123,13 +141,21 @@ def test_policies_by_example() -> None:
     def plan(policy: AnyMisfirePolicy) -> MisfirePlan:
         return plan_misfire(policy, due=due, now=now, next_after=every_minute.next_after)
 
-    assert plan(MisfirePolicy.ONCE) == MisfirePlan(run_now=(at(0),), next_due=at(240))
-    assert plan(MisfirePolicy.SKIP) == MisfirePlan(run_now=(), next_due=at(240))
+    assert plan(MisfirePolicy.ONCE) == MisfirePlan(
+        run_now=(at(0),),
+        next_due=at(240),
+        skipped=Skipped(first=at(60), stop=at(240), coalesced_into=at(0)),
+    )
+    assert plan(MisfirePolicy.SKIP) == MisfirePlan(
+        run_now=(), next_due=at(240), skipped=Skipped(first=at(0), stop=at(240))
+    )
     assert plan(MisfirePolicy.ALL) == MisfirePlan(
         run_now=(at(0), at(60), at(120), at(180)), next_due=at(240)
     )
     grace = MisfirePolicy.GRACE(timedelta(minutes=2))
-    assert plan(grace) == MisfirePlan(run_now=(at(120), at(180)), next_due=at(240))
+    assert plan(grace) == MisfirePlan(
+        run_now=(at(120), at(180)), next_due=at(240), skipped=Skipped(first=at(0), stop=at(120))
+    )
     assert plan(MisfirePolicy.GRACE(timedelta(0))) == plan(MisfirePolicy.SKIP)  # as in Jobify
     on_time = plan_misfire(MisfirePolicy.ALL, due=now, now=now, next_after=every_minute.next_after)
     assert on_time == MisfirePlan(run_now=(), next_due=now)
@@ -150,6 +176,12 @@ def test_a_year_of_every_second_stays_bounded() -> None:
     assert recent.run_now == tuple(now - timedelta(seconds=s) for s in range(10, -1, -1))
     assert recent.next_due == now + timedelta(seconds=1)
     assert time.perf_counter() - began < 2  # nothing enumerated the skipped year
+    assert recent.skipped == Skipped(first=due, stop=now - timedelta(seconds=10))
+    began = time.perf_counter()
+    listed, truncated = list_skipped(recent.skipped, every_second.next_after)
+    assert listed == tuple(at(s) for s in range(MAX_LISTED_SKIPS))
+    assert truncated
+    assert time.perf_counter() - began < 2  # the listing stops at its bound
 
 
 def test_comparisons_are_made_in_utc_across_a_fall_overlap() -> None:

@@ -179,7 +179,7 @@ def test_events_of_other_kinds_are_not_attempts(make_app: Callable[..., Jobify])
     other = SimpleNamespace(kind="skipped", job=job, attempt=1, status=JobStatus.SCHEDULED)
     hub(other)  # type: ignore[arg-type]
     assert "j" not in history
-    assert hub.started == {}
+    assert hub.started_at == {}
 
 
 async def _never(job: object) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from traceback import print_exception
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .._cron._dst import DstShiftKind, dst_shift
 from .._cron._expression import CronExhausted, CronExpression
 from ..exceptions import InvalidCronExpression
 
@@ -79,11 +80,12 @@ def cron_main(args: argparse.Namespace) -> int:
 
 def describe_fire(expr: CronExpression, fire: datetime) -> str:
     """A DST note for ``fire`` (aware, in the schedule's zone), or ``""``."""
-    offset = fire.utcoffset()
-    before = (fire.astimezone(UTC) - timedelta(seconds=1)).astimezone(fire.tzinfo).utcoffset()
-    assert offset is not None
-    assert before is not None
-    if before < offset and _gap_had_fires(expr, fire, before, offset):
+    shift = dst_shift(expr, fire)
+    if shift is not None and shift.kind is DstShiftKind.GAP:
+        offset = fire.utcoffset()
+        before = (fire.astimezone(UTC) - timedelta(seconds=1)).astimezone(fire.tzinfo).utcoffset()
+        assert offset is not None
+        assert before is not None
         jumped = (fire - (offset - before)).strftime("%H:%M")
         return (
             f"DST gap: clocks jumped from {jumped} to {fire:%H:%M}; "
@@ -96,22 +98,8 @@ def describe_fire(expr: CronExpression, fire: datetime) -> str:
         return ""
     if expr.fixed_time:
         return "DST overlap: this wall time happens twice; a fixed-time schedule fires once"
-    which = "first" if offset == first else "second"
+    which = "first" if fire.utcoffset() == first else "second"
     return f"DST overlap: {which} pass through this wall time (clocks go back)"
-
-
-def _gap_had_fires(
-    expr: CronExpression, fire: datetime, before: timedelta, after: timedelta
-) -> bool:
-    """Whether the expression names a wall time inside the gap that ends at ``fire``."""
-    gap_end = fire.replace(tzinfo=None)
-    gap_start = gap_end - (after - before)
-    probe = (gap_start - timedelta(seconds=1)).replace(tzinfo=timezone(before))
-    try:
-        due = expr.next_after(probe)
-    except CronExhausted:
-        return False
-    return due.replace(tzinfo=None) < gap_end
 
 
 def _zone(name: str) -> tzinfo:

@@ -11,24 +11,21 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import json
 import math
 import os
 import signal
 import sys
-import time
-from collections.abc import AsyncIterator, Callable
-from datetime import datetime
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import trio
 
 from .._api._app import Jobify
-from .._runtime._events import JobEvent, JobEventKind
 from ._cron import CliError
 from ._dashboard import DashboardPlan, add_dashboard_arguments, open_dashboard, plan
 from ._db import ENV_VAR, storage_for
+from ._event_log import EventLog
 
 __all__ = ["EventLog", "add_run_parser", "grace_seconds", "load_app", "run_main", "serve"]
 
@@ -184,78 +181,3 @@ async def _cancel_on_signal(
     signum = await signals.__anext__()
     log.worker("cancelling", signal=signal.Signals(signum).name)
     scope.cancel()
-
-
-class EventLog:
-    """A job listener writing one line per event: readable text, or JSON lines."""
-
-    def __init__(self, app: Jobify, *, json_lines: bool, stream: TextIO) -> None:
-        self._app = app
-        self._json = json_lines
-        self._stream = stream
-        self._started: dict[str, float] = {}
-        self._clock: Callable[[], float] = time.perf_counter
-
-    def __call__(self, event: JobEvent) -> None:
-        job_id = event.job.id
-        duration: float | None = None
-        if event.kind is JobEventKind.STARTED:
-            self._started[job_id] = self._clock()
-        else:
-            began = self._started.pop(job_id, None)
-            duration = None if began is None else self._clock() - began
-        record: dict[str, Any] = {
-            "event": str(event.kind if event.kind is not JobEventKind.ENDED else event.status),
-            "task": event.task_name,
-            "job_id": job_id,
-            "attempt": event.attempt,
-            "status": str(event.status),
-        }
-        if duration is not None:
-            record["duration"] = round(duration, 6)
-        if event.exception is not None:
-            record["error"] = f"{type(event.exception).__name__}: {event.exception}"
-        if event.next_run is not None:
-            record["next_run"] = event.next_run.isoformat()
-        self._write(record)
-
-    def worker(self, what: str, **fields: Any) -> None:
-        """A line about the worker itself (started, stopping, stopped)."""
-        self._write({"event": f"worker {what}", **fields})
-
-    def _write(self, record: dict[str, Any]) -> None:
-        now = self._app.wall_clock.now().astimezone(self._app.tz)
-        if self._json:
-            line = json.dumps({"time": now.isoformat(), **record}, default=str)
-        else:
-            line = f"{_text_time(now)} {_text(record)}"
-        print(line, file=self._stream, flush=True)
-
-
-def _text_time(now: datetime) -> str:
-    return now.isoformat(timespec="milliseconds")
-
-
-def _text(record: dict[str, Any]) -> str:
-    record = dict(record)
-    event = record.pop("event")
-    if "task" not in record:
-        details = " ".join(f"{k}={_value(v)}" for k, v in record.items())
-        return f"{event:<10} {details}".rstrip()
-    head = f"{event:<10} {record.pop('task')} [{record.pop('job_id')}]"
-    parts = [f"attempt {record.pop('attempt')}"]
-    record.pop("status")
-    if "duration" in record:
-        parts.append(f"in {record.pop('duration'):.3f}s")
-    if "error" in record:
-        parts.append(f"error: {record.pop('error')}")
-    if "next_run" in record:
-        label = "retry at" if event == str(JobEventKind.RETRYING) else "next run"
-        parts.append(f"{label} {record.pop('next_run')}")
-    return f"{head} " + "; ".join(parts)
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, list):
-        return ",".join(map(str, value)) or "-"
-    return str(value)

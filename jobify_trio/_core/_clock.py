@@ -7,6 +7,8 @@ timer, and re-reads the wall clock when the timer fires (see :mod:`._actors._sch
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 from typing import Protocol, runtime_checkable
 
@@ -20,6 +22,7 @@ __all__ = [
     "check_wall_clock",
     "clock_offset",
     "may_jump",
+    "stamp_reader",
 ]
 
 EARLY_TOLERANCE = 0.001
@@ -81,6 +84,15 @@ def may_jump(clock: WallClock) -> bool:
     so a virtual week runs with a handful of wake-ups instead of one a minute.
     """
     return bool(getattr(clock, "may_jump", True))
+
+
+def stamp_reader(clock: WallClock) -> Callable[[], float]:
+    """A function reading ``clock`` as a POSIX timestamp: the system clock is read with
+    :func:`time.time` (no datetime built, about six times cheaper); any other clock with
+    ``now().timestamp()``."""
+    if type(clock) is SystemWallClock:
+        return time.time
+    return lambda: clock.now().timestamp()
 
 
 def check_wall_clock(clock: object) -> WallClock:

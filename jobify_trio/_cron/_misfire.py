@@ -18,6 +18,10 @@ missed, ``next_due`` is the next missed slot (``< now``) and
 ``more_missed`` is true: the actor runs the batch, then plans again with
 ``due=plan.next_due`` and a fresh ``now``. Memory stays bounded and ``ALL``
 still runs every slot; ``GRACE`` re-applies its window to each batch.
+
+A plan also says which missed slots it does not run (:attr:`MisfirePlan.skipped`, a
+range found in O(1)); :func:`list_skipped` enumerates them, bounded, for the decision
+event a listener receives (only when one is registered).
 """
 
 from __future__ import annotations
@@ -30,13 +34,38 @@ import attrs
 from jobify_trio._cron._expression import CronExhausted
 from jobify_trio._cron._values import AnyMisfirePolicy, GracePolicy, MisfirePolicy
 
-__all__ = ["DEFAULT_MAX_CATCH_UP", "MisfirePlan", "NextAfter", "plan_misfire"]
+__all__ = [
+    "DEFAULT_MAX_CATCH_UP",
+    "MAX_LISTED_SKIPS",
+    "MisfirePlan",
+    "NextAfter",
+    "Skipped",
+    "list_skipped",
+    "plan_misfire",
+]
 
 DEFAULT_MAX_CATCH_UP = 1000
+MAX_LISTED_SKIPS = 1000
+"""Most skipped slots :func:`list_skipped` enumerates (about 15 ms of cron arithmetic)."""
 _TICK = timedelta(microseconds=1)
 
 NextAfter = Callable[[datetime], datetime]
 """First fire time strictly after the argument; raises ``CronExhausted`` at the end."""
+
+
+@attrs.frozen(kw_only=True)
+class Skipped:
+    """The missed slots a plan does not run: every slot ``s`` with ``first <= s < stop``
+    (compared in UTC; ``stop`` None: every slot from ``first`` on, the schedule having no
+    later slot to run or wait for).
+
+    ``coalesced_into`` is the slot whose one run stands for them (``ONCE``), else None
+    (they were skipped: ``SKIP``, or older than a ``GRACE`` window).
+    """
+
+    first: datetime
+    stop: datetime | None
+    coalesced_into: datetime | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -47,11 +76,13 @@ class MisfirePlan:
     ``more_missed`` is true, ``next_due < now`` (the batch was capped at
     ``max_catch_up``) and the caller should plan again (``due=next_due``, fresh
     ``now``) after running ``run_now``. Otherwise it sleeps until ``next_due``.
+    ``skipped`` is the missed slots it does not run, if any (see :class:`Skipped`).
     """
 
     run_now: tuple[datetime, ...]
     next_due: datetime | None
     more_missed: bool = False
+    skipped: Skipped | None = None
 
 
 def plan_misfire(
@@ -72,21 +103,40 @@ def plan_misfire(
     if _utc(due) >= _utc(now):
         return MisfirePlan(run_now=(), next_due=due)
     if policy is MisfirePolicy.ONCE:
-        return MisfirePlan(run_now=(due,), next_due=_next(next_after, now))
+        return _once(due, now, next_after)
     if policy is MisfirePolicy.SKIP:
-        return MisfirePlan(run_now=(), next_due=_next(next_after, now))
+        following = _next(next_after, now)
+        return MisfirePlan(
+            run_now=(), next_due=following, skipped=Skipped(first=due, stop=following)
+        )
     if policy is MisfirePolicy.ALL:
         return _catch_up(due, now, next_after, max_catch_up)
     if isinstance(policy, GracePolicy):
-        cutoff = _utc(now) - policy.value
-        if _utc(due) >= cutoff:
-            first: datetime | None = due
-        else:
-            first = _next(next_after, (cutoff - _TICK).astimezone(now.tzinfo))
-        if first is None or _utc(first) > _utc(now):
-            return MisfirePlan(run_now=(), next_due=first)
-        return _catch_up(first, now, next_after, max_catch_up)
+        return _grace(policy, due, now, next_after, max_catch_up)
     raise TypeError(f"unknown misfire policy {policy!r}")
+
+
+def _once(due: datetime, now: datetime, next_after: NextAfter) -> MisfirePlan:
+    """Run ``due`` now for every missed slot; the others in ``(due, now]`` coalesce."""
+    following = _next(next_after, now)
+    second = _next(next_after, due)
+    skipped = None
+    if second is not None and _utc(second) <= _utc(now):
+        skipped = Skipped(first=second, stop=following, coalesced_into=due)
+    return MisfirePlan(run_now=(due,), next_due=following, skipped=skipped)
+
+
+def _grace(
+    policy: GracePolicy, due: datetime, now: datetime, next_after: NextAfter, limit: int
+) -> MisfirePlan:
+    cutoff = _utc(now) - policy.value
+    if _utc(due) >= cutoff:
+        return _catch_up(due, now, next_after, limit)
+    first = _next(next_after, (cutoff - _TICK).astimezone(now.tzinfo))
+    skipped = Skipped(first=due, stop=first)
+    if first is None or _utc(first) > _utc(now):
+        return MisfirePlan(run_now=(), next_due=first, skipped=skipped)
+    return attrs.evolve(_catch_up(first, now, next_after, limit), skipped=skipped)
 
 
 def _utc(moment: datetime) -> datetime:
@@ -112,3 +162,19 @@ def _catch_up(first: datetime, now: datetime, next_after: NextAfter, limit: int)
         following = _next(next_after, following)
     more = following is not None and _utc(following) < end
     return MisfirePlan(run_now=tuple(slots), next_due=following, more_missed=more)
+
+
+def list_skipped(
+    skipped: Skipped, next_after: NextAfter, *, limit: int = MAX_LISTED_SKIPS
+) -> tuple[tuple[datetime, ...], bool]:
+    """The slots of ``skipped``, oldest first, at most ``limit`` of them; and whether more
+    were skipped than listed."""
+    stop = None if skipped.stop is None else _utc(skipped.stop)
+    listed: list[datetime] = []
+    slot: datetime | None = skipped.first
+    while slot is not None and (stop is None or _utc(slot) < stop):
+        if len(listed) >= limit:
+            return tuple(listed), True
+        listed.append(slot)
+        slot = _next(next_after, slot)
+    return tuple(listed), False

@@ -1,30 +1,30 @@
 """In-memory run history: the last ``per_job`` attempts of each job, for ``max_jobs`` jobs.
 
-A :class:`RunHistory` is fed every job event. It keeps one ring buffer (a bounded deque) per
-job id, and at most ``max_jobs`` job ids: past that bound it forgets the job that ended
-longest ago first, and only when every remembered job is still active the one seen
-first. The hot path (one call per event) stores plain tuples; :class:`RunRecord`
-values are built only when someone reads the history.
+A :class:`RunHistory` is fed the end of every attempt. It keeps the last ``per_job``
+entries per job id, and at most ``max_jobs`` job ids: past that bound it forgets the job
+that ended longest ago first, and only when every remembered job is still active the one
+seen first. The hot path (one call per attempt) stores plain tuples with float times in
+plain lists and dicts (about a microsecond per job); :class:`RunRecord` values and
+datetimes are built only when someone reads the history.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import deque
 from datetime import datetime, tzinfo
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .._core._job import JobStatus
-from .._runtime._events import JobEvent, JobEventKind
+from .._core._job import Job, JobStatus
 from ._hub import attach, sinks_of
 
 if TYPE_CHECKING:
     from .._api._app import Jobify
 
-__all__ = ["JobRuns", "RunHistory", "RunRecord", "error_text", "find_history"]
+__all__ = ["RunHistory", "RunRecord", "error_text", "find_history"]
 
-_RETRYING, _SUCCESS = JobEventKind.RETRYING, JobStatus.SUCCESS
+_SUCCESS = JobStatus.SUCCESS
 
 ERROR_TEXT_LIMIT = 200
 """Characters of an error kept per run (the exception's type name and message)."""
@@ -64,44 +64,28 @@ class RunRecord:
         return (self.ended_at - self.started_at).total_seconds()
 
 
-# (attempt, status, started_at, ended_at, error, retried): what the hot path stores
-_Entry = tuple[int, JobStatus, "datetime | None", datetime, "str | None", bool]
+# (attempt, status, started_at, ended_at, error, retried): what the hot path stores, the
+# times as POSIX timestamps of the app's wall clock (datetimes are built when read)
+_Entry = tuple[int, JobStatus, "float | None", float, "str | None", bool]
+
+# The runs of one job id are one list (cheaper to build than an object, once per job):
+# [end number (-1 while the job is active), task name, entry, entry, ...], oldest first.
+_END, _TASK, _FIRST = 0, 1, 2
+_ACTIVE = -1
 
 
-class JobRuns:
-    """The remembered runs of one job id, newest last."""
-
-    __slots__ = ("entries", "finished", "job_id", "task")
-
-    def __init__(self, job_id: str, task: str, per_job: int) -> None:
-        self.job_id = job_id
-        self.task = task
-        self.entries: deque[_Entry] = deque(maxlen=per_job)
-        self.finished = False
-
-    def records(self, tz: tzinfo | None = None) -> list[RunRecord]:
-        """The runs as values, oldest first, times converted to ``tz`` if given."""
-        return [self._record(entry, tz) for entry in self.entries]
-
-    def last(self, tz: tzinfo | None = None) -> RunRecord | None:
-        """The latest run, or None."""
-        return self._record(self.entries[-1], tz) if self.entries else None
-
-    def _record(self, entry: _Entry, tz: tzinfo | None) -> RunRecord:
-        attempt, status, started, ended, error, retried = entry
-        if tz is not None:
-            started = None if started is None else started.astimezone(tz)
-            ended = ended.astimezone(tz)
-        return RunRecord(
-            job_id=self.job_id,
-            task=self.task,
-            attempt=attempt,
-            status=status,
-            started_at=started,
-            ended_at=ended,
-            error=error,
-            retried=retried,
-        )
+def _record(job_id: str, runs: list[Any], entry: _Entry, tz: tzinfo) -> RunRecord:
+    attempt, status, started, ended, error, retried = entry
+    return RunRecord(
+        job_id=job_id,
+        task=runs[_TASK],
+        attempt=attempt,
+        status=status,
+        started_at=None if started is None else datetime.fromtimestamp(started, tz),
+        ended_at=datetime.fromtimestamp(ended, tz),
+        error=error,
+        retried=retried,
+    )
 
 
 def _check_bound(name: str, value: object) -> int:
@@ -122,41 +106,70 @@ class RunHistory:
         self.per_job = _check_bound("per_job", per_job)
         self.max_jobs = _check_bound("max_jobs", max_jobs)
         self._tz = app.tz
-        # OrderedDict: popping the oldest is O(1) (a dict's iteration skips deleted slots)
-        self._jobs: OrderedDict[str, JobRuns] = OrderedDict()  # in the order first seen
-        self._finished: OrderedDict[str, None] = OrderedDict()  # in the order they ended
+        self._longest = per_job + _FIRST  # a runs list this long drops its oldest entry
+        self._jobs: dict[str, list[Any]] = {}  # in the order first seen
+        # (end number, job id) of the jobs that ended for good, in the order they ended; an
+        # item is current while the job's runs list holds that end number
+        self._ends: deque[tuple[int, str]] = deque()
+        self._ended = 0
         self._hub = attach(app, self, "RunHistory")
 
     wants_starts = False  # a run is recorded when it ends; the hub knows when it started
 
-    def record(self, event: JobEvent, now: datetime, started: datetime | None) -> None:
-        """Record the end of an attempt (called by the app's operations listener)."""
-        job = event.job
-        runs = self._jobs.get(job._id)
-        if runs is None or runs.finished:
-            runs = self._start_job(job._id, job._task.name, runs)
-        status = event.status
-        error = None if status is _SUCCESS else error_text(event.exception)
-        retried = event.kind is _RETRYING
-        runs.entries.append((event.attempt, status, started, now, error, retried))
-        if not retried and event.next_run is None:  # ENDED for good
-            runs.finished = True
-            self._finished[job._id] = None
+    def started(self, job: Job[Any], attempt: int, now: float) -> None:
+        """Not called (``wants_starts`` is False): the hub remembers when attempts start."""
 
-    def _start_job(self, job_id: str, task: str, runs: JobRuns | None) -> JobRuns:
-        """The runs of a job id seen for the first time, or reused by a new job."""
-        if runs is not None:  # a new job under an id used before
-            runs.finished = False
-            runs.task = task
-            del self._finished[job_id]
-            return runs
-        runs = self._jobs[job_id] = JobRuns(job_id, task, self.per_job)
-        if len(self._jobs) > self.max_jobs:
-            if self._finished:
-                del self._jobs[self._finished.popitem(last=False)[0]]
-            else:
-                self._jobs.popitem(last=False)
-        return runs
+    def ended(
+        self,
+        job: Job[Any],
+        attempt: int,
+        status: JobStatus,
+        exception: BaseException | None,
+        retried: bool,
+        again: bool,
+        now: float,
+        started: float | None,
+    ) -> None:
+        """Record the end of an attempt (called by the app's operations listener)."""
+        job_id = job._id
+        error = None if status is _SUCCESS else error_text(exception)
+        entry = (attempt, status, started, now, error, retried)
+        runs = self._jobs.get(job_id)
+        if runs is None:
+            runs = self._jobs[job_id] = [_ACTIVE, job._task.name, entry]
+            if len(self._jobs) > self.max_jobs:
+                ends = self._ends  # (inline: the job that ended longest ago goes, usually)
+                if ends and self._jobs.get(ends[0][1], runs)[_END] == ends[0][0]:
+                    del self._jobs[ends.popleft()[1]]
+                else:
+                    self._forget_one()
+        else:
+            if runs[_END] != _ACTIVE:  # a new job under an id that had ended
+                runs[_END], runs[_TASK] = _ACTIVE, job._task.name
+            runs.append(entry)
+            if len(runs) > self._longest:
+                del runs[_FIRST]
+        if not again:  # ended for good
+            self._ended += 1
+            runs[_END] = self._ended
+            self._ends.append((self._ended, job_id))
+            if len(self._ends) > 2 * self.max_jobs:
+                self._ends = deque(self._current_ends())
+
+    def _forget_one(self) -> None:
+        """Forget the job that ended longest ago, else (none ended) the one seen first."""
+        ends, jobs = self._ends, self._jobs
+        while ends:
+            number, job_id = ends.popleft()
+            runs = jobs.get(job_id)
+            if runs is not None and runs[_END] == number:
+                del jobs[job_id]
+                return
+        del jobs[next(iter(jobs))]
+
+    def _current_ends(self) -> list[tuple[int, str]]:
+        jobs = self._jobs
+        return [(n, i) for n, i in self._ends if (r := jobs.get(i)) is not None and r[_END] == n]
 
     # -- reading -------------------------------------------------------------------------
 
@@ -169,24 +182,24 @@ class RunHistory:
     def runs(self, job_id: str) -> list[RunRecord]:
         """The remembered runs of ``job_id``, oldest first (empty if unknown)."""
         runs = self._jobs.get(job_id)
-        return [] if runs is None else runs.records(self._tz)
+        if runs is None:
+            return []
+        return [_record(job_id, runs, entry, self._tz) for entry in runs[_FIRST:]]
 
     def last(self, job_id: str) -> RunRecord | None:
         """The latest run of ``job_id``, or None."""
         runs = self._jobs.get(job_id)
-        return None if runs is None else runs.last(self._tz)
+        return None if runs is None else _record(job_id, runs, runs[-1], self._tz)
 
     def running_since(self, job_id: str) -> datetime | None:
         """When the running attempt of ``job_id`` started, or None if it is not running."""
-        started = self._hub.started.get(job_id)
-        return None if started is None else started.astimezone(self._tz)
+        started = self._hub.started_at.get(job_id)
+        return None if started is None else datetime.fromtimestamp(started, self._tz)
 
     def finished_ids(self, limit: int | None = None) -> list[str]:
         """Ids of jobs that ended for good, most recent first (at most ``limit``)."""
-        ids = reversed(self._finished)
-        if limit is None:
-            return list(ids)
-        return [job_id for _, job_id in zip(range(limit), ids, strict=False)]
+        ids = [job_id for _, job_id in reversed(self._current_ends())]
+        return ids if limit is None else ids[:limit]
 
 
 def find_history(app: Jobify) -> RunHistory | None:

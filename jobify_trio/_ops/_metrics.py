@@ -1,4 +1,4 @@
-"""Prometheus metrics of an app's jobs, fed by the job events.
+"""Prometheus metrics of an app's jobs, fed by the job events (as a sink of the hub).
 
 :class:`JobMetrics` attaches one sink to the app's job events (so with no ``JobMetrics``
 there is no listener and no cost) and registers one prometheus-client collector. The hot
@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
-from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import (
@@ -24,8 +23,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from .._core._job import JobStatus
-from .._runtime._events import JobEvent, JobEventKind
+from .._core._job import Job, JobStatus
 from ..exceptions import BaseJobifyError
 from ._hub import attach
 
@@ -49,7 +47,6 @@ _COUNTERS = (
     ("retries", "Retries scheduled after a failed attempt"),
 )
 _STARTED, _SUCCEEDED, _FAILED, _TIMED_OUT, _CANCELLED, _RETRIED = range(len(_COUNTERS))
-_STARTED_EVENT, _RETRYING_EVENT = JobEventKind.STARTED, JobEventKind.RETRYING
 _ENDED = {
     JobStatus.SUCCESS: _SUCCEEDED,
     JobStatus.FAILED: _FAILED,
@@ -138,32 +135,42 @@ class JobMetrics:
 
     wants_starts = True
 
-    def record(self, event: JobEvent, now: datetime, started: datetime | None) -> None:
-        """Count ``event``, seen at ``now`` (called by the app's operations listener)."""
-        job = event.job
+    def started(self, job: Job[Any], attempt: int, now: float) -> None:
+        """Count a started attempt, at ``now`` (called by the app's operations listener)."""
         stats = self._tasks.get(job._task.name)
         if stats is None:
             stats = self._new_task(job._task.name)
-        if event.kind is _STARTED_EVENT:
-            if event.attempt == 1:
-                stats.counts[_STARTED] += 1
-            late = (now - job._exec_at).total_seconds()
-            histogram = stats.lateness
-            if late > 0.0:
-                histogram.total += late
-                histogram.counts[bisect_left(histogram.bounds, late)] += 1
-            else:  # on time (or early: the clock's resolution)
-                histogram.counts[0] += 1
-            return
+        if attempt == 1:
+            stats.counts[_STARTED] += 1
+        late = now - job._exec_at.timestamp()
+        histogram = stats.lateness
+        if late > 0.0:
+            histogram.total += late
+            histogram.counts[bisect_left(histogram.bounds, late)] += 1
+        else:  # on time (or early: the clock's resolution)
+            histogram.counts[0] += 1
+
+    def ended(
+        self,
+        job: Job[Any],
+        attempt: int,
+        status: JobStatus,
+        exception: BaseException | None,
+        retried: bool,
+        again: bool,
+        now: float,
+        started: float | None,
+    ) -> None:
+        """Count an attempt that ended at ``now`` (called by the app's operations listener)."""
+        stats = self._tasks.get(job._task.name)
+        if stats is None:
+            stats = self._new_task(job._task.name)
         if started is not None:
-            took = (now - started).total_seconds()
+            took = now - started
             histogram = stats.duration
             histogram.total += took
             histogram.counts[bisect_left(histogram.bounds, took)] += 1
-        if event.kind is _RETRYING_EVENT:
-            stats.counts[_RETRIED] += 1
-        else:
-            stats.counts[_ENDED.get(event.status, _FAILED)] += 1
+        stats.counts[_RETRIED if retried else _ENDED.get(status, _FAILED)] += 1
 
     def _new_task(self, name: str) -> _TaskStats:
         stats = self._tasks[name] = _TaskStats(self._duration_bounds, self._lateness_bounds)

@@ -17,7 +17,7 @@ from .._core._messages import ArmTimer, TimerMessage
 from ._registry import JobRegistry
 
 if TYPE_CHECKING:
-    from ._events import EventDispatcher
+    from ._dispatch import EventDispatcher
 
 __all__ = ["Outcomes", "RunEndHook"]
 

@@ -43,7 +43,7 @@ from ._actors._cron_trigger import CronTriggers
 from ._actors._executor import Executor
 from ._actors._scheduler import Scheduler
 from ._actors._supervisor import Supervisor
-from ._events import EventDispatcher
+from ._dispatch import EventDispatcher
 from ._outcomes import Outcomes
 from ._registry import JobRegistry
 from ._thread_jobs import ThreadJobs
@@ -76,7 +76,7 @@ class Runtime:
         failed_send, failed_receive = trio.open_memory_channel[AttemptFailed](math.inf)
         self.outcomes = Outcomes(registry=self.registry, timer_send=self._timer_send)
         if app._listeners:
-            self.outcomes.events = EventDispatcher(app._listeners)
+            self.outcomes.events = EventDispatcher(app._listeners, self._wall_clock)
         self.executor = Executor(
             outcomes=self.outcomes,
             attempt_failed_send=failed_send,
@@ -103,6 +103,8 @@ class Runtime:
         """Start every actor; returns when all are ready."""
         if self.durability is not None:  # storage is open: restore, then start the actors
             self.sharing = await start_sharing(self, self.durability)
+            if self.sharing is not None and self.outcomes.events is not None:
+                self.outcomes.events.instance = self.sharing.me
             await self.durability.start(self, self._nursery)
             if self.sharing is not None:
                 await self.sharing.start(self._nursery)

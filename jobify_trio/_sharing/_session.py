@@ -116,6 +116,7 @@ class Sharing:
         self.unregister_on_stop = True
         self.stalled: trio.Event | None = None  # tests: set to freeze this instance
         self._restored: list[str] = []
+        self._adopted: dict[str, str | None] = {}  # job id -> origin, of the last acquire
 
     # -- startup -------------------------------------------------------------------------
 
@@ -213,6 +214,7 @@ class Sharing:
         rows = await self.storage.adopt_orphans(
             owner=self.me, now=now, lease=self.lease, limit=ADOPT_LIMIT
         )
+        self._adopted = {row.job_id: row.origin for row in rows}
         if free > 0:
             rows += await self.storage.claim_due(
                 owner=self.me, now=now, lease=self.lease, limit=free
@@ -232,6 +234,7 @@ class Sharing:
                 self.origins.pop(job_id, None)
                 self.expected.pop(job_id, None)
                 self.writer.write_nowait(Release(job_id=job_id, owner=self.me))
+        self._announce_adopted(restored)
 
     def arm_claimed(self, rows: list[StoredJob]) -> int:
         """Run claimed or adopted rows here (as restore would); release what we cannot
@@ -239,7 +242,8 @@ class Sharing:
         runtime = self.runtime
         tasks = runtime.app._tasks
         now = runtime.now()
-        problems = []
+        problems: list[str] = []
+        armed: list[str] = []
         handed_back = 0
         for row in rows:
             if self.remote.cancels.pop(row.job_id, None) is not None:
@@ -256,9 +260,23 @@ class Sharing:
                     problems.append(problem)
                 self.unrunnable.add(row.job_id)
                 self.writer.write_nowait(Release(job_id=row.job_id, owner=self.me))
+            else:
+                armed.append(row.job_id)
+        self._announce_adopted(armed)
         if problems:
             log.warning("claimed rows released, not run here: %s", "; ".join(problems))
         return handed_back
+
+    def _announce_adopted(self, armed: list[str]) -> None:
+        """Tell the listeners about the jobs just armed here that were adopted."""
+        adopted, self._adopted = self._adopted, {}
+        events = self.runtime.outcomes.events
+        if events is None:
+            return
+        for job_id in armed:
+            job = self.runtime.registry.get(job_id)
+            if job is not None and job_id in adopted:
+                events.lease_taken_over(job, adopted[job_id])
 
     def release_if_busy(self, command: Any) -> bool:
         """The executor is full: hand a due durable one-off job to other instances."""

@@ -13,6 +13,7 @@ import trio
 from ..._core._clock import to_tz
 from ..._core._job import Job, JobStatus
 from ..._core._messages import RunJob
+from ..._cron._dst import dst_shift
 from ..._cron._misfire import plan_misfire
 from ..._cron._slots import EARLY_TOLERANCE, Slots, on_time
 from ..._cron._state import CronState
@@ -129,6 +130,10 @@ class CronTrigger:
         self._set_due(plan.next_due)
         if not plan.run_now and plan.next_due is not None:
             self._offset = due  # skipped slots still move the base forward
+        events = self._group.events
+        if events is not None and plan.skipped is not None:
+            policy, next_after = self._cron.misfire_policy, self._slots.next_after
+            events.slots_skipped(self._job, policy, plan.skipped, next_after, plan.next_due)
 
     def _publish(self) -> None:
         upcoming = self._upcoming()
@@ -163,7 +168,10 @@ class CronTrigger:
                 self._offset = job._exec_at = slot
                 claim = group.claim_slot
                 if claim is not None and not await claim(job, slot, self.state()):
+                    self._claimed_elsewhere(slot)
                     return  # another instance fires this cron now
+                if group.events is not None:
+                    self._announce_dst(slot)
                 job._generation += 1
                 job._status = JobStatus.SCHEDULED
                 self._run_over = False
@@ -181,6 +189,18 @@ class CronTrigger:
                 continue
             self.replan(now)
             self._publish()
+
+    def _announce_dst(self, slot: datetime) -> None:
+        """Tell the listeners if the DST rule moved ``slot`` or keeps it once."""
+        events = self._group.events
+        shift = dst_shift(self._slots.expression, slot)
+        if events is not None and shift is not None:
+            events.dst_shifted(self._job, shift)
+
+    def _claimed_elsewhere(self, slot: datetime) -> None:
+        events = self._group.events
+        if events is not None:
+            events.slot_claimed_elsewhere(self._job, slot)
 
     async def _wait_run_end(self) -> None:
         if self._run_over:  # it ended before this task got here

@@ -58,6 +58,7 @@ from ._cron_alarm import Alarm
 
 if TYPE_CHECKING:
     from ..._api._task import Task
+    from .._dispatch import EventDispatcher
     from .._outcomes import Outcomes
     from ._executor import Executor
 
@@ -132,6 +133,11 @@ class CronTriggers:
 
     def __len__(self) -> int:
         return len(self._triggers)
+
+    @property
+    def events(self) -> EventDispatcher | None:
+        """The app's event dispatcher (None when it has no listener)."""
+        return self._outcomes.events
 
     def now(self) -> datetime:
         """The wall clock's time in the app's tz."""

@@ -96,7 +96,7 @@ class Supervisor:
         if isinstance(decision, RetryAfter):
             job._exec_at = self._wall_clock.now() + timedelta(seconds=decision.delay)
             self._outcomes.rearm(job, attempt=decision.next_attempt)
-            self._retrying(job, event.attempt, event.exception, decision.next_attempt)
+            self._retrying(job, event.attempt, event.exception, decision)
             return
         handler = job._task.handlers.resolve(event.exception)
         if handler is None:
@@ -105,12 +105,14 @@ class Supervisor:
             self._handlers_running += 1  # counted from now: drain must not miss it
             handlers.start_soon(self._run_handler, handler, event)
 
-    def _retrying(self, job: Job[Any], attempt: int, exc: BaseException, next_attempt: int) -> None:
+    def _retrying(
+        self, job: Job[Any], attempt: int, exc: BaseException, decision: RetryAfter
+    ) -> None:
         for hook in self._outcomes.retry_hooks:
-            hook(job, next_attempt)
+            hook(job, decision.next_attempt)
         events = self._outcomes.events
         if events is not None:
-            events.retrying(job, attempt, exc, job.exec_at)
+            events.retrying(job, attempt, exc, decision.next_attempt, decision.delay)
 
     def retry_at_once(self, command: RunJob, failure: BaseException) -> RunJob | None:
         """Decide a zero-backoff retry in the executor's worker, which then runs it itself.
@@ -130,7 +132,7 @@ class Supervisor:
         job._exec_at = self._wall_clock.now()
         job._generation += 1
         job._status = JobStatus.SCHEDULED
-        self._retrying(job, command.attempt, failure, decision.next_attempt)
+        self._retrying(job, command.attempt, failure, decision)
         return RunJob(job=job, generation=job._generation, attempt=decision.next_attempt)
 
     async def _run_handler(self, handler: ExceptionHandler, event: AttemptFailed) -> None:

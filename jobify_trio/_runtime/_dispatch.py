@@ -1,0 +1,171 @@
+"""Building job events and calling the listeners: :class:`EventDispatcher`.
+
+The runtime creates one dispatcher only when the app has listeners (``Outcomes.events``
+stays None otherwise), so with no listener no event is ever built and no decision is
+enumerated (skipped slots, DST shifts). Each method builds one event and calls every
+listener with it, in the order they were added; a listener that raises is logged, not
+propagated.
+
+A listener that is an :class:`AttemptObserver` (the operations hub feeding the run
+history and the metrics) is told about attempts by plain calls instead: with only
+observers registered, no event object is built at all, and with only one the runtime
+calls it directly.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from .._core._clock import WallClock
+from .._core._job import Job, JobStatus, failure_status
+from .._cron._dst import DstShift, DstShiftKind
+from .._cron._misfire import NextAfter, Skipped, list_skipped
+from .._cron._values import AnyMisfirePolicy
+from ._decision_events import (
+    DstEvent,
+    LeaseTakenOverEvent,
+    SlotClaimedElsewhereEvent,
+    SlotsSkippedEvent,
+)
+from ._events import JobEvent, JobEventKind, JobListener, RetryingEvent, StartedEvent
+
+__all__ = ["AttemptObserver", "EventDispatcher"]
+
+_log = logging.getLogger("jobify_trio")
+
+_ENDED, _SCHEDULED, _SUCCESS = JobEventKind.ENDED, JobStatus.SCHEDULED, JobStatus.SUCCESS
+_DST_KINDS = {
+    DstShiftKind.GAP: JobEventKind.DST_GAP,
+    DstShiftKind.OVERLAP: JobEventKind.DST_OVERLAP,
+}
+
+
+class AttemptObserver(abc.ABC):
+    """A listener told about attempts by plain calls, with the runtime's own arguments:
+    no event object is built for it, and it reads the clock itself if it needs to.
+
+    When it is the app's only listener, the dispatcher hands the runtime its methods
+    themselves (no call in between). It must not raise. It is not told about decision
+    events, nor called by :meth:`EventDispatcher.__call__`.
+    """
+
+    __slots__ = ()
+
+    @abc.abstractmethod
+    def started(self, job: Job[Any], attempt: int) -> None:
+        """Attempt ``attempt`` of ``job`` starts now."""
+
+    @abc.abstractmethod
+    def retrying(
+        self, job: Job[Any], attempt: int, exc: BaseException, next_attempt: int, delay: float
+    ) -> None:
+        """Attempt ``attempt`` failed with ``exc``; ``next_attempt`` runs in ``delay`` s."""
+
+    @abc.abstractmethod
+    def ended(self, job: Job[Any], status: JobStatus) -> None:
+        """A run of ``job`` ended with ``status`` (``job.status`` is SCHEDULED if it runs
+        again, a cron job's next slot)."""
+
+
+class EventDispatcher:
+    """Builds each event and calls every listener with it (see the module docs).
+
+    ``started``, ``retrying`` and ``ended`` are what the runtime calls when an attempt
+    starts, fails and will be retried, or a run ends. ``instance`` is this instance's id
+    once it shares a store (set by the runtime).
+    """
+
+    __slots__ = ("_listeners", "_now", "_observers", "ended", "instance", "retrying", "started")
+
+    started: Callable[[Job[Any], int], None]
+    retrying: Callable[[Job[Any], int, BaseException, int, float], None]
+    ended: Callable[[Job[Any], JobStatus], None]
+
+    def __init__(self, listeners: Iterable[JobListener], clock: WallClock) -> None:
+        observers: list[AttemptObserver] = []
+        others: list[JobListener] = []
+        for listener in listeners:
+            if isinstance(listener, AttemptObserver):
+                observers.append(listener)
+            else:
+                others.append(listener)
+        self._observers = tuple(observers)
+        self._listeners = tuple(others)
+        self._now = clock.now
+        self.instance: str | None = None
+        if not others and len(observers) == 1:  # only the operations hub: straight to it
+            (observer,) = observers
+            self.started, self.retrying, self.ended = (
+                observer.started, observer.retrying, observer.ended,
+            )  # fmt: skip
+        else:
+            self.started, self.retrying, self.ended = self._started, self._retrying, self._ended
+
+    def __call__(self, event: JobEvent) -> None:
+        """Call every listener (not the observers) with ``event``."""
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:
+                _log.exception("job event listener %r failed on %s", listener, event.kind)
+
+    # -- attempts ------------------------------------------------------------------------
+
+    def _started(self, job: Job[Any], attempt: int) -> None:
+        for observer in self._observers:
+            observer.started(job, attempt)
+        if self._listeners:
+            self(StartedEvent(job, attempt, job._exec_at, self._now()))
+
+    def _retrying(
+        self, job: Job[Any], attempt: int, exc: BaseException, next_attempt: int, delay: float
+    ) -> None:
+        for observer in self._observers:
+            observer.retrying(job, attempt, exc, next_attempt, delay)
+        if self._listeners:
+            status, retry_delay = failure_status(exc), timedelta(seconds=delay)
+            next_run = job._exec_at
+            self(RetryingEvent(job, attempt, status, exc, next_run, next_attempt, retry_delay))
+
+    def _ended(self, job: Job[Any], status: JobStatus) -> None:
+        for observer in self._observers:
+            observer.ended(job, status)
+        if self._listeners:
+            next_run = job._exec_at if job._status is _SCHEDULED else None
+            exception = None if status is _SUCCESS else job._exception
+            self(JobEvent(_ENDED, job, job._attempt, status, exception, next_run))
+
+    # -- decisions -----------------------------------------------------------------------
+
+    def slots_skipped(
+        self,
+        job: Job[Any],
+        policy: AnyMisfirePolicy,
+        skipped: Skipped,
+        next_after: NextAfter,
+        next_run: datetime | None,
+    ) -> None:
+        """The misfire policy did not run the slots of ``skipped`` (listed here, bounded)."""
+        times, truncated = list_skipped(skipped, next_after)
+        if not times:
+            return
+        event = SlotsSkippedEvent(
+            job, policy=policy, times=times, truncated=truncated,
+            coalesced_into=skipped.coalesced_into, next_run=next_run,
+        )  # fmt: skip
+        self(event)
+
+    def dst_shifted(self, job: Job[Any], shift: DstShift) -> None:
+        kind = _DST_KINDS[shift.kind]
+        slot, wall_time, skipped = shift.slot, shift.wall_time, shift.skipped
+        self(DstEvent(kind, job, slot=slot, wall_time=wall_time, skipped=skipped))
+
+    def lease_taken_over(self, job: Job[Any], origin: str | None) -> None:
+        self(LeaseTakenOverEvent(job, instance=self.instance or "", origin=origin))
+
+    def slot_claimed_elsewhere(self, job: Job[Any], slot: datetime) -> None:
+        self(SlotClaimedElsewhereEvent(job, slot=slot, instance=self.instance or ""))
