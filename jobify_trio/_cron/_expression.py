@@ -24,7 +24,7 @@ from typing import Final
 import attrs
 from croniter import CroniterBadDateError, CroniterError, croniter
 
-from jobify_trio._cron._fields import check_fields, problem_field
+from jobify_trio._cron._fields import VALUE_NAMES, check_fields, problem_field
 from jobify_trio.exceptions import BaseJobifyError, InvalidCronExpression
 
 __all__ = ["CronExhausted", "CronExpression", "CronIterator"]
@@ -39,14 +39,6 @@ _ALIASES: Final = {
     "@daily": "0 0 * * *",
     "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
-}
-_MONTHS: Final = (
-    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
-)  # fmt: skip
-_WEEKDAYS: Final = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-_NAMES: Final[dict[int, dict[str, int]]] = {
-    _MON: {m: i for i, m in enumerate(_MONTHS, 1)},
-    _DOW: {d: i for i, d in enumerate(_WEEKDAYS)},
 }
 _RANGE_RE: Final = re.compile(r"^([a-z0-9]+)-([a-z0-9]+)(?:/\d+)?$", re.ASCII)
 _HASH_RE: Final = re.compile(r"^h(?:\(|/|$)", re.ASCII)
@@ -68,7 +60,7 @@ class CronExhausted(BaseJobifyError):
 def _value(index: int, text: str) -> int | None:
     if text.isdigit():
         return int(text)
-    return _NAMES.get(index, {}).get(text)
+    return VALUE_NAMES.get(index, {}).get(text)
 
 
 def _normalize_token(index: int, token: str) -> str:

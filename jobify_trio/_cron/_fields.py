@@ -18,7 +18,7 @@ from typing import Final
 
 from ..exceptions import InvalidCronExpression
 
-__all__ = ["FIELD_NAMES", "check_fields", "field_indexes", "problem_field"]
+__all__ = ["FIELD_NAMES", "VALUE_NAMES", "check_fields", "field_indexes", "problem_field"]
 
 #: Field names in the seven-field order (second first, year last).
 FIELD_NAMES: Final = (
@@ -32,7 +32,8 @@ _MONTHS: Final = (
     "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
 )  # fmt: skip
 _WEEKDAYS: Final = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-_NAMES: Final[dict[int, dict[str, int]]] = {
+#: The names a field accepts for its values (months and weekdays), by seven-field index.
+VALUE_NAMES: Final[dict[int, dict[str, int]]] = {
     _MON: {m: i for i, m in enumerate(_MONTHS, 1)},
     _DOW: {d: i for i, d in enumerate(_WEEKDAYS)},
 }
@@ -136,7 +137,7 @@ def _value_problem(index: int, text: str) -> str | None:
     low, high = _BOUNDS[index]
     if text.isdigit():
         return None if low <= int(text) <= high else f"{text!r} is out of range {low}-{high}"
-    names = _NAMES.get(index)
+    names = VALUE_NAMES.get(index)
     if names is None:
         return f"{text!r} is not a number in {low}-{high}"
     if text.lower() in names:
@@ -146,4 +147,4 @@ def _value_problem(index: int, text: str) -> str | None:
 
 
 def _number(index: int, text: str) -> int:
-    return int(text) if text.isdigit() else _NAMES[index][text.lower()]
+    return int(text) if text.isdigit() else VALUE_NAMES[index][text.lower()]
