@@ -6,9 +6,9 @@ psycopg connection owned by one dedicated thread (the house pattern of
 ``TrioToken.run_sync_soon`` wakes trio; measured 37-50 us per hop against 57-65 us for
 ``trio.to_thread`` with a ``CapacityLimiter``, and the connection never changes threads).
 
-* :class:`WorkerThread` runs calls in submission order on the store's connection. A call
-  that is cancelled stops waiting; its statement still finishes (bounded by
-  ``statement_timeout``).
+* :class:`WorkerThread` (:mod:`jobify_trio._storage._thread`, shared with SQLite) runs
+  calls in submission order on the store's connection. A call that is cancelled stops
+  waiting; its statement still finishes (bounded by ``statement_timeout``).
 * :class:`ListenerThread` holds a second connection that ``LISTEN``\\ s on the store's
   channel and sets a trio flag on every notification (and after each reconnect, since
   notifications sent while it was away are lost).
@@ -16,73 +16,21 @@ psycopg connection owned by one dedicated thread (the house pattern of
 
 from __future__ import annotations
 
-import contextlib
-import queue
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
 import trio
 
-__all__ = ["ListenerThread", "WorkerThread"]
+from ._thread import WorkerThread
 
-T = TypeVar("T")
-_Work = Callable[[], None]
+__all__ = ["ListenerThread", "WorkerThread"]
 
 #: Seconds the listener waits for notifications before checking whether it should stop.
 _LISTEN_TICK = 0.2
 #: Seconds between reconnection attempts of the listener.
 _RECONNECT_PAUSE = 1.0
-
-
-class _Result:
-    __slots__ = ("error", "value")
-
-    def __init__(self) -> None:
-        self.value: Any = None
-        self.error: BaseException | None = None
-
-
-class WorkerThread:
-    """Runs ``fn()`` calls, in order, on one thread."""
-
-    def __init__(self, name: str) -> None:
-        self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
-        self._thread.start()
-
-    def _main(self) -> None:
-        while True:
-            work = self._queue.get()
-            if work is None:
-                return
-            work()
-
-    async def call(self, fn: Callable[[], T]) -> T:
-        """``fn()`` on the thread; its exception is raised here."""
-        token = trio.lowlevel.current_trio_token()
-        done = trio.Event()
-        result = _Result()
-
-        def work() -> None:
-            try:
-                result.value = fn()
-            except BaseException as exc:
-                result.error = exc
-            with contextlib.suppress(trio.RunFinishedError):
-                token.run_sync_soon(done.set)
-
-        self._queue.put(work)
-        await done.wait()
-        if result.error is not None:
-            raise result.error
-        value: T = result.value
-        return value
-
-    def stop(self) -> None:
-        """End the thread after the queued calls."""
-        self._queue.put(None)
 
 
 class ListenerThread:

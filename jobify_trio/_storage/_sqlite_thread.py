@@ -11,29 +11,18 @@ A call that is cancelled while its work runs stops waiting, but the work itself 
 
 from __future__ import annotations
 
-import contextlib
-import queue
-import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import trio
 
 from ._sqlite import SQLiteDatabase
+from ._thread import WorkerThread
 
 __all__ = ["SQLiteThread"]
 
 T = TypeVar("T")
-_Work = Callable[[], None]
-
-
-class _Result:
-    __slots__ = ("error", "value")
-
-    def __init__(self) -> None:
-        self.value: Any = None
-        self.error: BaseException | None = None
 
 
 class SQLiteThread:
@@ -43,27 +32,17 @@ class SQLiteThread:
         self._path = path
         self._table_name = table_name
         self._busy_timeout = busy_timeout
-        self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._db: SQLiteDatabase | None = None
-        self._thread = threading.Thread(
-            target=self._main, name=f"jobify-sqlite:{path}", daemon=True
-        )
-
-    def _main(self) -> None:
-        while True:
-            work = self._queue.get()
-            if work is None:
-                return
-            work()
+        self._worker = WorkerThread(f"jobify-sqlite:{path}", start=False)
 
     async def open(self) -> None:
         """Start the thread and open the database in it."""
-        self._thread.start()
+        self._worker.start()
         try:
             with trio.CancelScope(shield=True):
-                self._db = await self._run(self._open)
+                self._db = await self._worker.call(self._open)
         except BaseException:
-            self._queue.put(None)
+            self._worker.stop()
             raise
 
     def _open(self) -> SQLiteDatabase:
@@ -75,37 +54,17 @@ class SQLiteThread:
         try:
             if db is not None:
                 with trio.CancelScope(shield=True):
-                    await self._run(db.close)
+                    await self._worker.call(db.close)
         finally:
             self._db = None
-            self._queue.put(None)
+            self._worker.stop()
 
     async def call(self, fn: Callable[[SQLiteDatabase], T]) -> T:
         """``fn(db)`` on the connection's thread."""
         db = self._db
         assert db is not None, "SQLiteThread.call before open()"
-        return await self._run(lambda: fn(db))
+        return await self._worker.call(lambda: fn(db))
 
     async def run(self, fn: Callable[[], T]) -> T:
         """``fn()`` on the connection's thread (for work that needs no connection)."""
-        return await self._run(fn)
-
-    async def _run(self, fn: Callable[[], T]) -> T:
-        token = trio.lowlevel.current_trio_token()
-        done = trio.Event()
-        result = _Result()
-
-        def work() -> None:
-            try:
-                result.value = fn()
-            except BaseException as exc:
-                result.error = exc
-            with contextlib.suppress(trio.RunFinishedError):  # nobody is waiting any more
-                token.run_sync_soon(done.set)
-
-        self._queue.put(work)
-        await done.wait()
-        if result.error is not None:
-            raise result.error
-        value: T = result.value
-        return value
+        return await self._worker.call(fn)
