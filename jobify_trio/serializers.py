@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from typing import Any, Final, Protocol, runtime_checkable
 
 from jobify_trio._core import _codec
+from jobify_trio._core._decode import TreeDecoder
 from jobify_trio.exceptions import BaseJobifyError
 
 __all__ = [
@@ -114,7 +115,7 @@ class ExtendedJSONSerializer(Serializer):
             if ref is not None:
                 registered[ref] = tp
         self._decoder = json.JSONDecoder(
-            object_hook=_codec.TreeDecoder(import_modules=import_modules, registered=registered)
+            object_hook=TreeDecoder(import_modules=import_modules, registered=registered)
         )
 
     def dumpb(self, data: Any, /) -> bytes:
