@@ -27,20 +27,15 @@ from ..storage import (
     SendCommand,
     StorageError,
     StoredJob,
-    StoredState,
-    Trigger,
     Upsert,
     Write,
 )
+from ._columns import COLUMNS, STATES, TRIGGERS
 from ._postgres_schema import Names
 from ._shared import Command, StoredResult
 
 __all__ = ["COLUMNS", "apply_writes", "compile_batch", "job_values", "row_to_job", "upsert_sql"]
 
-COLUMNS = (
-    "job_id, task, trigger, next_run_at, arguments, attempt, state, cron, "
-    "lease_owner, lease_expires_at, origin"
-)
 _JOB_TYPES = (
     "text[]",
     "text[]",
@@ -54,13 +49,11 @@ _JOB_TYPES = (
     "timestamptz[]",
     "text[]",
 )
-_TRIGGERS = {trigger.value: trigger for trigger in Trigger}
-_STATES = {state.value: state for state in StoredState}
 
 
 def row_to_job(raw: Sequence[Any]) -> StoredJob:
     """Columns of ``COLUMNS`` back to a row; ``ValueError`` for an unknown trigger/state."""
-    trigger, state = _TRIGGERS.get(raw[2]), _STATES.get(raw[6])
+    trigger, state = TRIGGERS.get(raw[2]), STATES.get(raw[6])
     if trigger is None or state is None:
         raise ValueError(f"unknown trigger {raw[2]!r} or state {raw[6]!r}")
     arguments = raw[4] if type(raw[4]) is bytes else bytes(raw[4])

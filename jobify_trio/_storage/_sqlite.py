@@ -27,21 +27,16 @@ from ..storage import (
     SendCommand,
     StorageError,
     StoredJob,
-    StoredState,
-    Trigger,
     Upsert,
     Write,
     validate_table_name,
 )
+from ._columns import COLUMNS, STATES, TRIGGERS
 from ._sqlite_checks import check_existing, explain, lenient_text, readable
 from ._sqlite_schema import create_or_migrate
 
 __all__ = ["COLUMNS", "SQLiteDatabase", "from_db_time", "job_to_row", "row_to_job", "to_db_time"]
 
-COLUMNS = (
-    "job_id, task, trigger, next_run_at, arguments, attempt, state, cron, "
-    "lease_owner, lease_expires_at, origin"
-)
 _COLUMNS = COLUMNS
 _V1_COLUMNS = COLUMNS.removesuffix(", origin")  # a version 1 table (read by the CLI as is)
 _WIDTH = 11  # columns in _COLUMNS
@@ -354,10 +349,6 @@ def _params(write: Write) -> tuple[str, tuple[Any, ...]]:
     raise StorageError(f"SQLiteStorage cannot apply {type(write).__name__} writes")
 
 
-_TRIGGERS = {trigger.value: trigger for trigger in Trigger}
-_STATES = {state.value: state for state in StoredState}
-
-
 def row_to_job(raw: tuple[Any, ...]) -> StoredJob:
     """Column values back to a :class:`StoredJob`; ``ValueError``/``TypeError`` if corrupt.
 
@@ -373,7 +364,7 @@ def row_to_job(raw: tuple[Any, ...]) -> StoredJob:
         raise ValueError(f"attempt must be an integer >= 1, got {attempt!r}")
     if cron is not None and type(cron) is not str:
         raise TypeError("cron must be text")
-    kind, where = _TRIGGERS.get(trigger), _STATES.get(state)
+    kind, where = TRIGGERS.get(trigger), STATES.get(state)
     if kind is None or where is None:
         raise ValueError(f"unknown trigger {trigger!r} or state {state!r}")
     owner, lease, origin = (*raw[8:11], None, None, None)[:3]  # optional columns

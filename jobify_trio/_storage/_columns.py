@@ -1,0 +1,20 @@
+"""The job table's columns (the same in SQLite and PostgreSQL), and its text enums.
+
+Both stores read and write rows in ``COLUMNS`` order and turn the stored trigger and state
+text back into enums with ``TRIGGERS`` / ``STATES`` (a missing key: a corrupt row).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ..storage import StoredState, Trigger
+
+__all__ = ["COLUMNS", "STATES", "TRIGGERS"]
+
+COLUMNS: Final = (
+    "job_id, task, trigger, next_run_at, arguments, attempt, state, cron, "
+    "lease_owner, lease_expires_at, origin"
+)
+TRIGGERS: Final = {trigger.value: trigger for trigger in Trigger}
+STATES: Final = {state.value: state for state in StoredState}
