@@ -51,9 +51,11 @@ def summary(report: str) -> str:
     header, rows = _main_table(report)
     keep = [header.index(c) for c in COLUMNS if c in header]
     picked = [r for label in SUMMARY_LABELS for r in rows if r[0] == label]
-    statistic = _fact(report, "run").rsplit("; ", 1)[-1]  # how the run reduced its rounds
+    run = _fact(report, "run")
+    statistic = run.rsplit("; ", 1)[-1]  # how the run reduced its rounds
+    kind = "partial (quick) run" if run.startswith("partial") else "full run"
     intro = (
-        f"Rows copied by `benchmarks/run.py` from the last full run in "
+        f"Rows copied by `benchmarks/run.py` from the {kind} in "
         f"[benchmarks/RESULTS.md](benchmarks/RESULTS.md) ({_fact(report, 'date')}, "
         f"{_fact(report, 'cores (logical)')} cores; {statistic}). Every other figure, the "
         f"targets and the raw ceilings are in that file."
