@@ -355,3 +355,24 @@ async def test_a_row_the_backend_refuses_fails_only_its_own_call_in_a_shared_bat
     assert sorted(runs) == ["a", "b", "c", "d", "e"]
     assert app.find_job("poison") is None
     assert "poison" not in storage.rows
+
+
+async def test_a_failed_write_without_a_job_names_no_job() -> None:
+    """The heartbeat's barrier (``Release(job_id="")``) is no job: its error says so."""
+    from jobify_trio._storage._writer import StorageWriter
+    from jobify_trio.storage import Release
+
+    class Failing(MemoryStorage):
+        async def apply(self, writes: Sequence[Write], /) -> None:
+            await trio.lowlevel.checkpoint()
+            raise LOCKED
+
+    writer = StorageWriter(Failing())
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writer.run)
+        with pytest.raises(StorageError, match=r"^the storage write failed: ") as caught:
+            await writer.write(Release(job_id="", owner="A"))
+        assert "job ''" not in str(caught.value)
+        with pytest.raises(StorageError, match=r"^job 'x' was not saved: "):
+            await writer.write(Delete(job_id="x"))
+        nursery.cancel_scope.cancel()

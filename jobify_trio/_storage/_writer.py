@@ -102,7 +102,9 @@ class StorageWriter:
         await batch.done.wait()
         error = batch.error_of(write)
         if error is not None:
-            raise StorageError(f"job {_job_id(write)!r} was not saved: {error}") from error
+            job_id = _job_id(write)
+            what = f"job {job_id!r} was not saved" if job_id else "the storage write failed"
+            raise StorageError(f"{what}: {error}") from error
 
     def _committed_by_caller(self, batch: _Batch) -> bool:
         """Commit ``batch`` now if this call is a sequential caller's (module docs)."""
