@@ -18,7 +18,28 @@ class Unencodable:
     """A value the JSON serializers cannot store."""
 
 
-class Instance:
+class RunningApp:
+    """An app instance run in a nursery (``nursery.start(node.run)``) that can be killed."""
+
+    app: Jobify
+    scope: trio.CancelScope
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        with self.scope:
+            async with self.app:
+                task_status.started()
+                await trio.sleep_forever()
+
+    def kill(self) -> None:
+        """The instance dies: it stops without unregistering (its leases run out)."""
+        runtime = self.app._runtime
+        assert runtime is not None
+        assert runtime.sharing is not None
+        runtime.sharing.unregister_on_stop = False
+        self.scope.cancel()
+
+
+class Instance(RunningApp):
     """One app instance with the shared test tasks; ``ran`` is the shared log of runs."""
 
     def __init__(
@@ -71,20 +92,6 @@ class Instance:
 
         self.tasks = {"work": work, "fail": fail, "slow": slow, "odd": odd, "flaky": flaky}
         self.tick = tick
-
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        with self.scope:
-            async with self.app:
-                task_status.started()
-                await trio.sleep_forever()
-
-    def kill(self) -> None:
-        """The instance dies: it stops without unregistering (its leases run out)."""
-        runtime = self.app._runtime
-        assert runtime is not None
-        assert runtime.sharing is not None
-        runtime.sharing.unregister_on_stop = False
-        self.scope.cancel()
 
     def stall(self) -> trio.Event:
         """Freeze the instance's protocol actors (as if paused); set the event to resume."""

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import trio
+from _sharing_helpers import RunningApp
 from _stores import Backend, make_backend
 
 from jobify_trio import INJECT, JobContext, Jobify, JobStatus, SharingOptions
@@ -29,7 +30,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         await backend.close()
 
 
-class Node:
+class Node(RunningApp):
     """One app instance on its own connection to the shared store."""
 
     def __init__(self, name: str, backend: Backend, ran: Ran, **options: Any) -> None:
@@ -52,20 +53,6 @@ class Node:
             ran.append((name, "tick", context.job.exec_at))
 
         self.work, self.tick = work, tick
-
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        with self.scope:
-            async with self.app:
-                task_status.started()
-                await trio.sleep_forever()
-
-    def kill(self) -> None:
-        """The runtime dies without unregistering: its leases run out."""
-        runtime = self.app._runtime
-        assert runtime is not None
-        assert runtime.sharing is not None
-        runtime.sharing.unregister_on_stop = False
-        self.scope.cancel()
 
 
 async def start(nursery: trio.Nursery, nodes: list[Node]) -> None:
