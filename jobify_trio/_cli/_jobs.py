@@ -1,22 +1,25 @@
-"""``jobify-trio jobs``: list, delete and purge the rows of a SQLite job store.
+"""``jobify-trio jobs``: list, delete, purge, pause and resume the jobs of a job store.
 
 Usage::
 
     python -m jobify_trio jobs [--db jobify.db] [--table jobify_jobs] [--app MODULE:APP] [list]
+    python -m jobify_trio jobs --db jobify.db instances
+    python -m jobify_trio jobs --db jobify.db claims [--limit 50]
     python -m jobify_trio jobs --db jobify.db delete JOB_ID [JOB_ID ...]
     python -m jobify_trio jobs --db jobify.db --app myproject.jobs:app purge-unknown [--dry-run]
     python -m jobify_trio jobs --db jobify.db pause JOB_ID   (and resume JOB_ID)
 
-``list`` prints one line per stored job: id, task, trigger, next run (UTC), state and
-attempt; with ``--app`` the rows whose task the app does not know are marked. Deleting
-rows while an app runs on the same file is safe (SQLite locks), but the running app
-still holds the deleted jobs in memory until it restarts.
+``list`` prints one line per stored job: id, task, trigger, next run (UTC), state,
+attempt, lease owner and expiry; with ``--app`` the rows whose task the app does not
+know are marked. ``instances`` lists the app instances with the age of their last
+heartbeat and whether they are live; ``claims`` the latest cron slot claims. A
+``postgresql://`` URL in ``--db`` (or ``$JOBIFY_DB``) is handled by ``_jobs_pg``.
 
-The command never changes the file's layout: ``list`` (and ``purge-unknown --dry-run``)
-open it read-only; ``delete`` and ``purge-unknown`` open it read-write but delete rows
-only; ``pause``/``resume`` send a command to the live app holding the job or update a
-cron job's stored state (see ``_jobs_pause``). No file or table is created and the
-journal mode is left as it is.
+The command never changes the file's layout: ``list``, ``instances``, ``claims`` (and
+``purge-unknown --dry-run``) open it read-only; ``delete``, ``purge-unknown``, ``pause``
+and ``resume`` open it read-write and change rows only, never yanking a job from a live
+app that holds it (see ``_jobs_ops``). No file or table is created and the journal mode
+is left as it is.
 """
 
 from __future__ import annotations
@@ -24,16 +27,29 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .._storage._sqlite import SQLiteDatabase, row_to_job
 from ..storage import StorageError, validate_table_name
 from ._cron import CliError, report_error
 from ._db import postgres_url
-from ._jobs_pause import pause_job
+from ._jobs_ops import delete_jobs, pause_job
+from ._jobs_sqlite import SQLiteOps, claims, instances
+from ._tables import (
+    CLAIMS_HEADER,
+    INSTANCES_HEADER,
+    LIST_HEADER,
+    instance_cells,
+    print_table,
+    rows_as_cells,
+)  # fmt: skip
 
-__all__ = ["jobs_main"]
+if TYPE_CHECKING:
+    from ._jobs_ops import OpsStore
+
+__all__ = ["add_actions", "jobs_main", "known_tasks", "purge"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,7 +66,16 @@ def _parser() -> argparse.ArgumentParser:
         "--traceback", action="store_true", help="show the full traceback of an --app import"
     )
     commands = parser.add_subparsers(dest="action", metavar="ACTION")
-    commands.add_parser("list", help="list stored jobs (the default)")
+    add_actions(commands)
+    return parser
+
+
+def add_actions(commands: Any) -> None:
+    """The actions both backends have."""
+    commands.add_parser("list", help="list stored jobs with their leases (the default)")
+    commands.add_parser("instances", help="list app instances, heartbeat age, live or dead")
+    claims = commands.add_parser("claims", help="list the latest cron slot claims")
+    claims.add_argument("--limit", type=int, default=50, help="how many (default: 50)")
     delete = commands.add_parser("delete", help="delete stored jobs by id")
     delete.add_argument("job_ids", nargs="+", metavar="JOB_ID")
     for verb in ("pause", "resume"):
@@ -58,7 +83,6 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("job_id", metavar="JOB_ID")
     purge = commands.add_parser("purge-unknown", help="delete rows of tasks the app lacks")
     purge.add_argument("--dry-run", action="store_true", help="only list what would go")
-    return parser
 
 
 def jobs_main(argv: Sequence[str], *, out: TextIO | None = None) -> int:
@@ -84,29 +108,39 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
     path = Path(args.db)
     if not path.is_file():
         raise CliError(f"no database file at {str(path)!r} (use --db PATH)")
-    known = _known_tasks(args.app, Path(args.app_dir)) if args.app else None
+    known = known_tasks(args.app, Path(args.app_dir)) if args.app else None
     writes = args.action in ("delete", "pause", "resume") or (
         args.action == "purge-unknown" and not args.dry_run
     )
     db = SQLiteDatabase.open_existing(path, table, writable=writes)
+    now = datetime.now(UTC)
     try:
         if args.action in ("pause", "resume"):
-            return pause_job(db, args.job_id, paused=args.action == "pause", out=out)
+            paused = args.action == "pause"
+            return pause_job(SQLiteOps(db), args.job_id, paused=paused, now=now, out=out)
         if args.action == "delete":
-            deleted = db.delete(args.job_ids)
-            print(f"deleted {deleted} of {len(args.job_ids)} job(s)", file=out)
-            return 0 if deleted == len(args.job_ids) else 1
+            return delete_jobs(SQLiteOps(db), args.job_ids, now, out)
         if args.action == "purge-unknown":
             if known is None:
                 raise CliError("purge-unknown needs --app MODULE:APP to know the app's tasks")
-            return _purge(db, known, dry_run=args.dry_run, out=out)
-        _list(db, known, out)
+            doomed = [str(raw[0]) for raw in db.rows() if raw[1] not in known]
+            return purge(SQLiteOps(db), doomed, dry_run=args.dry_run, now=now, out=out)
+        if args.action == "instances":
+            found = instances(db)
+            print_table(
+                INSTANCES_HEADER, instance_cells(found, now), f"{len(found)} instance(s)", out
+            )
+        elif args.action == "claims":
+            rows = claims(db, args.limit)
+            print_table(CLAIMS_HEADER, rows_as_cells(rows), f"{len(rows)} slot claim(s)", out)
+        else:
+            _list(db, known, out)
         return 0
     finally:
         db.close()
 
 
-def _known_tasks(spec: str, app_dir: Path) -> set[str]:
+def known_tasks(spec: str, app_dir: Path) -> set[str]:
     from ._run import load_app
 
     app = load_app(spec, app_dir=app_dir)
@@ -115,29 +149,29 @@ def _known_tasks(spec: str, app_dir: Path) -> set[str]:
 
 def _list(db: SQLiteDatabase, known: set[str] | None, out: TextIO) -> None:
     rows = db.rows()
-    header = ("ID", "TASK", "TRIGGER", "NEXT RUN (UTC)", "STATE", "ATTEMPT")
-    lines: list[tuple[str, ...]] = [header]
+    lines: list[tuple[str, ...]] = []
     for raw in rows:
         job_id, task, trigger, next_run, _args, attempt, state = (str(v) for v in raw[:7])
+        owner, until = (*raw[8:10], None, None)[:2]  # a version 1 file: no lease columns
         try:
             row_to_job(raw)
         except (ValueError, TypeError) as exc:
             state = f"CORRUPT: {exc}"
         if known is not None and task not in known:
             state += " (unknown task)"
-        lines.append((job_id, task, trigger, next_run, state, attempt))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
-    for line in lines:
-        cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
-        print("  ".join([*cells, line[-1]]).rstrip(), file=out)
-    print(f"{len(rows)} stored job(s)", file=out)
+        lines.append(
+            (job_id, task, trigger, next_run, state, attempt, *rows_as_cells([(owner, until)])[0])
+        )
+    print_table(LIST_HEADER, lines, f"{len(rows)} stored job(s)", out)
 
 
-def _purge(db: SQLiteDatabase, known: set[str], *, dry_run: bool, out: TextIO) -> int:
-    doomed = [str(raw[0]) for raw in db.rows() if raw[1] not in known]
+def purge(store: OpsStore, doomed: list[str], *, dry_run: bool, now: datetime, out: TextIO) -> int:
+    """Delete the rows ``doomed`` (of tasks the app lacks), or only list them."""
+    if dry_run or not doomed:
+        for job_id in doomed:
+            print(f"would delete {job_id}", file=out)
+        print(f"{len(doomed)} row(s) of unknown tasks found", file=out)
+        return 0
     for job_id in doomed:
-        print(f"{'would delete' if dry_run else 'deleting'} {job_id}", file=out)
-    if not dry_run and doomed:
-        db.delete(doomed)
-    print(f"{len(doomed)} row(s) of unknown tasks {'found' if dry_run else 'deleted'}", file=out)
-    return 0
+        print(f"deleting {job_id}", file=out)
+    return delete_jobs(store, doomed, now, out)

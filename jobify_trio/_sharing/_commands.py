@@ -58,6 +58,12 @@ async def _cancel(sharing: Sharing, command: Command) -> None:
     job = runtime.registry.get(command.job_id)
     if job is not None and not sharing.remote.follows(job):
         await runtime.cancel(job)
+    elif job is None and sharing.active:
+        # not armed here (claimed a moment ago, or never armed): a row still leased to
+        # us is deleted here, as the sender (``jobify-trio jobs delete``) asked
+        row = await sharing.storage.get_job(command.job_id)
+        if row is not None and row.lease_owner == sharing.me:
+            await sharing.storage.try_delete(command.job_id, owner=sharing.me, now=runtime.now())
 
 
 async def _pause(sharing: Sharing, command: Command) -> None:

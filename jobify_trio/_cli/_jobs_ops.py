@@ -1,0 +1,175 @@
+"""``jobify-trio jobs delete / purge-unknown / pause / resume``, on SQLite and PostgreSQL.
+
+Written once over :class:`OpsStore`, a transaction on either backend (SQLite: ``BEGIN
+IMMEDIATE``; PostgreSQL: the job row read ``FOR UPDATE``), so what the command decides
+from a row still holds when it acts on it. A job held by a live app instance is never
+yanked from under it:
+
+* **held by a live instance** (its row leased to a live instance; on SQLite also the one
+  live app on a file that is not shared): the command stores a CANCEL (for ``delete``),
+  PAUSE or RESUME command addressed to it, which it applies at its next heartbeat exactly
+  as ``job.cancel()`` / ``job.pause()`` / ``job.resume()`` there (cancelling a running
+  job, deleting the row, storing the result for the instance that scheduled it);
+* **held by no live instance** (no lease, or an expired one, or its process gone on this
+  host): ``delete`` deletes the row in the same transaction, stores a CANCELLED result
+  for the instance that scheduled it (its handle ends CANCELLED) and, on SQLite, tells
+  every live app to drop the job from memory too (a CANCEL command); ``pause``/``resume``
+  update a cron's stored state, and refuse a one-off job (its paused state is not
+  stored).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Protocol, TextIO
+
+import attrs
+
+from .._cron._expression import CronExhausted
+from .._cron._state import cron_from_json, cron_to_json
+from ..storage import Command, CommandKind, ResultStatus, StoredJob, StoredResult, Trigger
+from ._cron import CliError
+from ._tables import Instance, is_live
+
+__all__ = ["OpsStore", "OpsTx", "delete_jobs", "holder", "pause_job"]
+
+
+class OpsTx(Protocol):
+    """One transaction on a job store (see the module docs)."""
+
+    def row(self, job_id: str) -> StoredJob | None:
+        """The row ``job_id``, locked until the transaction ends (``CliError`` if corrupt)."""
+        ...
+
+    def instances(self) -> list[Instance]:
+        """Every instance row (none on a store without instance table)."""
+        ...
+
+    def delete(self, job_id: str) -> None: ...
+
+    def send(self, command: Command) -> None: ...
+
+    def put_result(self, result: StoredResult) -> None: ...
+
+    def set_cron(self, row: StoredJob, cron: str, next_run_at: datetime) -> None: ...
+
+
+class OpsStore(Protocol):
+    """A job store the command changes."""
+
+    #: True on PostgreSQL: every row an app holds is leased to it.
+    always_leased: bool
+
+    def transaction(self) -> AbstractContextManager[OpsTx]: ...
+
+
+def holder(
+    row: StoredJob, instances: Sequence[Instance], now: datetime, *, always_leased: bool
+) -> str | None:
+    """The live instance that holds ``row``, if any: its lease owner while the lease runs
+    (and, on this host, its process runs); on a store whose held rows may carry no lease
+    (SQLite), the one live instance when there is exactly one."""
+    by_id = {i.instance_id: i for i in instances}
+    owner, expires = row.lease_owner, row.lease_expires_at
+    if owner is not None:
+        if expires is None or expires <= now:
+            return None
+        info = by_id.get(owner)
+        return owner if info is None or is_live(info, now) else None
+    if always_leased:
+        return None
+    live = [i.instance_id for i in instances if is_live(i, now)]
+    return live[0] if len(live) == 1 else None
+
+
+def delete_jobs(store: OpsStore, job_ids: Sequence[str], now: datetime, out: TextIO) -> int:
+    """Delete (or have their live holders cancel) ``job_ids``; the exit code."""
+    deleted = sent = 0
+    for job_id in job_ids:
+        target = _delete_one(store, job_id, now)
+        if target is None:
+            continue
+        if target:
+            sent += 1
+            print(f"cancel of {job_id!r} sent to instance {target!r} (it deletes the job at "
+                  "its next heartbeat)", file=out)  # fmt: skip
+        else:
+            deleted += 1
+    tail = f"; {sent} sent to the live instance(s) holding them" if sent else ""
+    print(f"deleted {deleted} of {len(job_ids)} job(s){tail}", file=out)
+    return 0 if deleted + sent == len(job_ids) else 1
+
+
+def _delete_one(store: OpsStore, job_id: str, now: datetime) -> str | None:
+    """None: no such row; ``""``: deleted here; else the instance sent a CANCEL."""
+    with store.transaction() as tx:
+        row = tx.row(job_id)
+        if row is None:
+            return None
+        instances = tx.instances()
+        target = holder(row, instances, now, always_leased=store.always_leased)
+        if target is not None and (store.always_leased or row.lease_owner is not None):
+            tx.send(Command(target=target, job_id=job_id, kind=CommandKind.CANCEL, created_at=now))
+            return target
+        tx.delete(job_id)
+        if row.origin is not None:
+            status = ResultStatus.CANCELLED
+            result = StoredResult(job_id=job_id, origin=row.origin, status=status, finished_at=now)
+            tx.put_result(result)
+        if not store.always_leased:  # a lone app on the file may hold it unleased
+            for info in instances:
+                if is_live(info, now):
+                    command = Command(
+                        target=info.instance_id, job_id=job_id, kind=CommandKind.CANCEL,
+                        created_at=now,
+                    )  # fmt: skip
+                    tx.send(command)
+        return ""
+
+
+def pause_job(store: OpsStore, job_id: str, *, paused: bool, now: datetime, out: TextIO) -> int:
+    """Pause (or resume) ``job_id``; the exit code."""
+    verb = "pause" if paused else "resume"
+    with store.transaction() as tx:
+        row = tx.row(job_id)
+        if row is None:
+            raise CliError(f"no stored job {job_id!r}")
+        target = holder(row, tx.instances(), now, always_leased=store.always_leased)
+        if target is not None:
+            kind = CommandKind.PAUSE if paused else CommandKind.RESUME
+            tx.send(Command(target=target, job_id=job_id, kind=kind, created_at=now))
+            print(f"{verb} of {job_id!r} sent to instance {target!r} (applied at its next "
+                  "heartbeat)", file=out)  # fmt: skip
+            return 0
+        if row.trigger is not Trigger.CRON:
+            raise CliError(
+                f"job {job_id!r} is a one-off job and no live app holds it: its paused state "
+                f"is not stored; {verb} it from its app while it runs"
+            )
+        cron, next_run_at = paused_cron(row, paused=paused, now=now)
+        tx.set_cron(row, cron, next_run_at)
+    print(f"{job_id!r} {verb}d in the store (an app restoring it sees that)", file=out)
+    return 0
+
+
+def paused_cron(row: StoredJob, *, paused: bool, now: datetime) -> tuple[str, datetime]:
+    """A cron row's stored state with its paused flag; on resume, a next run in the past
+    moves to the next slot after now (paused slots are not caught up)."""
+    try:
+        cron, state = cron_from_json(row.cron or "")
+    except ValueError as exc:
+        raise CliError(f"job {row.job_id!r}: {exc}") from None
+    state = attrs.evolve(state, paused=paused)
+    next_run_at = row.next_run_at
+    if not paused and state.next_run_at is not None and state.next_run_at <= now:
+        # the next slot after now: in the cron's zone, else at the offset stored with the row
+        zone = cron.tz or state.next_run_at.tzinfo
+        try:
+            following = cron.compile(hash_id=row.job_id).next_after(now.astimezone(zone))
+        except CronExhausted:
+            following = None
+        state = attrs.evolve(state, next_run_at=following, offset=now.astimezone(zone))
+        next_run_at = following or now
+    return cron_to_json(cron, state), next_run_at
