@@ -68,8 +68,8 @@ class OpsStore(Protocol):
 def holder(
     row: StoredJob, instances: Sequence[Instance], now: datetime, *, always_leased: bool
 ) -> str | None:
-    """The live instance that holds ``row``, if any: its lease owner while the lease runs
-    (and, on this host, its process runs); on a store whose held rows may carry no lease
+    """The live instance that holds ``row``, if any: its lease owner while the lease runs,
+    its instance row is there (not a clean stop) and, on this host, its process runs; on a store whose held rows may carry no lease
     (SQLite), the one live instance when there is exactly one."""
     by_id = {i.instance_id: i for i in instances}
     owner, expires = row.lease_owner, row.lease_expires_at
@@ -77,7 +77,7 @@ def holder(
         if expires is None or expires <= now:
             return None
         info = by_id.get(owner)
-        return owner if info is None or is_live(info, now) else None
+        return owner if info is not None and is_live(info, now) else None
     if always_leased:
         return None
     live = [i.instance_id for i in instances if is_live(i, now)]
