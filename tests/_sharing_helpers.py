@@ -52,7 +52,8 @@ class Instance(RunningApp):
     ) -> None:
         self.name = name
         max_concurrency = options.pop("max_concurrency", 100)
-        sharing = SharingOptions(lease=LEASE, poll_interval=POLL, instance_id=name, **options)
+        options.setdefault("poll_interval", POLL)
+        sharing = SharingOptions(lease=LEASE, instance_id=name, **options)
         self.app = app = Jobify(
             storage=store, wall_clock=clock, sharing=sharing, max_concurrency=max_concurrency
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,6 +14,7 @@ from _sharing_helpers import LEASE, Instance, slots_of
 from trio.testing import MockClock
 
 from jobify_trio import Cron, JobStatus
+from jobify_trio._sharing._claimer import TAKEOVER_SLACK
 from jobify_trio.exceptions import (
     DuplicateJobError,
     JobCancelledError,
@@ -463,3 +464,45 @@ async def test_a_stalled_instance_ending_a_cron_does_not_delete_the_row_taken_ov
         assert "c" in store.rows  # B's row: not deleted by the stalled A
         assert store.rows["c"].lease_owner == "B"
         nursery.cancel_scope.cancel()
+
+
+async def _takeover_delay(store: MemoryStorage, a: Instance, ran: Ran) -> float:
+    """Kill A while it runs a long job: seconds from the job's lease expiry (as stored at
+    the kill) to its start on another instance."""
+    await a.tasks["work"].schedule("long", 100.0).push(job_id="long")
+    await trio.sleep(1.3)  # a heartbeat renewed the lease meanwhile
+    expires = store.rows["long"].lease_expires_at
+    assert expires is not None
+    expiry = trio.current_time() + (expires - a.app.wall_clock.now()).total_seconds()
+    a.kill()
+    while not any(name != "A" and tag == "long" for name, tag, _ in ran):
+        await trio.sleep(0.001)
+    return trio.current_time() - expiry
+
+
+async def test_takeover_happens_at_lease_expiry_not_a_poll_later(
+    autojump_clock: MockClock,
+) -> None:
+    store, ran, (a, b, c) = cluster(3, poll_interval=5 * LEASE)  # the poll never helps
+    async with trio.open_nursery() as nursery:
+        await start_all(nursery, [a, b, c])
+        late = await _takeover_delay(store, a, ran)
+        nursery.cancel_scope.cancel()
+    assert 0 <= late <= TAKEOVER_SLACK + 0.005  # never before the lease ran out
+
+
+async def test_takeover_falls_back_to_polling_when_the_store_cannot_tell_expiries(
+    autojump_clock: MockClock,
+) -> None:
+    class NoExpiries(MemoryStorage):
+        async def next_lease_expiry(self, *, owner: str, now: datetime) -> datetime | None:
+            await trio.lowlevel.checkpoint()
+            return None
+
+    store, clock, ran = NoExpiries(), VirtualWallClock(START), []
+    a, b = (Instance(name, store, clock, ran, poll_interval=1.0) for name in "AB")
+    async with trio.open_nursery() as nursery:
+        await start_all(nursery, [a, b])
+        late = await _takeover_delay(store, a, ran)
+        nursery.cancel_scope.cancel()
+    assert 0 <= late <= 1.0 + 0.005  # within one poll_interval of the lease expiry

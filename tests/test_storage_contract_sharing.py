@@ -16,6 +16,7 @@ from jobify_trio.storage import (
     SendCommand,
     SlotClaim,
     StoredResult,
+    StoredState,
     Trigger,
     Upsert,
 )
@@ -336,3 +337,21 @@ async def test_an_empty_release_is_a_no_op_that_wakes_nobody(backend: Backend) -
         await store.apply([Release(job_id="", owner="A")])
         assert await other.wait_changed(poll_interval=0.3) is False
     assert sorted(map(repr, (await store.load()).jobs)) == before
+
+
+async def test_next_lease_expiry_is_the_earliest_future_lease_of_another_instance(
+    backend: Backend,
+) -> None:
+    store = await backend.open()
+    await store.add(
+        job("a", owner="A", until=40),
+        job("b", owner="B", until=20),
+        job("b-cron", trigger=Trigger.CRON, owner="B", until=25),
+        job("c", owner="C", until=5),  # expired: adopt_orphans takes it now
+        job("f", owner="C", until=15, state=StoredState.PERMANENTLY_FAILED),  # never adopted
+        job("free", at=12),
+    )
+    assert await store.next_lease_expiry(owner="A", now=at(10)) == at(20)
+    assert await store.next_lease_expiry(owner="B", now=at(10)) == at(40)
+    assert await store.next_lease_expiry(owner="A", now=at(20)) == at(25)  # 20 expired
+    assert await store.next_lease_expiry(owner="B", now=at(40)) is None

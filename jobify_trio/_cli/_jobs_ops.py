@@ -69,8 +69,9 @@ def holder(
     row: StoredJob, instances: Sequence[Instance], now: datetime, *, always_leased: bool
 ) -> str | None:
     """The live instance that holds ``row``, if any: its lease owner while the lease runs,
-    its instance row is there (not a clean stop) and, on this host, its process runs; on a store whose held rows may carry no lease
-    (SQLite), the one live instance when there is exactly one."""
+    its instance row is there (not a clean stop) and, on this host, its process runs; on
+    a store whose held rows may carry no lease (SQLite), the one live instance when there
+    is exactly one."""
     by_id = {i.instance_id: i for i in instances}
     owner, expires = row.lease_owner, row.lease_expires_at
     if owner is not None:

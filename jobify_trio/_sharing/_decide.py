@@ -12,7 +12,9 @@ __all__ = [
     "describe_error",
     "describe_instance",
     "live_others",
+    "reread_expiry",
     "taken_away",
+    "takeover_wait",
 ]
 
 FINAL_TO_RESULT: Mapping[str, ResultStatus] = {
@@ -47,3 +49,23 @@ def describe_error(exception: BaseException | None) -> str | None:
 def describe_instance(info: InstanceInfo) -> str:
     """How an error message names another instance."""
     return f"{info.instance_id!r} (host {info.host!r}, pid {info.pid})"
+
+
+def reread_expiry(
+    expiry: datetime | None, read_at: datetime | None, now: datetime, *, every: timedelta
+) -> bool:
+    """Read the earliest lease expiry of the other instances again? Yes if never read, once
+    it passed (its rows were adopted, or renewed: a later one is next), and, while there
+    was none, every ``every`` (the heartbeat interval: a row leased after a read expires at
+    least one lease later, so the next read still comes before it)."""
+    if read_at is None or (expiry is not None and expiry <= now):
+        return True
+    return expiry is None and now - read_at >= every
+
+
+def takeover_wait(expiry: datetime | None, now: datetime, *, slack: float) -> float | None:
+    """Seconds until the claimer should look for orphans: ``slack`` after the earliest
+    lease expiry of another instance (None: no lease to wait for)."""
+    if expiry is None:
+        return None
+    return max((expiry - now).total_seconds(), 0.0) + slack

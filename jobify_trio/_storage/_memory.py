@@ -227,6 +227,19 @@ class MemoryStorage(Storage):
         ]
         return min(times, default=None)
 
+    async def next_lease_expiry(self, *, owner: str, now: datetime) -> datetime | None:
+        """The earliest future lease expiry of a row leased to another instance."""
+        await trio.lowlevel.checkpoint()
+        times = [
+            row.lease_expires_at
+            for row in self.rows.values()
+            if row.lease_owner not in (None, owner)
+            and row.lease_expires_at is not None
+            and row.lease_expires_at > now
+            and row.state is not StoredState.PERMANENTLY_FAILED
+        ]
+        return min(times, default=None)
+
     async def claim_cron_slots(
         self, claims: Sequence[SlotClaim], /, *, now: datetime, lease: timedelta
     ) -> set[str]:

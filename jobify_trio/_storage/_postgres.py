@@ -240,6 +240,13 @@ class PostgresStorage(Storage):
         names = self.names
         return await self._call("read", lambda c: next_due_at(c, names, now=now))
 
+    async def next_lease_expiry(self, *, owner: str, now: datetime) -> datetime | None:
+        """The earliest future lease expiry of a row leased to another instance."""
+        from ._postgres_share import next_lease_expiry
+
+        names = self.names
+        return await self._call("read", lambda c: next_lease_expiry(c, names, owner=owner, now=now))
+
     async def claim_cron_slots(
         self, claims: Sequence[SlotClaim], /, *, now: datetime, lease: timedelta
     ) -> set[str]:

@@ -28,6 +28,7 @@ __all__ = [
     "heartbeat",
     "instances",
     "next_due_at",
+    "next_lease_expiry",
     "prune",
     "register_instance",
     "try_delete",
@@ -160,6 +161,15 @@ def adopt_orphans(
 def next_due_at(conn: Conn, names: Names, *, now: datetime) -> datetime | None:
     row = conn.execute(
         f"SELECT min(next_run_at) FROM {names.jobs} WHERE {_ONE_OFF} AND {_FREE}", {"now": now}
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+def next_lease_expiry(conn: Conn, names: Names, *, owner: str, now: datetime) -> datetime | None:
+    row = conn.execute(
+        f"SELECT min(lease_expires_at) FROM {names.jobs} WHERE lease_owner <> %(owner)s "
+        "AND lease_expires_at > %(now)s AND state <> 'permanently_failed'",
+        {"owner": owner, "now": now},
     ).fetchone()
     return None if row is None else row[0]
 

@@ -95,6 +95,14 @@ class SharingMethods:
         claim at that time (owned by no live instance at ``now``), or None."""
         raise self._no_sharing("next_due_at")
 
+    async def next_lease_expiry(self, *, owner: str, now: datetime) -> datetime | None:
+        """The earliest ``lease_expires_at`` after ``now`` among the rows leased to an
+        instance other than ``owner`` (not permanently failed): when :meth:`adopt_orphans`
+        may next find an orphan. None if there is none, or if the store cannot tell (the
+        default): the claimer then looks for orphans every ``poll_interval``."""
+        await trio.lowlevel.checkpoint()
+        return None
+
     async def claim_cron_slots(
         self, claims: Sequence[SlotClaim], /, *, now: datetime, lease: timedelta
     ) -> set[str]:

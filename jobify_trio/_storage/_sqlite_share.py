@@ -25,6 +25,7 @@ __all__ = [
     "heartbeat",
     "instances",
     "next_due_at",
+    "next_lease_expiry",
     "prune",
     "register_instance",
     "try_delete",
@@ -170,6 +171,16 @@ def next_due_at(db: SQLiteDatabase, *, now: datetime) -> datetime | None:
         row = db._conn.execute(
             f"SELECT min(next_run_at) FROM {db.table} WHERE {_ONE_OFF} AND {_FREE}",
             (to_db_time(now),),
+        ).fetchone()
+    return None if row is None or row[0] is None else from_db_time(row[0])
+
+
+def next_lease_expiry(db: SQLiteDatabase, *, owner: str, now: datetime) -> datetime | None:
+    with db._errors("read"):
+        row = db._conn.execute(
+            f"SELECT min(lease_expires_at) FROM {db.table} WHERE lease_owner IS NOT NULL "
+            "AND lease_owner != ? AND lease_expires_at > ? AND state != 'permanently_failed'",
+            (owner, to_db_time(now)),
         ).fetchone()
     return None if row is None or row[0] is None else from_db_time(row[0])
 

@@ -100,6 +100,13 @@ class SQLiteSharing:
         )
         return due
 
+    async def next_lease_expiry(self, *, owner: str, now: datetime) -> datetime | None:
+        """The earliest future lease expiry of a row leased to another instance."""
+        expiry: datetime | None = await self._open_thread().call(
+            lambda db: _share().next_lease_expiry(db, owner=owner, now=now)
+        )
+        return expiry
+
     async def claim_cron_slots(
         self, claims: Sequence[SlotClaim], /, *, now: datetime, lease: timedelta
     ) -> set[str]:
