@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import attrs
 import pytest
 import trio
 from _helpers import START
@@ -22,7 +24,17 @@ from jobify_trio.exceptions import (
     JobTimeoutError,
     RemoteJobError,
 )
-from jobify_trio.storage import StorageError
+from jobify_trio.storage import (
+    Delete,
+    Heartbeat,
+    InstanceInfo,
+    LoadResult,
+    Storage,
+    StorageError,
+    StoredJob,
+    Upsert,
+    Write,
+)
 from jobify_trio.testing import MemoryStorage, VirtualWallClock
 
 Ran = list[tuple[str, str, Any]]
@@ -506,3 +518,73 @@ async def test_takeover_falls_back_to_polling_when_the_store_cannot_tell_expirie
         late = await _takeover_delay(store, a, ran)
         nursery.cancel_scope.cancel()
     assert 0 <= late <= 1.0 + 0.005  # within one poll_interval of the lease expiry
+
+
+class PresenceStore(Storage):
+    """A custom backend written from the interface: rows, and presence (instances and
+    heartbeats) without leases, so it cannot share."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, StoredJob] = {}
+        self.instance_rows: dict[str, InstanceInfo] = {}
+
+    async def startup(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def shutdown(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def load(self) -> LoadResult:
+        await trio.lowlevel.checkpoint()
+        return LoadResult(jobs=list(self.rows.values()))
+
+    async def apply(self, writes: Sequence[Write], /) -> None:
+        await trio.lowlevel.checkpoint()
+        for write in writes:
+            if isinstance(write, Upsert):
+                self.rows[write.job.job_id] = write.job
+            elif isinstance(write, Delete):
+                self.rows.pop(write.job_id, None)
+
+    async def register_instance(self, info: InstanceInfo, /) -> None:
+        await trio.lowlevel.checkpoint()
+        self.instance_rows[info.instance_id] = info
+
+    async def heartbeat(
+        self, *, instance_id: str, now: datetime, lease_until: datetime
+    ) -> Heartbeat:
+        await trio.lowlevel.checkpoint()
+        info = self.instance_rows.get(instance_id)
+        if info is not None:
+            self.instance_rows[instance_id] = attrs.evolve(info, heartbeat_at=now)
+        return Heartbeat(owned=frozenset(), commands=())
+
+    async def instances(self) -> list[InstanceInfo]:
+        await trio.lowlevel.checkpoint()
+        return list(self.instance_rows.values())
+
+    async def unregister_instance(self, *, instance_id: str) -> None:
+        await trio.lowlevel.checkpoint()
+        self.instance_rows.pop(instance_id, None)
+
+
+async def test_a_custom_backend_without_leases_refuses_a_second_live_instance(
+    autojump_clock: MockClock,
+) -> None:
+    store, clock, ran = PresenceStore(), VirtualWallClock(START), []
+    assert not store.can_share
+    a, b = Instance("A", store, clock, ran), Instance("B", store, clock, ran)  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.run)
+        await a.tasks["work"].schedule("later").delay(100, job_id="later")
+        await trio.sleep(10 * LEASE)  # A's heartbeats keep it live
+        with pytest.raises(StorageError, match=r"PresenceStore.*cannot share.*'A' \(host"):
+            async with b.app:
+                pass
+        assert set(store.instance_rows) == {"A"}  # B's row went with its refusal
+        a.kill()  # A dies without unregistering: once its heartbeat is a lease old...
+        await trio.sleep(LEASE + 0.1)
+        async with b.app:  # ... B starts, restores A's row and runs it
+            await b.app.wait_all()
+        nursery.cancel_scope.cancel()
+    assert ran == [("B", "later", 1)]
