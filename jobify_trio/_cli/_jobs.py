@@ -54,7 +54,8 @@ __all__ = ["add_actions", "jobs_main", "known_tasks", "purge"]
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="jobify-trio jobs", description="Inspect the jobs stored in a SQLite job store."
+        prog="jobify-trio jobs",
+        description="Inspect and change the jobs, instances and slot claims of a SQLite job store.",
     )
     parser.add_argument("--db", default="jobify.db", help="database file (default: jobify.db)")
     parser.add_argument("--table", default="jobify_jobs", help="table name (default: jobify_jobs)")

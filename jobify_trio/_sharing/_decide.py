@@ -57,8 +57,9 @@ def reread_expiry(
     """Read the earliest lease expiry of the other instances again? Yes if never read, once
     it passed (its rows were adopted, or renewed: a later one is next), and, while there
     was none, every ``every`` (the heartbeat interval: a row leased after a read expires at
-    least one lease later, so the next read still comes before it)."""
-    if read_at is None or (expiry is not None and expiry <= now):
+    least one lease later, so the next read still comes before it), and after the wall
+    clock was set back."""
+    if read_at is None or now < read_at or (expiry is not None and expiry <= now):
         return True
     return expiry is None and now - read_at >= every
 
