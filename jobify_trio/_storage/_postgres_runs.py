@@ -1,0 +1,119 @@
+"""PostgreSQL: the run history table (``<prefix>_runs``) and the ``paused`` column's writes.
+
+Part of a batch's one statement (see ``_postgres_writes``): :class:`RunWrites` collects
+the batch's :class:`~jobify_trio.storage.SetPaused`, :class:`~jobify_trio.storage.RecordRun`
+and :class:`~jobify_trio.storage.PruneRuns` writes and turns them into ``WITH`` clauses.
+A flag set on a row the same batch upserts edits the upserted row (a row is touched once
+per statement); one set on a row the batch deletes is dropped. The prunes of one batch
+are merged into one ``DELETE``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Final
+
+import attrs
+
+from ..storage import PruneRuns, RecordRun, SetPaused, StoredJob, StoredRun, Write
+from ._columns import RUN_COLUMNS
+from ._postgres_schema import Names
+
+__all__ = ["RunWrites", "load_runs_sql", "row_to_run"]
+
+_RUN_TYPES: Final = (
+    "text[]", "text[]", "int[]", "text[]", "timestamptz[]", "timestamptz[]", "text[]",
+    "boolean[]", "text[]",
+)  # fmt: skip
+
+
+class RunWrites:
+    """The paused flags, runs and prunes of one batch."""
+
+    __slots__ = ("paused", "prune", "runs")
+
+    def __init__(self) -> None:
+        self.paused: dict[str, bool] = {}  # flags of rows the batch does not upsert
+        self.runs: list[StoredRun] = []
+        self.prune: PruneRuns | None = None
+
+    def add(self, write: Write, jobs: dict[str, StoredJob | None]) -> bool:
+        """Take ``write`` if it is one of ours (``jobs``: the batch's net rows)."""
+        if isinstance(write, RecordRun):
+            self.runs.append(write.run)
+        elif isinstance(write, SetPaused):
+            if write.job_id not in jobs:
+                self.paused[write.job_id] = write.paused
+            elif (job := jobs[write.job_id]) is not None:
+                jobs[write.job_id] = attrs.evolve(job, paused=write.paused)
+        elif isinstance(write, PruneRuns):
+            self.prune = _merged(self.prune, write)
+        else:
+            return False
+        return True
+
+    def clauses(self, names: Names, params: dict[str, Any]) -> list[str]:
+        """The statements (for ``WITH``) of what the batch holds."""
+        clauses: list[str] = []
+        if self.paused:
+            ids = sorted(self.paused)
+            params["pj"], params["pp"] = ids, [self.paused[job_id] for job_id in ids]
+            clauses.append(
+                f"UPDATE {names.jobs} AS j SET paused = p.paused FROM unnest(%(pj)s::text[], "
+                "%(pp)s::boolean[]) AS p(job_id, paused) WHERE j.job_id = p.job_id"
+            )
+        if self.runs:
+            clauses.append(_insert_runs(names, self.runs, params))
+        if self.prune is not None:
+            clauses.append(_prune(names, self.prune, params))
+        return clauses
+
+
+def _merged(old: PruneRuns | None, new: PruneRuns) -> PruneRuns:
+    if old is None:
+        return new
+    ids = tuple(dict.fromkeys((*old.job_ids, *new.job_ids)))
+    return PruneRuns(before=max(old.before, new.before), per_job=new.per_job, job_ids=ids)
+
+
+def _insert_runs(names: Names, runs: list[StoredRun], params: dict[str, Any]) -> str:
+    rows = [
+        (r.job_id, r.task_name, r.attempt, r.status, r.started_at, r.ended_at, r.error,
+         r.retried, r.instance)
+        for r in runs
+    ]  # fmt: skip
+    keys = [f"h{i}" for i in range(len(_RUN_TYPES))]
+    for i, key in enumerate(keys):
+        params[key] = [row[i] for row in rows]
+    args = ", ".join(f"%({key})s::{t}" for key, t in zip(keys, _RUN_TYPES, strict=True))
+    return f"INSERT INTO {names.table('runs')} ({RUN_COLUMNS}) SELECT * FROM unnest({args})"
+
+
+def _prune(names: Names, prune: PruneRuns, params: dict[str, Any]) -> str:
+    runs = names.table("runs")
+    params["rb"], params["rk"], params["rn"] = prune.before, list(prune.job_ids), prune.per_job
+    return (
+        f"DELETE FROM {runs} WHERE ended_at < %(rb)s OR run_id IN (SELECT run_id FROM "
+        "(SELECT run_id, row_number() OVER (PARTITION BY job_id ORDER BY run_id DESC) AS n "
+        f"FROM {runs} WHERE job_id = ANY(%(rk)s::text[])) AS ranked WHERE n > %(rn)s)"
+    )
+
+
+def load_runs_sql(names: Names, *, one_job: bool) -> str:
+    """The query of :meth:`PostgresStorage.load_runs` (parameters: since, [job_id,] per_job)."""
+    where = "ended_at >= %s" + (" AND job_id = %s" if one_job else "")
+    return (
+        f"SELECT {RUN_COLUMNS} FROM (SELECT *, row_number() OVER (PARTITION BY job_id "
+        f"ORDER BY run_id DESC) AS n FROM {names.table('runs')} WHERE {where}) AS ranked "
+        "WHERE n <= %s ORDER BY run_id"
+    )
+
+
+def row_to_run(raw: tuple[Any, ...]) -> StoredRun:
+    """A row of ``RUN_COLUMNS`` back to a :class:`StoredRun`."""
+    job_id, task, attempt, status, started, ended, error, retried, instance = raw
+    ended_at: datetime = ended
+    return StoredRun(
+        job_id=job_id, task_name=task, attempt=attempt, status=status, started_at=started,
+        ended_at=ended_at, error=error, retried=retried, instance=instance,
+    )  # fmt: skip
