@@ -129,7 +129,7 @@ class StoredJob:
     ``lease_expires_at`` are set while an app instance holds a claim on the row;
     ``origin`` is the instance that scheduled the job (for results across instances).
     ``paused`` is True while a one-off job is paused (a cron job's paused state is kept in
-    its ``cron`` state; the column follows it when the row is rewritten).
+    its ``cron`` state).
     """
 
     job_id: str

@@ -17,7 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 from .._core._job import JobStatus
 from ..serializers import Serializer
-from ..storage import Delete, LoadResult, Storage, StoredJob, StoredState, Trigger, Upsert
+from ..storage import (
+    Delete,
+    LoadResult,
+    SetPaused,
+    Storage,
+    StoredJob,
+    StoredState,
+    Trigger,
+    Upsert,
+)
 from ._arguments import ArgumentCodec
 from ._writer import StorageWriter
 
@@ -169,7 +178,16 @@ class Durability:
             attempt,
             state,
             cron,
+            paused=job._paused,
         )
+
+    async def store_paused(self, job: Job[Any]) -> None:
+        """Store a one-off job's paused state (``job._paused``); return once committed.
+
+        A cron job's paused state travels in its cron state instead (``cron_updated``).
+        """
+        if self._owns_row(job):
+            await self.writer.write(SetPaused(job_id=job.id, paused=job._paused))
 
     # -- cancel ----------------------------------------------------------------------------
 
