@@ -5,11 +5,13 @@ the batch's :class:`~jobify_trio.storage.SetPaused`, :class:`~jobify_trio.storag
 and :class:`~jobify_trio.storage.PruneRuns` writes and turns them into ``WITH`` clauses.
 A flag set on a row the same batch upserts edits the upserted row (a row is touched once
 per statement); one set on a row the batch deletes is dropped. The prunes of one batch
-are merged into one ``DELETE``.
+are merged into one ``DELETE``, which does not see the runs inserted by the same
+statement: it keeps fewer stored runs of their jobs, so that ``per_job`` remain.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 from typing import Any, Final
 
@@ -65,7 +67,7 @@ class RunWrites:
         if self.runs:
             clauses.append(_insert_runs(names, self.runs, params))
         if self.prune is not None:
-            clauses.append(_prune(names, self.prune, params))
+            clauses.append(_prune(names, self.prune, self.runs, params))
         return clauses
 
 
@@ -89,13 +91,18 @@ def _insert_runs(names: Names, runs: list[StoredRun], params: dict[str, Any]) ->
     return f"INSERT INTO {names.table('runs')} ({RUN_COLUMNS}) SELECT * FROM unnest({args})"
 
 
-def _prune(names: Names, prune: PruneRuns, params: dict[str, Any]) -> str:
-    runs = names.table("runs")
-    params["rb"], params["rk"], params["rn"] = prune.before, list(prune.job_ids), prune.per_job
+def _prune(names: Names, prune: PruneRuns, runs: list[StoredRun], params: dict[str, Any]) -> str:
+    """One ``DELETE``. It does not see the runs the same statement inserts: of a job that
+    has ``k`` of them, it keeps ``per_job - k`` stored runs."""
+    table = names.table("runs")
+    added = Counter(run.job_id for run in runs)
+    params["rb"], params["rk"] = prune.before, list(prune.job_ids)
+    params["rn"] = [max(0, prune.per_job - added[job_id]) for job_id in prune.job_ids]
     return (
-        f"DELETE FROM {runs} WHERE ended_at < %(rb)s OR run_id IN (SELECT run_id FROM "
-        "(SELECT run_id, row_number() OVER (PARTITION BY job_id ORDER BY run_id DESC) AS n "
-        f"FROM {runs} WHERE job_id = ANY(%(rk)s::text[])) AS ranked WHERE n > %(rn)s)"
+        f"DELETE FROM {table} WHERE ended_at < %(rb)s OR run_id IN (SELECT run_id FROM "
+        "(SELECT r.run_id, k.keep, row_number() OVER (PARTITION BY r.job_id ORDER BY "
+        f"r.run_id DESC) AS n FROM {table} AS r JOIN unnest(%(rk)s::text[], %(rn)s::int[]) "
+        "AS k(job_id, keep) ON r.job_id = k.job_id) AS ranked WHERE n > keep)"
     )
 
 
