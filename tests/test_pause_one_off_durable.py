@@ -55,8 +55,10 @@ async def test_a_paused_one_off_job_stays_paused_across_a_restart(
     app, rec = _app(backend.new(), clock, ran)
     async with app:
         due, later = app.find_job("due"), app.find_job("later")
-        assert due is not None and later is not None
-        assert due.paused and later.paused
+        assert due is not None
+        assert later is not None
+        assert due.paused
+        assert later.paused
         assert not app.find_job("resumed").paused  # type: ignore[union-attr]
         await trio.sleep(60)  # still paused: "due" waits ("resumed" runs at 2 min)
         assert [tag for tag, _ in ran] == ["resumed"]
@@ -87,12 +89,14 @@ async def test_a_paused_one_off_job_is_adopted_paused_by_another_instance(
         assert found is not None
         await found.pause()  # a PAUSE command to A, which stores the flag
         await trio.sleep(LEASE / 3 + 0.5)
-        assert job.paused and store.rows[job.id].paused
+        assert job.paused
+        assert store.rows[job.id].paused
         a.kill()  # A dies; B adopts the row once A's lease runs out
         await trio.sleep(60 + 2 * LEASE)  # due at 30 s: held by its new owner
         assert ran == []
         adopted = b.app.find_job(job.id)
-        assert adopted is not None and adopted.paused
+        assert adopted is not None
+        assert adopted.paused
         assert store.rows[job.id].lease_owner == "B"
         await adopted.resume()  # B runs it at once, and the row goes
         with trio.fail_after(1):

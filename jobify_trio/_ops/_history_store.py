@@ -57,7 +57,7 @@ class HistoryStore:
         self._touched: set[str] = set()  # jobs whose in-memory history overflowed
         self._prune_at = 0.0  # POSIX time of the next prune (the first one: at once)
 
-    def record(  # noqa: PLR0913 (the run's fields, flat: this runs once per attempt)
+    def record(
         self,
         job_id: str,
         task: str,

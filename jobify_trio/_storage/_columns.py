@@ -17,8 +17,6 @@ COLUMNS: Final = (
     "job_id, task, trigger, next_run_at, arguments, attempt, state, cron, "
     "lease_owner, lease_expires_at, origin, paused"
 )
-RUN_COLUMNS: Final = (
-    "job_id, task, attempt, status, started_at, ended_at, error, retried, instance"
-)
+RUN_COLUMNS: Final = "job_id, task, attempt, status, started_at, ended_at, error, retried, instance"
 TRIGGERS: Final = {trigger.value: trigger for trigger in Trigger}
 STATES: Final = {state.value: state for state in StoredState}

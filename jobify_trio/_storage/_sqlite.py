@@ -46,6 +46,7 @@ _COLUMNS = COLUMNS
 _V2_COLUMNS = COLUMNS.removesuffix(", paused")  # a version 2 table (read by the CLI as is)
 _V1_COLUMNS = _V2_COLUMNS.removesuffix(", origin")  # a version 1 table
 _WIDTH = 12  # columns in _COLUMNS
+_OPTIONAL: tuple[Any, ...] = (None, None, None, 0)  # lease_owner, lease_expires_at, origin, paused
 #: Parameters per multi-row statement, largest first: each size is one cached prepared
 #: statement; 16,384 stays under SQLite's default limit of 32,766 variables.
 _CHUNKS = (16384, 2048, 256, 32, 4, 1)
@@ -389,7 +390,8 @@ def row_to_job(raw: tuple[Any, ...]) -> StoredJob:
     kind, where = TRIGGERS.get(trigger), STATES.get(state)
     if kind is None or where is None:
         raise ValueError(f"unknown trigger {trigger!r} or state {state!r}")
-    owner, lease, origin, paused = (*raw[8:12], *(None, None, None, 0)[len(raw) - 8 :])
+    optional: tuple[Any, ...] = (*raw[8:12], *_OPTIONAL[len(raw) - 8 :])
+    owner, lease, origin, paused = optional
     if paused not in (0, 1):
         raise ValueError(f"paused must be 0 or 1, got {paused!r}")
     if (owner is not None and type(owner) is not str) or (

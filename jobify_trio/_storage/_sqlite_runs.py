@@ -94,4 +94,3 @@ def row_to_run(raw: tuple[Any, ...]) -> StoredRun:
         retried=bool(retried),
         instance=instance,
     )
-
