@@ -6,9 +6,11 @@ Usage::
     python -m jobify_trio jobs --db jobify.db delete JOB_ID [JOB_ID ...]
     python -m jobify_trio jobs --db jobify.db --app myproject.jobs:app purge-unknown [--dry-run]
     python -m jobify_trio jobs --db jobify.db pause JOB_ID   (and resume JOB_ID)
+    python -m jobify_trio jobs --db jobify.db history JOB_ID [--limit 20]
 
 ``list`` prints one line per stored job: id, task, trigger, next run (UTC), state and
-attempt; with ``--app`` the rows whose task the app does not know are marked. Deleting
+attempt; with ``--app`` the rows whose task the app does not know are marked. ``history``
+prints the stored run history of a job (see ``_jobs_history``). Deleting
 rows while an app runs on the same file is safe (SQLite locks), but the running app
 still holds the deleted jobs in memory until it restarts.
 
@@ -31,6 +33,7 @@ from .._storage._sqlite import SQLiteDatabase, row_to_job
 from ..storage import StorageError, validate_table_name
 from ._cron import CliError, report_error
 from ._db import postgres_url
+from ._jobs_history import print_history
 from ._jobs_pause import pause_job
 
 __all__ = ["jobs_main"]
@@ -56,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     for verb in ("pause", "resume"):
         command = commands.add_parser(verb, help=f"{verb} a stored job (see the docs)")
         command.add_argument("job_id", metavar="JOB_ID")
+    history = commands.add_parser("history", help="the stored run history of a job")
+    history.add_argument("job_id", metavar="JOB_ID")
+    history.add_argument("--limit", type=int, default=20, help="how many runs (default: 20)")
     purge = commands.add_parser("purge-unknown", help="delete rows of tasks the app lacks")
     purge.add_argument("--dry-run", action="store_true", help="only list what would go")
     return parser
@@ -92,6 +98,8 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
     try:
         if args.action in ("pause", "resume"):
             return pause_job(db, args.job_id, paused=args.action == "pause", out=out)
+        if args.action == "history":
+            return print_history(db, args.job_id, limit=args.limit, out=out)
         if args.action == "delete":
             deleted = db.delete(args.job_ids)
             print(f"deleted {deleted} of {len(args.job_ids)} job(s)", file=out)

@@ -4,8 +4,10 @@ A live app that holds the job (the row's lease owner, or the one app instance re
 on a file that is not shared) is sent a PAUSE or RESUME command, which it applies at its
 next heartbeat as if ``job.pause()`` had been called there. With no live app, a cron
 job's stored state is updated (the paused flag; on resume the next slot after now, so the
-paused slots are not caught up when an app restores it). A one-off job's paused state is
-not stored: pausing one with no live app is refused. No table is ever created.
+paused slots are not caught up when an app restores it), and a one-off job's ``paused``
+column is set (an app restores it paused; due meanwhile, it runs at resume). A file
+written before schema version 3 has no such column: pausing a one-off job in it with no
+live app is refused. No table is ever created.
 """
 
 from __future__ import annotations
@@ -47,11 +49,9 @@ def pause_job(db: SQLiteDatabase, job_id: str, *, paused: bool, out: TextIO) -> 
               "heartbeat)", file=out)  # fmt: skip
         return 0
     if row.trigger is not Trigger.CRON:
-        raise CliError(
-            f"job {job_id!r} is a one-off job and no live app holds it: its paused state is "
-            f"not stored; {verb} it from its app while it runs"
-        )
-    _store(db, row, paused=paused, now=now)
+        _store_one_off(db, job_id, paused=paused, verb=verb)
+    else:
+        _store(db, row, paused=paused, now=now)
     print(f"{job_id!r} {verb}d in the store (an app restoring it sees that)", file=out)
     return 0
 
@@ -91,6 +91,17 @@ def _has_table(db: SQLiteDatabase, name: str) -> bool:
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
         ).fetchone()
     return found is not None
+
+
+def _store_one_off(db: SQLiteDatabase, job_id: str, *, paused: bool, verb: str) -> None:
+    """Set a one-off job's ``paused`` column (schema version 3)."""
+    if "paused" not in db._existing_columns():
+        raise CliError(
+            f"job {job_id!r} is a one-off job, no live app holds it, and this file (schema "
+            f"version < 3) cannot store its paused state; {verb} it from its app while it runs"
+        )
+    with db._transaction("write") as conn:
+        conn.execute(f"UPDATE {db.table} SET paused = ? WHERE job_id = ?", (int(paused), job_id))
 
 
 def _store(db: SQLiteDatabase, row: StoredJob, *, paused: bool, now: datetime) -> None:

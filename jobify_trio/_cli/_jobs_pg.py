@@ -5,11 +5,13 @@ Usage::
     jobify-trio jobs --db postgresql://user@host/db [--schema public] [--prefix jobify] [list]
     jobify-trio jobs --db postgresql://... instances
     jobify-trio jobs --db postgresql://... claims [--limit 50]
+    jobify-trio jobs --db postgresql://... history JOB_ID [--limit 20]
 
 ``list`` prints each stored job with its lease (owner and expiry) and origin;
 ``instances`` the app instances with their last heartbeat; ``claims`` the latest cron slot
-claims. Every query runs in a read-only transaction on a session whose default transaction
-is read-only: the command never writes to the database, never creates tables.
+claims; ``history`` the stored run history of a job (newest first). Every query runs in
+a read-only transaction on a session whose default transaction is read-only: the command
+never writes to the database, never creates tables.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any, TextIO
 from ..storage import StorageError
 from ._cron import CliError, report_error
 from ._db import ENV_VAR, postgres_url
+from ._jobs_history import HEADER, print_runs
 
 __all__ = ["pg_jobs_main"]
 
@@ -44,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("instances", help="list app instances and their heartbeats")
     claims = commands.add_parser("claims", help="list the latest cron slot claims")
     claims.add_argument("--limit", type=int, default=50, help="how many (default: 50)")
+    history = commands.add_parser("history", help="the stored run history of a job")
+    history.add_argument("job_id", metavar="JOB_ID")
+    history.add_argument("--limit", type=int, default=20, help="how many runs (default: 20)")
     return parser
 
 
@@ -61,6 +67,9 @@ def pg_jobs_main(argv: Sequence[str], *, out: TextIO | None = None) -> int:
     except (CliError, StorageError) as exc:
         report_error("jobs", exc, traceback=args.traceback)
         return 2
+    if args.action == "history":
+        print_runs(rows, args.job_id, stream)
+        return 0
     _print(rows, args.action or "list", stream)
     return 0
 
@@ -81,6 +90,11 @@ _QUERIES = {
         "SELECT job_id, slot, owner, claimed_at FROM {claims} ORDER BY claimed_at DESC, "
         "job_id LIMIT {limit}",
     ),
+    "history": (
+        HEADER,
+        "SELECT attempt, status, started_at, ended_at, retried, instance, error FROM {runs} "
+        "WHERE job_id = %s ORDER BY run_id DESC LIMIT {limit}",
+    ),
 }
 
 
@@ -99,8 +113,10 @@ def _query(url: str, args: argparse.Namespace) -> list[tuple[Any, ...]]:
         jobs=names.jobs,
         instances=names.table("instances"),
         claims=names.table("claims"),
+        runs=names.table("runs"),
         limit=max(1, int(getattr(args, "limit", 50))),
     )
+    params = (args.job_id,) if action == "history" else ()
     options = "-c default_transaction_read_only=on -c TimeZone=UTC -c statement_timeout=30000"
     try:
         with psycopg.connect(url, connect_timeout=5, options=options) as conn:
@@ -111,7 +127,7 @@ def _query(url: str, args: argparse.Namespace) -> list[tuple[Any, ...]]:
                         f"{describe(url)} has no job tables {names.jobs} "
                         "(check --schema and --prefix)"
                     )
-                return conn.execute(sql).fetchall()
+                return conn.execute(sql, params).fetchall()
     except psycopg.Error as exc:
         raise StorageError(explain(describe(url), "read", exc)) from exc
 
