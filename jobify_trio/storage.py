@@ -275,12 +275,14 @@ class RecordRun:
 
 @attrs.frozen(kw_only=True)
 class PruneRuns:
-    """Delete the stored runs that ended before ``before``, and keep at most ``per_job``
-    (the latest) of each job in ``job_ids`` (stores whose ``keeps_runs`` is True)."""
+    """Delete the stored runs that ended before ``before``, keep at most ``per_job`` (the
+    latest) of each job in ``job_ids``, and at most ``max_runs`` (the latest) in all
+    (stores whose ``keeps_runs`` is True)."""
 
     before: datetime
     per_job: int
     job_ids: tuple[str, ...] = ()
+    max_runs: int | None = None
 
 
 Write: TypeAlias = (

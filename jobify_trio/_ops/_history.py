@@ -180,7 +180,8 @@ class RunHistory:
             return
         store = HistoryStore(
             durability.storage, durability.writer, runtime.now,
-            per_job=self.per_job, retention=self.retention,
+            per_job=self.per_job, max_runs=self.per_job * self.max_jobs,
+            retention=self.retention,
         )  # fmt: skip
         self._load(await store.load())
         store.prune(runtime.now().timestamp())

@@ -6,9 +6,10 @@ writer as a :class:`~jobify_trio.storage.RecordRun`: a write nobody waits for, c
 in the writer's next batch with the other rows (group commit, never a commit of its own).
 
 Stored runs are pruned in batches, by one :class:`~jobify_trio.storage.PruneRuns` write:
-the runs that ended more than ``retention`` ago, and the runs past the latest ``per_job``
+the runs that ended more than ``retention`` ago, the runs past the latest ``per_job``
 of each job whose in-memory history overflowed since the last prune (only those can have
-more than ``per_job`` stored). A prune is queued when the app starts, then at most every
+more than ``per_job`` stored), and the runs past the latest ``max_runs`` in all
+(``per_job * max_jobs``: the stored history is bounded like the one in memory). A prune is queued when the app starts, then at most every
 :data:`PRUNE_INTERVAL` seconds (checked when a run is recorded) or once
 :data:`PRUNE_EVERY` jobs overflowed.
 """
@@ -38,7 +39,10 @@ _from_timestamp = datetime.fromtimestamp
 class HistoryStore:
     """Writes, prunes and loads the stored runs of one running app (see the module docs)."""
 
-    __slots__ = ("_now", "_per_job", "_prune_at", "_retention", "_storage", "_touched", "_writer")
+    __slots__ = (
+        "_max_runs", "_now", "_per_job", "_prune_at", "_retention", "_storage", "_touched",
+        "_writer",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -47,12 +51,14 @@ class HistoryStore:
         now: Callable[[], datetime],
         *,
         per_job: int,
+        max_runs: int,
         retention: timedelta,
     ) -> None:
         self._storage = storage
         self._writer = writer
         self._now = now
         self._per_job = per_job
+        self._max_runs = max_runs
         self._retention = retention
         self._touched: set[str] = set()  # jobs whose in-memory history overflowed
         self._prune_at = 0.0  # POSIX time of the next prune (the first one: at once)
@@ -93,7 +99,10 @@ class HistoryStore:
         """Queue one :class:`PruneRuns` (expired runs, and the overflowed jobs' oldest)."""
         before = _from_timestamp(now, UTC) - self._retention
         ids, self._touched = tuple(self._touched), set()
-        self._writer.write_nowait(PruneRuns(before=before, per_job=self._per_job, job_ids=ids))
+        prune = PruneRuns(
+            before=before, per_job=self._per_job, job_ids=ids, max_runs=self._max_runs
+        )
+        self._writer.write_nowait(prune)
         self._prune_at = now + PRUNE_INTERVAL
 
     async def load(self, job_id: str | None = None) -> list[StoredRun]:

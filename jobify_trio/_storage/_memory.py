@@ -79,7 +79,11 @@ def _latest(runs: list[StoredRun], per_job: int, only: set[str] | None) -> list[
 
 def _pruned(runs: list[StoredRun], prune: PruneRuns) -> list[StoredRun]:
     recent = [run for run in runs if run.ended_at >= prune.before]
-    return _latest(recent, prune.per_job, set(prune.job_ids)) if prune.job_ids else recent
+    if prune.job_ids:
+        recent = _latest(recent, prune.per_job, set(prune.job_ids))
+    if prune.max_runs is not None:
+        recent = recent[-prune.max_runs :] if prune.max_runs else []
+    return recent
 
 
 def _leased(job: StoredJob, owner: str | None, until: datetime | None) -> StoredJob:

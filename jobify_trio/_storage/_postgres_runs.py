@@ -75,7 +75,8 @@ def _merged(old: PruneRuns | None, new: PruneRuns) -> PruneRuns:
     if old is None:
         return new
     ids = tuple(dict.fromkeys((*old.job_ids, *new.job_ids)))
-    return PruneRuns(before=max(old.before, new.before), per_job=new.per_job, job_ids=ids)
+    before = max(old.before, new.before)
+    return PruneRuns(before=before, per_job=new.per_job, job_ids=ids, max_runs=new.max_runs)
 
 
 def _insert_runs(names: Names, runs: list[StoredRun], params: dict[str, Any]) -> str:
@@ -93,14 +94,22 @@ def _insert_runs(names: Names, runs: list[StoredRun], params: dict[str, Any]) ->
 
 def _prune(names: Names, prune: PruneRuns, runs: list[StoredRun], params: dict[str, Any]) -> str:
     """One ``DELETE``. It does not see the runs the same statement inserts: of a job that
-    has ``k`` of them, it keeps ``per_job - k`` stored runs."""
+    has ``k`` of them, it keeps ``per_job - k`` stored runs (and ``max_runs`` minus all of
+    them in all)."""
     table = names.table("runs")
     added = Counter(run.job_id for run in runs)
     params["rb"], params["rk"] = prune.before, list(prune.job_ids)
     params["rn"] = [max(0, prune.per_job - added[job_id]) for job_id in prune.job_ids]
+    overall = ""
+    if prune.max_runs is not None:
+        params["rm"] = max(0, prune.max_runs - len(runs))
+        overall = (
+            f" OR run_id < (SELECT run_id FROM {table} ORDER BY run_id DESC LIMIT 1 "
+            "OFFSET %(rm)s)"
+        )
     return (
-        f"DELETE FROM {table} WHERE ended_at < %(rb)s OR run_id IN (SELECT run_id FROM "
-        "(SELECT r.run_id, k.keep, row_number() OVER (PARTITION BY r.job_id ORDER BY "
+        f"DELETE FROM {table} WHERE ended_at < %(rb)s{overall} OR run_id IN (SELECT run_id "
+        "FROM (SELECT r.run_id, k.keep, row_number() OVER (PARTITION BY r.job_id ORDER BY "
         f"r.run_id DESC) AS n FROM {table} AS r JOIN unnest(%(rk)s::text[], %(rn)s::int[]) "
         "AS k(job_id, keep) ON r.job_id = k.job_id) AS ranked WHERE n > keep)"
     )

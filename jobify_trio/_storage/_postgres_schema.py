@@ -89,8 +89,7 @@ CREATE TABLE IF NOT EXISTS {runs} (
     retried boolean NOT NULL DEFAULT false,
     instance text
 );
-CREATE INDEX IF NOT EXISTS {p}_runs_job ON {runs} (job_id, run_id);
-CREATE INDEX IF NOT EXISTS {p}_runs_ended_at ON {runs} (ended_at)
+CREATE INDEX IF NOT EXISTS {p}_runs_job ON {runs} (job_id, run_id)
 """
 
 _V2_MIGRATION: Final = """

@@ -240,6 +240,8 @@ class SQLiteDatabase:
                 elif kind == "prune":
                     for (prune,) in values:
                         prune_runs(self._conn, self.table, prune)
+                elif len(values) == 1:  # (executemany costs a cursor more)
+                    self._conn.execute(self._other_sql(kind), values[0])
                 else:
                     self._conn.executemany(self._other_sql(kind), values)
 
@@ -367,7 +369,7 @@ def _params(write: Write) -> tuple[str, tuple[Any, ...]]:
     if isinstance(write, SendCommand):
         c = write.command
         return "command", (c.target, c.job_id, c.kind.value, c.payload, to_db_time(c.created_at))
-    if isinstance(write, SetPaused | RecordRun | PruneRuns):
+    if isinstance(write, (RecordRun, SetPaused, PruneRuns)):  # noqa: UP038 (faster)
         return run_params(write)
     raise StorageError(f"SQLiteStorage cannot apply {type(write).__name__} writes")
 

@@ -1,17 +1,18 @@
 """SQLite: the run history table (``<table>_runs``) and the ``paused`` column's writes.
 
-:class:`~jobify_trio.storage.RecordRun` rows are inserted with ``executemany`` in the
+:class:`~jobify_trio.storage.RecordRun` rows are inserted in the
 batch that carries them (the storage writer groups them with the job rows: no commit of
-their own). :class:`~jobify_trio.storage.PruneRuns` deletes by end time (index on
-``ended_at``), then keeps the latest ``per_job`` runs of each named job (index on
-``(job_id, run_id)``: one short index range per job). :func:`load_runs` reads the latest
-runs of each job with a window function.
+their own). :class:`~jobify_trio.storage.PruneRuns` deletes by end time (a scan of a
+table it keeps small: no index to update on every insert), keeps the latest ``per_job``
+runs of each named job (index on ``(job_id, run_id)``: one short index range per job),
+and the latest ``max_runs`` in all (by ``run_id``, the rowid). :func:`load_runs` reads
+the latest runs of each job with a window function.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from ..storage import PruneRuns, RecordRun, SetPaused, StoredRun
@@ -32,28 +33,35 @@ _KEEP_LATEST: Final = (
 
 
 def _db_time(moment: datetime) -> str:
-    from ._sqlite import to_db_time
-
-    return to_db_time(moment)
+    """As ``_sqlite.to_db_time`` (not imported: that module imports this one)."""
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="microseconds")
 
 
 def run_params(write: SetPaused | RecordRun | PruneRuns) -> tuple[str, tuple[Any, ...]]:
     """The kind and parameters of one write (``_sqlite._runs`` groups them by kind)."""
-    if isinstance(write, SetPaused):
-        return "paused", (int(write.paused), write.job_id)
-    if isinstance(write, RecordRun):
+    if type(write) is RecordRun:  # (first: one per run)
         r = write.run
         started = None if r.started_at is None else _db_time(r.started_at)
         return "run", (
             r.job_id, r.task_name, r.attempt, r.status, started, _db_time(r.ended_at),
             r.error, int(r.retried), r.instance,
         )  # fmt: skip
+    if isinstance(write, SetPaused):
+        return "paused", (int(write.paused), write.job_id)
     return "prune", (write,)
 
 
 def prune_runs(conn: sqlite3.Connection, table: str, prune: PruneRuns) -> None:
     """Apply one :class:`PruneRuns` (inside the caller's transaction)."""
     conn.execute(f"DELETE FROM {table}_runs WHERE ended_at < ?", (_db_time(prune.before),))
+    if prune.max_runs is not None:
+        conn.execute(
+            f"DELETE FROM {table}_runs WHERE run_id < (SELECT run_id FROM {table}_runs "
+            "ORDER BY run_id DESC LIMIT 1 OFFSET ?)",
+            (prune.max_runs - 1,),
+        )
     if prune.job_ids:
         conn.executemany(
             _KEEP_LATEST.format(t=table),

@@ -86,8 +86,7 @@ CREATE TABLE IF NOT EXISTS {t}_runs (
     retried INTEGER NOT NULL DEFAULT 0,
     instance TEXT
 );
-CREATE INDEX IF NOT EXISTS {t}_runs_job ON {t}_runs (job_id, run_id);
-CREATE INDEX IF NOT EXISTS {t}_runs_ended_at ON {t}_runs (ended_at)
+CREATE INDEX IF NOT EXISTS {t}_runs_job ON {t}_runs (job_id, run_id)
 """
 
 
