@@ -276,8 +276,10 @@ class RecordRun:
 @attrs.frozen(kw_only=True)
 class PruneRuns:
     """Delete the stored runs that ended before ``before``, keep at most ``per_job`` (the
-    latest) of each job in ``job_ids``, and at most ``max_runs`` (the latest) in all
-    (stores whose ``keeps_runs`` is True)."""
+    latest) of each job in ``job_ids``, then at most ``max_runs`` (the latest) in all
+    (stores whose ``keeps_runs`` is True). A store may leave the runs committed in the
+    same batch out of these bounds until the next prune (PostgreSQL does: its batch is
+    one statement)."""
 
     before: datetime
     per_job: int

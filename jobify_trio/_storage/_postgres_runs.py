@@ -93,25 +93,25 @@ def _insert_runs(names: Names, runs: list[StoredRun], params: dict[str, Any]) ->
 
 
 def _prune(names: Names, prune: PruneRuns, runs: list[StoredRun], params: dict[str, Any]) -> str:
-    """One ``DELETE``. It does not see the runs the same statement inserts: of a job that
-    has ``k`` of them, it keeps ``per_job - k`` stored runs (and ``max_runs`` minus all of
-    them in all)."""
+    """One ``DELETE``, with the rules applied in order as the other stores do: a run is
+    *doomed* if too old or past the latest ``per_job`` of a named job; of the others, those
+    past the latest ``max_runs`` go too. It does not see the runs the same statement
+    inserts: of a job that has ``k`` of them it keeps ``per_job - k`` stored runs, and
+    ``max_runs`` minus all of them in all. (One scan of the table, once per prune: the
+    table is kept to about ``max_runs`` rows.)"""
     table = names.table("runs")
     added = Counter(run.job_id for run in runs)
     params["rb"], params["rk"] = prune.before, list(prune.job_ids)
     params["rn"] = [max(0, prune.per_job - added[job_id]) for job_id in prune.job_ids]
-    overall = ""
-    if prune.max_runs is not None:
-        params["rm"] = max(0, prune.max_runs - len(runs))
-        overall = (
-            f" OR run_id < (SELECT run_id FROM {table} ORDER BY run_id DESC LIMIT 1 "
-            "OFFSET %(rm)s)"
-        )
+    params["rm"] = None if prune.max_runs is None else max(0, prune.max_runs - len(runs))
     return (
-        f"DELETE FROM {table} WHERE ended_at < %(rb)s{overall} OR run_id IN (SELECT run_id "
-        "FROM (SELECT r.run_id, k.keep, row_number() OVER (PARTITION BY r.job_id ORDER BY "
-        f"r.run_id DESC) AS n FROM {table} AS r JOIN unnest(%(rk)s::text[], %(rn)s::int[]) "
-        "AS k(job_id, keep) ON r.job_id = k.job_id) AS ranked WHERE n > keep)"
+        f"DELETE FROM {table} WHERE run_id IN (SELECT run_id FROM (SELECT run_id, doomed, "
+        "row_number() OVER (PARTITION BY doomed ORDER BY run_id DESC) AS m FROM (SELECT "
+        "r.run_id, (r.ended_at < %(rb)s OR coalesce(row_number() OVER (PARTITION BY "
+        "r.job_id ORDER BY r.run_id DESC) > k.keep, false)) AS doomed "
+        f"FROM {table} AS r LEFT JOIN unnest(%(rk)s::text[], %(rn)s::int[]) AS "
+        "k(job_id, keep) ON r.job_id = k.job_id) AS marked) AS ranked "
+        "WHERE doomed OR m > %(rm)s::bigint)"
     )
 
 

@@ -56,16 +56,16 @@ def run_params(write: SetPaused | RecordRun | PruneRuns) -> tuple[str, tuple[Any
 def prune_runs(conn: sqlite3.Connection, table: str, prune: PruneRuns) -> None:
     """Apply one :class:`PruneRuns` (inside the caller's transaction)."""
     conn.execute(f"DELETE FROM {table}_runs WHERE ended_at < ?", (_db_time(prune.before),))
-    if prune.max_runs is not None:
-        conn.execute(
-            f"DELETE FROM {table}_runs WHERE run_id < (SELECT run_id FROM {table}_runs "
-            "ORDER BY run_id DESC LIMIT 1 OFFSET ?)",
-            (prune.max_runs - 1,),
-        )
     if prune.job_ids:
         conn.executemany(
             _KEEP_LATEST.format(t=table),
             [(job_id, job_id, prune.per_job - 1) for job_id in prune.job_ids],
+        )
+    if prune.max_runs is not None:  # (last: of what the other rules keep)
+        conn.execute(
+            f"DELETE FROM {table}_runs WHERE run_id < (SELECT run_id FROM {table}_runs "
+            "ORDER BY run_id DESC LIMIT 1 OFFSET ?)",
+            (prune.max_runs - 1,),
         )
 
 
