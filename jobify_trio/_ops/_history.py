@@ -169,7 +169,7 @@ class RunHistory:
     def started(self, job: Job[Any], attempt: int, now: float) -> None:
         """Not called (``wants_starts`` is False): the hub remembers when attempts start."""
 
-    async def app_starting(self, runtime: Runtime) -> None:
+    async def _app_starting(self, runtime: Runtime) -> None:
         """The app starts: with a store that keeps runs, load the stored runs (and queue a
         first prune); else stay in memory only."""
         self._store = None

@@ -9,9 +9,9 @@ Stored runs are pruned in batches, by one :class:`~jobify_trio.storage.PruneRuns
 the runs that ended more than ``retention`` ago, the runs past the latest ``per_job``
 of each job whose in-memory history overflowed since the last prune (only those can have
 more than ``per_job`` stored), and the runs past the latest ``max_runs`` in all
-(``per_job * max_jobs``: the stored history is bounded like the one in memory). A prune is queued when the app starts, then at most every
-:data:`PRUNE_INTERVAL` seconds (checked when a run is recorded) or once
-:data:`PRUNE_EVERY` jobs overflowed.
+(``per_job * max_jobs``: the stored history is bounded like the one in memory). A prune
+is queued when the app starts, then at most every :data:`PRUNE_INTERVAL` seconds
+(checked when a run is recorded) or once :data:`PRUNE_EVERY` jobs overflowed.
 """
 
 from __future__ import annotations

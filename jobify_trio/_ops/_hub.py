@@ -39,7 +39,7 @@ class Sink(Protocol):
 
     wants_starts: bool
 
-    async def app_starting(self, runtime: Runtime) -> None: ...
+    async def _app_starting(self, runtime: Runtime) -> None: ...
 
     def started(self, job: Job[Any], attempt: int, now: float) -> None: ...
 
@@ -88,7 +88,7 @@ class OpsListener(AttemptObserver):
         """Storage is open and the jobs are restored: tell the sinks (the run history
         loads its stored runs)."""
         for sink in self._end_sinks:
-            await sink.app_starting(runtime)
+            await sink._app_starting(runtime)
 
     def started(self, job: Job[Any], attempt: int) -> None:
         now = self.started_at[job._id] = self._stamp()

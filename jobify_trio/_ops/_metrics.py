@@ -136,7 +136,7 @@ class JobMetrics:
 
     wants_starts = True
 
-    async def app_starting(self, runtime: Runtime) -> None:
+    async def _app_starting(self, runtime: Runtime) -> None:
         """Nothing to load: the metrics start from zero with the process."""
 
     def started(self, job: Job[Any], attempt: int, now: float) -> None:

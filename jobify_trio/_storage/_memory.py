@@ -176,7 +176,7 @@ class MemoryStorage(Storage):
 
     @property
     def keeps_runs(self) -> bool:
-        """True: runs are kept in :attr:`runs`."""
+        """True: runs are kept in the list ``runs``."""
         return True
 
     async def load_runs(

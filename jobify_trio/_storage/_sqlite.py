@@ -369,7 +369,7 @@ def _params(write: Write) -> tuple[str, tuple[Any, ...]]:
     if isinstance(write, SendCommand):
         c = write.command
         return "command", (c.target, c.job_id, c.kind.value, c.payload, to_db_time(c.created_at))
-    if isinstance(write, (RecordRun, SetPaused, PruneRuns)):  # noqa: UP038 (faster)
+    if isinstance(write, (RecordRun, SetPaused, PruneRuns)):  # (a tuple: faster than a union)
         return run_params(write)
     raise StorageError(f"SQLiteStorage cannot apply {type(write).__name__} writes")
 
