@@ -10,8 +10,10 @@ A store implements four coroutine methods: :meth:`Storage.startup`, :meth:`Stora
 :meth:`Storage.load` and :meth:`Storage.apply` (an ordered batch of upserts and deletes in
 one transaction). The methods that let several app instances share one store (instances,
 heartbeats, leases, claims, results) are optional: by default they raise
-:class:`SharingNotSupportedError`. ``add``, ``update`` and ``delete`` are conveniences
-built on ``apply``. See ``docs/durability.rst``.
+:class:`SharingNotSupportedError`. Keeping a run history (:attr:`Storage.keeps_runs`,
+:meth:`Storage.load_runs`, the :class:`RecordRun` and :class:`PruneRuns` writes) is
+optional too. ``add``, ``update`` and ``delete`` are conveniences built on ``apply``.
+See ``docs/durability.rst``.
 """
 
 from __future__ import annotations
@@ -292,8 +294,8 @@ Write: TypeAlias = (
 )
 """One write of a batch. Only a store whose :attr:`Storage.can_share` is True is ever
 given :class:`PutResult`, :class:`Release` or :class:`SendCommand`; only one whose
-:attr:`Storage.keeps_runs` is True :class:`RecordRun` or :class:`PruneRuns`. Every store
-is given :class:`SetPaused` (a store that keeps no ``paused`` column may ignore it)."""
+:attr:`Storage.keeps_runs` is True :class:`RecordRun` or :class:`PruneRuns`; only one
+whose :attr:`Storage.stores_paused` is True :class:`SetPaused`."""
 
 
 def validate_table_name(table_name: object) -> str:
@@ -346,6 +348,12 @@ class Storage(SharingMethods, abc.ABC):
     @property
     def keeps_runs(self) -> bool:
         """True if the store keeps a run history (:class:`RecordRun`, :meth:`load_runs`)."""
+        return False
+
+    @property
+    def stores_paused(self) -> bool:
+        """True if the store keeps a one-off job's paused state (:class:`SetPaused`,
+        ``StoredJob.paused``); else such a job is restored unpaused after a restart."""
         return False
 
     async def load_runs(
@@ -465,6 +473,11 @@ class SQLiteStorage(SQLiteSharing, Storage):
     @property
     def keeps_runs(self) -> bool:
         """True: runs are kept in ``<table_name>_runs``."""
+        return True
+
+    @property
+    def stores_paused(self) -> bool:
+        """True: in the ``paused`` column."""
         return True
 
     async def load_runs(

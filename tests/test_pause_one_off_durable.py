@@ -13,7 +13,7 @@ from _stores import Backend
 from trio.testing import MockClock
 
 from jobify_trio import Jobify, JobStatus
-from jobify_trio.storage import Storage
+from jobify_trio.storage import SetPaused, Storage
 from jobify_trio.testing import MemoryStorage, VirtualWallClock
 
 
@@ -104,3 +104,31 @@ async def test_a_paused_one_off_job_is_adopted_paused_by_another_instance(
         nursery.cancel_scope.cancel()
     assert ran == [("B", "x", 1)]
     assert job.id not in store.rows
+
+
+class _NoPausedColumn(MemoryStorage):
+    """A store of one's own that keeps no paused state (``stores_paused`` False)."""
+
+    @property
+    def stores_paused(self) -> bool:
+        return False
+
+    async def apply(self, writes: Any, /) -> None:
+        assert not any(isinstance(write, SetPaused) for write in writes)
+        await super().apply(writes)
+
+
+async def test_a_store_without_a_paused_column_is_never_given_set_paused(
+    autojump_clock: MockClock,
+) -> None:
+    store, clock, ran = _NoPausedColumn(), VirtualWallClock(START), []
+    app, rec = _app(store, clock, ran)
+    async with app:
+        job = await rec.schedule("x").delay(30, job_id="x")
+        await job.pause()
+        assert job.paused
+    app, rec = _app(store, clock, ran)
+    async with app:  # restored unpaused: it runs at its time
+        with trio.fail_after(60):
+            await app.find_job("x").wait()  # type: ignore[union-attr]
+    assert [tag for tag, _ in ran] == ["x"]

@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import trio
+
 from .._core._job import JobStatus
 from ..serializers import Serializer
 from ..storage import (
@@ -31,8 +33,6 @@ from ._arguments import ArgumentCodec
 from ._writer import StorageWriter
 
 if TYPE_CHECKING:
-    import trio
-
     from .._api._task import Task
     from .._core._job import Job
     from .._runtime._registry import JobRegistry
@@ -186,8 +186,10 @@ class Durability:
 
         A cron job's paused state travels in its cron state instead (``cron_updated``).
         """
-        if self._owns_row(job):
+        if self.storage.stores_paused and self._owns_row(job):
             await self.writer.write(SetPaused(job_id=job.id, paused=job._paused))
+        else:  # not durable (or its id is another durable job's now): nothing stored
+            await trio.lowlevel.checkpoint()
 
     # -- cancel ----------------------------------------------------------------------------
 

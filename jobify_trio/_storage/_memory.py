@@ -179,6 +179,11 @@ class MemoryStorage(Storage):
         """True: runs are kept in the list ``runs``."""
         return True
 
+    @property
+    def stores_paused(self) -> bool:
+        """True: ``StoredJob.paused`` of the rows."""
+        return True
+
     async def load_runs(
         self, *, since: datetime, per_job: int, job_id: str | None = None
     ) -> list[StoredRun]:

@@ -163,6 +163,11 @@ class PostgresStorage(Storage):
         """True: runs are kept in ``<table_prefix>_runs``."""
         return True
 
+    @property
+    def stores_paused(self) -> bool:
+        """True: in the ``paused`` column."""
+        return True
+
     async def load_runs(
         self, *, since: datetime, per_job: int, job_id: str | None = None
     ) -> list[StoredRun]:
