@@ -10,8 +10,10 @@ A store implements four coroutine methods: :meth:`Storage.startup`, :meth:`Stora
 :meth:`Storage.load` and :meth:`Storage.apply` (an ordered batch of upserts and deletes in
 one transaction). The methods that let several app instances share one store (instances,
 heartbeats, leases, claims, results) are optional: by default they raise
-:class:`SharingNotSupportedError`. ``add``, ``update`` and ``delete`` are conveniences
-built on ``apply``. See ``docs/durability.rst``.
+:class:`SharingNotSupportedError`. Keeping a run history (:attr:`Storage.keeps_runs`,
+:meth:`Storage.load_runs`, the :class:`RecordRun` and :class:`PruneRuns` writes) is
+optional too. ``add``, ``update`` and ``delete`` are conveniences built on ``apply``.
+See ``docs/durability.rst``.
 """
 
 from __future__ import annotations
@@ -53,10 +55,13 @@ __all__ = [
     "Heartbeat",
     "InstanceInfo",
     "PostgresStorage",
+    "PruneRuns",
     "PutResult",
+    "RecordRun",
     "Release",
     "ResultStatus",
     "SendCommand",
+    "SetPaused",
     "SlotClaim",
     "StoredResult",
     "LoadResult",
@@ -66,6 +71,7 @@ __all__ = [
     "Storage",
     "StorageError",
     "StoredJob",
+    "StoredRun",
     "StoredState",
     "Trigger",
     "Upsert",
@@ -74,7 +80,7 @@ __all__ = [
 ]
 
 #: Version of the table layout written by :class:`SQLiteStorage`.
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
@@ -124,6 +130,8 @@ class StoredJob:
     cron job's schedule and counters (``None`` for one-off jobs). ``lease_owner`` and
     ``lease_expires_at`` are set while an app instance holds a claim on the row;
     ``origin`` is the instance that scheduled the job (for results across instances).
+    ``paused`` is True while a one-off job is paused (a cron job's paused state is kept in
+    its ``cron`` state).
     """
 
     job_id: str
@@ -137,6 +145,7 @@ class StoredJob:
     lease_owner: str | None = None
     lease_expires_at: datetime | None = attrs.field(default=None, validator=_aware)
     origin: str | None = None
+    paused: bool = False
 
     @classmethod
     def _trusted(
@@ -152,6 +161,7 @@ class StoredJob:
         lease_owner: str | None = None,
         lease_expires_at: datetime | None = None,
         origin: str | None = None,
+        paused: bool = False,
     ) -> StoredJob:
         """A row built from values the caller already checked (hot paths: scheduling calls
         and loading rows). Skips the attrs validators and converters."""
@@ -167,6 +177,7 @@ class StoredJob:
         _set(job, "lease_owner", lease_owner)
         _set(job, "lease_expires_at", lease_expires_at)
         _set(job, "origin", origin)
+        _set(job, "paused", paused)
         return job
 
 
@@ -229,9 +240,62 @@ class SendCommand:
     command: Command
 
 
-Write: TypeAlias = Upsert | Delete | PutResult | Release | SendCommand
+@attrs.frozen(kw_only=True)
+class SetPaused:
+    """Set the ``paused`` column of row ``job_id`` (no-op if there is no such row)."""
+
+    job_id: str
+    paused: bool
+
+
+@attrs.frozen(kw_only=True)
+class StoredRun:
+    """One stored run of a job (an attempt that ended): see :class:`~jobify_trio.RunRecord`.
+
+    ``status`` is a :class:`~jobify_trio.JobStatus` value; ``started_at`` is None for a job
+    cancelled before it ran; ``instance`` is the app instance that ran it, with a shared
+    store (else None).
+    """
+
+    job_id: str
+    task_name: str
+    attempt: int
+    status: str
+    started_at: datetime | None
+    ended_at: datetime
+    error: str | None = None
+    retried: bool = False
+    instance: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class RecordRun:
+    """Store ``run`` in the run history (stores whose :attr:`Storage.keeps_runs` is True)."""
+
+    run: StoredRun
+
+
+@attrs.frozen(kw_only=True)
+class PruneRuns:
+    """Delete the stored runs that ended before ``before``, keep at most ``per_job`` (the
+    latest) of each job in ``job_ids``, then at most ``max_runs`` (the latest) in all
+    (stores whose ``keeps_runs`` is True). A store may leave the runs committed in the
+    same batch out of these bounds until the next prune (PostgreSQL does: its batch is
+    one statement)."""
+
+    before: datetime
+    per_job: int
+    job_ids: tuple[str, ...] = ()
+    max_runs: int | None = None
+
+
+Write: TypeAlias = (
+    Upsert | Delete | PutResult | Release | SendCommand | SetPaused | RecordRun | PruneRuns
+)
 """One write of a batch. Only a store whose :attr:`Storage.can_share` is True is ever
-given :class:`PutResult`, :class:`Release` or :class:`SendCommand`."""
+given :class:`PutResult`, :class:`Release` or :class:`SendCommand`; only one whose
+:attr:`Storage.keeps_runs` is True :class:`RecordRun` or :class:`PruneRuns`; only one
+whose :attr:`Storage.stores_paused` is True :class:`SetPaused`."""
 
 
 def validate_table_name(table_name: object) -> str:
@@ -281,6 +345,25 @@ class Storage(SharingMethods, abc.ABC):
         Private: the storage writer's fast path for a sequential caller."""
         return False
 
+    @property
+    def keeps_runs(self) -> bool:
+        """True if the store keeps a run history (:class:`RecordRun`, :meth:`load_runs`)."""
+        return False
+
+    @property
+    def stores_paused(self) -> bool:
+        """True if the store keeps a one-off job's paused state (:class:`SetPaused`,
+        ``StoredJob.paused``); else such a job is restored unpaused after a restart."""
+        return False
+
+    async def load_runs(
+        self, *, since: datetime, per_job: int, job_id: str | None = None
+    ) -> list[StoredRun]:
+        """The stored runs that ended at or after ``since``: the latest ``per_job`` of each
+        job (of ``job_id`` only, if given), oldest first. A store that keeps no run history
+        returns no run."""
+        return []
+
     async def add(self, *jobs: StoredJob) -> None:
         """Store new rows (an existing row with the same id is replaced)."""
         await self.apply([Upsert(job=job) for job in jobs])
@@ -304,9 +387,10 @@ class SQLiteStorage(SQLiteSharing, Storage):
     database runs in WAL mode with ``synchronous=NORMAL``: a commit survives a crash of the
     process (kill -9); after a power loss the last commits may be lost. ``table_name`` is
     validated;
-    a second table ``<table_name>_meta`` holds the schema version (2), and the sharing
+    a second table ``<table_name>_meta`` holds the schema version (3), the sharing
     protocol's tables are ``<table_name>_instances``, ``_claims``, ``_results`` and
-    ``_commands``; a version 1 file is migrated when opened.
+    ``_commands``, and the run history (:class:`~jobify_trio.RunHistory`) is kept in
+    ``<table_name>_runs``; a version 1 or 2 file is migrated when opened.
 
     ``shared=True`` lets several app instances (processes) share the file (``can_share``):
     leases, claims, exactly-once cron slots. By default (``shared=False``) the store only
@@ -385,6 +469,25 @@ class SQLiteStorage(SQLiteSharing, Storage):
         """Commit ``writes`` on the inline connection if it can (see _sqlite_inline.py)."""
         inline = self._inline
         return inline is not None and self._thread is not None and inline.try_apply(writes)
+
+    @property
+    def keeps_runs(self) -> bool:
+        """True: runs are kept in ``<table_name>_runs``."""
+        return True
+
+    @property
+    def stores_paused(self) -> bool:
+        """True: in the ``paused`` column."""
+        return True
+
+    async def load_runs(
+        self, *, since: datetime, per_job: int, job_id: str | None = None
+    ) -> list[StoredRun]:
+        """The stored runs that ended at or after ``since`` (see :meth:`Storage.load_runs`)."""
+        thread = self._open_thread()
+        return await thread.call(
+            lambda db: db.load_runs(since=since, per_job=per_job, job_id=job_id)
+        )
 
     async def release(self, *, owner: str, job_ids: Sequence[str]) -> None:
         """End ``owner``'s leases on ``job_ids``."""

@@ -224,7 +224,7 @@ async def test_delete_on_an_unshared_file_reaches_the_lone_app_too(tmp_path: Pat
         assert job.status is JobStatus.CANCELLED
 
 
-async def test_pause_a_stored_cron_with_no_live_app_then_restore_it_paused(
+async def test_pause_stored_cron_and_one_off_with_no_live_app_then_restore_them_paused(
     shared: Backend,
 ) -> None:
     async with _app(shared.new()) as app:
@@ -233,12 +233,16 @@ async def test_pause_a_stored_cron_with_no_live_app_then_restore_it_paused(
     code, out = await _cli(shared, "pause", "yearly")
     assert code == 0
     assert "'yearly' paused in the store" in out
-    code, _ = await _cli(shared, "pause", "later")
-    assert code == 2  # a one-off's paused state is not stored: refused with no live app
+    code, out = await _cli(shared, "pause", "later")
+    assert code == 0  # a one-off's paused column is set (schema version 3)
+    assert "'later' paused in the store" in out
     async with _app(shared.new()) as app:
         job = app.find_job("yearly")
         assert job is not None
         assert job.paused
+        one_off = app.find_job("later")
+        assert one_off is not None
+        assert one_off.paused
 
 
 async def test_purge_unknown_on_postgres(tmp_path: Path) -> None:

@@ -62,18 +62,40 @@ async def test_cli_pauses_and_resumes_a_stored_cron_with_no_live_app(tmp_path: P
         assert not job.paused
 
 
-async def test_cli_refuses_to_pause_a_one_off_job_with_no_live_app(
+async def test_cli_pauses_a_stored_one_off_job_with_no_live_app(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     db = tmp_path / "jobs.db"
     async with _app(db) as app:
         await app.tasks["report"].schedule().delay(3600, job_id="later")
-    code, _ = _jobs(db, "pause", "later")
-    assert code == 2
-    assert "one-off job and no live app holds it" in capsys.readouterr().err
+    code, out = _jobs(db, "pause", "later")
+    assert code == 0
+    assert "'later' paused in the store" in out
+    async with _app(db) as app:
+        job = app.find_job("later")
+        assert job is not None
+        assert job.paused  # restored paused
+    code, _ = _jobs(db, "resume", "later")
+    assert code == 0
+    async with _app(db) as app:
+        job = app.find_job("later")
+        assert job is not None
+        assert not job.paused
     code, _ = _jobs(db, "pause", "nope")
     assert code == 2
     assert "no stored job 'nope'" in capsys.readouterr().err
+
+
+async def test_cli_refuses_to_pause_a_one_off_job_in_a_version_2_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from test_sqlite_migration_v2 import make_v2_file
+
+    db = tmp_path / "v2.db"
+    make_v2_file(db)
+    code, _ = _jobs(db, "pause", "later")
+    assert code == 2
+    assert "cannot store its paused state" in capsys.readouterr().err
 
 
 async def test_cli_sends_pause_and_resume_to_the_live_app(tmp_path: Path) -> None:

@@ -193,9 +193,11 @@ def test_row_to_job_rejects_each_kind_of_corrupt_column() -> None:
         (6, "asleep", ValueError, "or state 'asleep'"),
         (7, b"{}", TypeError, "cron must be text"),
         (9, "never", ValueError, "Invalid isoformat"),
+        (11, 2, ValueError, "paused must be 0 or 1, got 2"),
+        (11, "yes", ValueError, "paused must be 0 or 1"),
     ]
     for index, value, error, message in cases:
-        raw = list(good)
+        raw = [*good, None, 0] if index == 11 else list(good)
         raw[index] = value
         if index == 9:
             raw[8] = "owner"

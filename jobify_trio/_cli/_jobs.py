@@ -8,11 +8,13 @@ Usage::
     python -m jobify_trio jobs --db jobify.db delete JOB_ID [JOB_ID ...]
     python -m jobify_trio jobs --db jobify.db --app myproject.jobs:app purge-unknown [--dry-run]
     python -m jobify_trio jobs --db jobify.db pause JOB_ID   (and resume JOB_ID)
+    python -m jobify_trio jobs --db jobify.db history JOB_ID [--limit 20]
 
 ``list`` prints one line per stored job: id, task, trigger, next run (UTC), state,
 attempt, lease owner and expiry; with ``--app`` the rows whose task the app does not
 know are marked. ``instances`` lists the app instances with the age of their last
-heartbeat and whether they are live; ``claims`` the latest cron slot claims. A
+heartbeat and whether they are live; ``claims`` the latest cron slot claims;
+``history`` the stored run history of a job (see ``_jobs_history``). A
 ``postgresql://`` URL in ``--db`` (or ``$JOBIFY_DB``) is handled by ``_jobs_pg``.
 
 The command never changes the file's layout: ``list``, ``instances``, ``claims`` (and
@@ -35,6 +37,7 @@ from .._storage._sqlite import SQLiteDatabase, row_to_job
 from ..storage import StorageError, validate_table_name
 from ._cron import CliError, report_error
 from ._db import postgres_url
+from ._jobs_history import print_history
 from ._jobs_ops import delete_jobs, pause_job
 from ._jobs_sqlite import SQLiteOps, claims, instances
 from ._tables import (
@@ -82,6 +85,9 @@ def add_actions(commands: Any) -> None:
     for verb in ("pause", "resume"):
         command = commands.add_parser(verb, help=f"{verb} a stored job (see the docs)")
         command.add_argument("job_id", metavar="JOB_ID")
+    history = commands.add_parser("history", help="the stored run history of a job")
+    history.add_argument("job_id", metavar="JOB_ID")
+    history.add_argument("--limit", type=int, default=20, help="how many runs (default: 20)")
     purge = commands.add_parser("purge-unknown", help="delete rows of tasks the app lacks")
     purge.add_argument("--dry-run", action="store_true", help="only list what would go")
 
@@ -119,6 +125,8 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
         if args.action in ("pause", "resume"):
             paused = args.action == "pause"
             return pause_job(SQLiteOps(db), args.job_id, paused=paused, now=now, out=out)
+        if args.action == "history":
+            return print_history(db, args.job_id, limit=args.limit, out=out)
         if args.action == "delete":
             return delete_jobs(SQLiteOps(db), args.job_ids, now, out)
         if args.action == "purge-unknown":

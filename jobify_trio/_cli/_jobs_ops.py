@@ -14,8 +14,9 @@ yanked from under it:
   host): ``delete`` deletes the row in the same transaction, stores a CANCELLED result
   for the instance that scheduled it (its handle ends CANCELLED) and, on SQLite, tells
   every live app to drop the job from memory too (a CANCEL command); ``pause``/``resume``
-  update a cron's stored state, and refuse a one-off job (its paused state is not
-  stored).
+  update a cron's stored state, or a one-off job's ``paused`` column (an app restores
+  it paused; due meanwhile, it runs at resume); a SQLite file written before schema
+  version 3 has no such column, and pausing a one-off job in it is refused.
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ class OpsTx(Protocol):
     def put_result(self, result: StoredResult) -> None: ...
 
     def set_cron(self, row: StoredJob, cron: str, next_run_at: datetime) -> None: ...
+
+    def set_paused(self, job_id: str, paused: bool) -> bool:
+        """Set a one-off job's stored paused state; False if the store cannot hold it."""
+        ...
 
 
 class OpsStore(Protocol):
@@ -145,12 +150,15 @@ def pause_job(store: OpsStore, job_id: str, *, paused: bool, now: datetime, out:
                   "heartbeat)", file=out)  # fmt: skip
             return 0
         if row.trigger is not Trigger.CRON:
-            raise CliError(
-                f"job {job_id!r} is a one-off job and no live app holds it: its paused state "
-                f"is not stored; {verb} it from its app while it runs"
-            )
-        cron, next_run_at = paused_cron(row, paused=paused, now=now)
-        tx.set_cron(row, cron, next_run_at)
+            if not tx.set_paused(job_id, paused):
+                raise CliError(
+                    f"job {job_id!r} is a one-off job, no live app holds it, and this file "
+                    f"(schema version < 3) cannot store its paused state; {verb} it from its "
+                    "app while it runs"
+                )
+        else:
+            cron, next_run_at = paused_cron(row, paused=paused, now=now)
+            tx.set_cron(row, cron, next_run_at)
     print(f"{job_id!r} {verb}d in the store (an app restoring it sees that)", file=out)
     return 0
 

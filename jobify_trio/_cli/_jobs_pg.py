@@ -8,10 +8,12 @@ Usage::
     jobify-trio jobs --db postgresql://... delete JOB_ID [JOB_ID ...]
     jobify-trio jobs --db postgresql://... --app MODULE:APP purge-unknown [--dry-run]
     jobify-trio jobs --db postgresql://... pause JOB_ID   (and resume JOB_ID)
+    jobify-trio jobs --db postgresql://... history JOB_ID [--limit 20]
 
 ``list`` prints each stored job with its lease (owner and expiry); ``instances`` the app
 instances with the age of their last heartbeat and whether they are live; ``claims`` the
-latest cron slot claims. These (and ``purge-unknown --dry-run``) run in a read-only
+latest cron slot claims; ``history`` the stored run history of a job (newest first).
+These (and ``purge-unknown --dry-run``) run in a read-only
 transaction on a session whose default transaction is read-only: they never write,
 never create tables. ``delete``, ``purge-unknown``, ``pause`` and ``resume`` change rows
 in one transaction per job that locks the job's row (``FOR UPDATE``), and never yank a
@@ -33,6 +35,7 @@ from ..storage import Command, StorageError, StoredJob, StoredResult
 from ._cron import CliError, report_error
 from ._db import ENV_VAR, postgres_url
 from ._jobs import add_actions, known_tasks, purge
+from ._jobs_history import print_runs
 from ._jobs_ops import delete_jobs, pause_job
 from ._tables import (
     CLAIMS_HEADER,
@@ -103,6 +106,11 @@ def _dispatch(url: str, args: argparse.Namespace, out: TextIO) -> int:
             return pause_job(store, args.job_id, paused=action == "pause", now=now, out=out)
         if action == "delete":
             return delete_jobs(store, args.job_ids, now, out)
+        if action == "history":
+            with conn.transaction():
+                runs = conn.execute(_select(action, names, args.limit), (args.job_id,)).fetchall()
+            print_runs(runs, args.job_id, out)
+            return 0
         with conn.transaction():
             rows = conn.execute(_select(action, names, getattr(args, "limit", 50))).fetchall()
         if action == "purge-unknown":
@@ -146,6 +154,8 @@ _QUERIES = {
     "FROM {instances} AS i ORDER BY i.started_at, i.instance_id",
     "claims": "SELECT job_id, slot, owner, claimed_at FROM {claims} ORDER BY claimed_at DESC, "
     "job_id LIMIT {limit}",
+    "history": "SELECT attempt, status, started_at, ended_at, retried, instance, error FROM {runs} "
+    "WHERE job_id = %s ORDER BY run_id DESC LIMIT {limit}",
 }
 
 
@@ -154,6 +164,7 @@ def _select(action: str, names: Any, limit: int) -> str:
         jobs=names.jobs,
         instances=names.table("instances"),
         claims=names.table("claims"),
+        runs=names.table("runs"),
         limit=max(1, int(limit)),
     )
 
@@ -255,3 +266,9 @@ class _Tx:
             f"UPDATE {self.names.jobs} SET cron = %s, next_run_at = %s WHERE job_id = %s",
             (cron, next_run_at, row.job_id),
         )
+
+    def set_paused(self, job_id: str, paused: bool) -> bool:
+        self.conn.execute(
+            f"UPDATE {self.names.jobs} SET paused = %s WHERE job_id = %s", (paused, job_id)
+        )
+        return True

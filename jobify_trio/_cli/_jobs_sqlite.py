@@ -131,3 +131,9 @@ class _Tx:
             f"UPDATE {self.t} SET cron = ?, next_run_at = ? WHERE job_id = ?",
             (cron, to_db_time(next_run_at), row.job_id),
         )
+
+    def set_paused(self, job_id: str, paused: bool) -> bool:
+        if "paused" not in self.db._existing_columns():
+            return False  # written before schema version 3: no paused column
+        self.conn.execute(f"UPDATE {self.t} SET paused = ? WHERE job_id = ?", (int(paused), job_id))
+        return True

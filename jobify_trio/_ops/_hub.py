@@ -21,6 +21,7 @@ from ..exceptions import ApplicationStateError
 
 if TYPE_CHECKING:
     from .._api._app import Jobify
+    from .._runtime._runtime import Runtime
 
 __all__ = ["OpsListener", "Sink", "attach", "hub_of", "sinks_of"]
 
@@ -37,6 +38,8 @@ class Sink(Protocol):
     """
 
     wants_starts: bool
+
+    async def _app_starting(self, runtime: Runtime) -> None: ...
 
     def started(self, job: Job[Any], attempt: int, now: float) -> None: ...
 
@@ -80,6 +83,12 @@ class OpsListener(AttemptObserver):
         self._end_sinks += (sink,)
         if sink.wants_starts:
             self._start_sinks += (sink,)
+
+    async def app_starting(self, runtime: Runtime) -> None:
+        """Storage is open and the jobs are restored: tell the sinks (the run history
+        loads its stored runs)."""
+        for sink in self._end_sinks:
+            await sink._app_starting(runtime)
 
     def started(self, job: Job[Any], attempt: int) -> None:
         now = self.started_at[job._id] = self._stamp()

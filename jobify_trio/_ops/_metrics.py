@@ -29,6 +29,7 @@ from ._hub import attach
 
 if TYPE_CHECKING:
     from .._api._app import Jobify
+    from .._runtime._runtime import Runtime
 
 __all__ = ["DURATION_BUCKETS", "LATENESS_BUCKETS", "JobMetrics", "MetricsError"]
 
@@ -134,6 +135,9 @@ class JobMetrics:
     # -- the hot path --------------------------------------------------------------------
 
     wants_starts = True
+
+    async def _app_starting(self, runtime: Runtime) -> None:
+        """Nothing to load: the metrics start from zero with the process."""
 
     def started(self, job: Job[Any], attempt: int, now: float) -> None:
         """Count a started attempt, at ``now`` (called by the app's operations listener)."""

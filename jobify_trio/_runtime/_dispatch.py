@@ -18,7 +18,7 @@ import abc
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._core._clock import WallClock
 from .._core._job import Job, JobStatus, failure_status
@@ -32,6 +32,9 @@ from ._decision_events import (
     SlotsSkippedEvent,
 )
 from ._events import JobEvent, JobEventKind, JobListener, RetryingEvent, StartedEvent
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
 
 __all__ = ["AttemptObserver", "EventDispatcher"]
 
@@ -70,6 +73,9 @@ class AttemptObserver(abc.ABC):
         """A run of ``job`` ended with ``status`` (``job.status`` is SCHEDULED if it runs
         again, a cron job's next slot)."""
 
+    async def app_starting(self, runtime: Runtime) -> None:  # noqa: B027 (optional hook)
+        """The app's storage is open and its jobs restored; no job has run yet."""
+
 
 class EventDispatcher:
     """Builds each event and calls every listener with it (see the module docs).
@@ -104,6 +110,11 @@ class EventDispatcher:
             )  # fmt: skip
         else:
             self.started, self.retrying, self.ended = self._started, self._retrying, self._ended
+
+    async def app_starting(self, runtime: Runtime) -> None:
+        """Tell every observer that the app's storage is open (see ``AttemptObserver``)."""
+        for observer in self._observers:
+            await observer.app_starting(runtime)
 
     def __call__(self, event: JobEvent) -> None:
         """Call every listener (not the observers) with ``event``."""

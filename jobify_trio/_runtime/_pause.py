@@ -5,6 +5,8 @@ A paused job starts no run until it is resumed; a run already under way goes on.
 - One-off job: its timer stays armed; when it falls due the scheduler holds its command
   instead of running it, and :func:`set_paused` sends that command again on resume (so a
   job that fell due during the pause runs at resume; one not yet due runs at its time).
+- A durable one-off job's paused state is stored (the row's ``paused`` column) before
+  :func:`set_paused` returns; restored paused, it waits for a resume the same way.
 - Cron job: its trigger parks instead of firing; on resume it goes on from the first slot
   after now, the slots that passed meanwhile dropped (no catch-up, whatever the misfire
   policy).
@@ -44,6 +46,14 @@ async def set_paused(runtime: Runtime, job: Job[Any], paused: bool) -> None:
         _resume(runtime, job)
     if job._cron is not None:
         _store_cron(runtime, job)
+    _emit(runtime, job, paused)
+    if job._cron is None and runtime.durability is not None:
+        await runtime.durability.store_paused(job)  # (a checkpoint)
+    else:
+        await trio.lowlevel.checkpoint()
+
+
+def _emit(runtime: Runtime, job: Job[Any], paused: bool) -> None:
     events = runtime.outcomes.events
     if events is not None:
         kind = JobEventKind.PAUSED if paused else JobEventKind.RESUMED
@@ -51,7 +61,6 @@ async def set_paused(runtime: Runtime, job: Job[Any], paused: bool) -> None:
         events(
             JobEvent(kind=kind, job=job, attempt=job._attempt, status=job.status, next_run=again)
         )
-    await trio.lowlevel.checkpoint()
 
 
 def _store_cron(runtime: Runtime, job: Job[Any]) -> None:

@@ -108,6 +108,8 @@ class Runtime:
             await self.durability.start(self, self._nursery)
             if self.sharing is not None:
                 await self.sharing.start(self._nursery)
+        if self.outcomes.events is not None:
+            await self.outcomes.events.app_starting(self)
         _cron_runtime.attach_storage(self)
         await self._nursery.start(self.executor.run)
         await self._nursery.start(self.supervisor.run)

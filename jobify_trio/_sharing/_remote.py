@@ -87,6 +87,8 @@ class Remote:
             return False
         runtime = self._sharing.runtime
         runtime.registry.add(job)
+        job._paused = row.paused
+        runtime.registry.hold(job, row.paused)
         due = now if row.trigger is Trigger.PUSH else row.next_run_at
         job._exec_at = due.astimezone(runtime._tz)
         runtime.outcomes.rearm(job, attempt=row.attempt)
@@ -243,6 +245,7 @@ class Remote:
             pause_hook=runtime.set_paused,
         )  # fmt: skip
         job._status = JobStatus.SCHEDULED
+        job._paused = row.paused  # (a one-off job's; a cron's is in its cron state)
         if row.trigger is Trigger.CRON:
             job._cron = _RemoteCron(row)
         self.followed[job.id] = job

@@ -15,15 +15,24 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import trio
+
 from .._core._job import JobStatus
 from ..serializers import Serializer
-from ..storage import Delete, LoadResult, Storage, StoredJob, StoredState, Trigger, Upsert
+from ..storage import (
+    Delete,
+    LoadResult,
+    SetPaused,
+    Storage,
+    StoredJob,
+    StoredState,
+    Trigger,
+    Upsert,
+)
 from ._arguments import ArgumentCodec
 from ._writer import StorageWriter
 
 if TYPE_CHECKING:
-    import trio
-
     from .._api._task import Task
     from .._core._job import Job
     from .._runtime._registry import JobRegistry
@@ -169,7 +178,18 @@ class Durability:
             attempt,
             state,
             cron,
+            paused=job._paused,
         )
+
+    async def store_paused(self, job: Job[Any]) -> None:
+        """Store a one-off job's paused state (``job._paused``); return once committed.
+
+        A cron job's paused state travels in its cron state instead (``cron_updated``).
+        """
+        if self.storage.stores_paused and self._owns_row(job):
+            await self.writer.write(SetPaused(job_id=job.id, paused=job._paused))
+        else:  # not durable (or its id is another durable job's now): nothing stored
+            await trio.lowlevel.checkpoint()
 
     # -- cancel ----------------------------------------------------------------------------
 

@@ -24,14 +24,18 @@ from ..storage import (
     Heartbeat,
     InstanceInfo,
     LoadResult,
+    PruneRuns,
     PutResult,
+    RecordRun,
     Release,
     SendCommand,
+    SetPaused,
     SlotClaim,
     Storage,
     StorageError,
     StoredJob,
     StoredResult,
+    StoredRun,
     StoredState,
     Trigger,
     Upsert,
@@ -60,6 +64,28 @@ def _adoptable_unowned(job: StoredJob, now: datetime) -> bool:
     return job.trigger is Trigger.CRON or job.next_run_at > now
 
 
+def _latest(runs: list[StoredRun], per_job: int, only: set[str] | None) -> list[StoredRun]:
+    """``runs`` without those past the latest ``per_job`` of their job (of the jobs in
+    ``only``; of every job if it is None), order kept."""
+    counts: dict[str, int] = {}
+    kept: list[StoredRun] = []
+    for run in reversed(runs):
+        count = counts[run.job_id] = counts.get(run.job_id, 0) + 1
+        if count <= per_job or (only is not None and run.job_id not in only):
+            kept.append(run)
+    kept.reverse()
+    return kept
+
+
+def _pruned(runs: list[StoredRun], prune: PruneRuns) -> list[StoredRun]:
+    recent = [run for run in runs if run.ended_at >= prune.before]
+    if prune.job_ids:
+        recent = _latest(recent, prune.per_job, set(prune.job_ids))
+    if prune.max_runs is not None:
+        recent = recent[-prune.max_runs :] if prune.max_runs else []
+    return recent
+
+
 def _leased(job: StoredJob, owner: str | None, until: datetime | None) -> StoredJob:
     return attrs.evolve(job, lease_owner=owner, lease_expires_at=until)
 
@@ -77,6 +103,7 @@ class MemoryStorage(Storage):
         self.commands: list[Command] = []
         self.claims: dict[tuple[str, datetime], datetime] = {}  # (job_id, slot) -> made at
         self.results: dict[str, StoredResult] = {}
+        self.runs: list[StoredRun] = []  # the run history, oldest first
         self.startups = 0
         self.applied = 0  # apply() calls (transactions), for tests
         self._command_ids = 0
@@ -131,7 +158,39 @@ class MemoryStorage(Storage):
             self._command_ids += 1
             self.commands.append(attrs.evolve(write.command, command_id=self._command_ids))
             return True
+        return self._apply_other(write)
+
+    def _apply_other(self, write: Write) -> bool:
+        if isinstance(write, SetPaused):
+            row = self.rows.get(write.job_id)
+            if row is not None:
+                self.rows[write.job_id] = attrs.evolve(row, paused=write.paused)
+            return False
+        if isinstance(write, RecordRun):
+            self.runs.append(write.run)
+            return False
+        if isinstance(write, PruneRuns):
+            self.runs = _pruned(self.runs, write)
+            return False
         raise StorageError(f"MemoryStorage cannot apply {write!r}")
+
+    @property
+    def keeps_runs(self) -> bool:
+        """True: runs are kept in the list ``runs``."""
+        return True
+
+    @property
+    def stores_paused(self) -> bool:
+        """True: ``StoredJob.paused`` of the rows."""
+        return True
+
+    async def load_runs(
+        self, *, since: datetime, per_job: int, job_id: str | None = None
+    ) -> list[StoredRun]:
+        """The latest ``per_job`` runs of each job that ended at or after ``since``."""
+        await trio.lowlevel.checkpoint()
+        found = [r for r in self.runs if r.ended_at >= since and job_id in (None, r.job_id)]
+        return _latest(found, per_job, None)
 
     def _notify(self) -> None:
         self._changed.set()

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..storage import CorruptRow, LoadResult, Storage, StorageError, StoredJob, Write
+from ..storage import CorruptRow, LoadResult, Storage, StorageError, StoredJob, StoredRun, Write
 from ._shared import Heartbeat, InstanceInfo, SlotClaim, StoredResult
 
 if TYPE_CHECKING:
@@ -157,6 +157,27 @@ class PostgresStorage(Storage):
         if writes:
             names = self.names
             await self._call("write", lambda conn: apply_writes(conn, names, writes))
+
+    @property
+    def keeps_runs(self) -> bool:
+        """True: runs are kept in ``<table_prefix>_runs``."""
+        return True
+
+    @property
+    def stores_paused(self) -> bool:
+        """True: in the ``paused`` column."""
+        return True
+
+    async def load_runs(
+        self, *, since: datetime, per_job: int, job_id: str | None = None
+    ) -> list[StoredRun]:
+        """The stored runs that ended at or after ``since`` (see :meth:`Storage.load_runs`)."""
+        from ._postgres_runs import load_runs_sql, row_to_run
+
+        sql = load_runs_sql(self.names, one_job=job_id is not None)
+        params = (since, per_job) if job_id is None else (since, job_id, per_job)
+        rows = await self._call("read", lambda conn: conn.execute(sql, params).fetchall())
+        return [row_to_run(row) for row in rows]
 
     async def release(self, *, owner: str, job_ids: Sequence[str]) -> None:
         """End ``owner``'s leases on ``job_ids``."""

@@ -1,9 +1,11 @@
-"""The PostgreSQL table layout (schema version 1 of the PostgreSQL store) and its check.
+"""The PostgreSQL table layout (schema version 2 of the PostgreSQL store) and its check.
 
 Tables live in ``schema`` (created if missing) and are named ``<prefix>_jobs``,
 ``<prefix>_meta`` (the schema version), ``<prefix>_instances``, ``<prefix>_claims``,
-``<prefix>_results`` and ``<prefix>_commands``. Creation runs in one transaction under an
-advisory lock, so instances starting together do not race.
+``<prefix>_results``, ``<prefix>_commands`` and ``<prefix>_runs`` (the run history).
+Creation runs in one transaction under an advisory lock, so instances starting together
+do not race. Version 1 lacked the ``paused`` column and the run history: it is migrated
+in place (one transaction, under the same lock) when a version 2 store opens it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["PG_SCHEMA_VERSION", "Names", "create_or_check"]
 
 #: Version of the table layout written by :class:`~jobify_trio.storage.PostgresStorage`.
-PG_SCHEMA_VERSION: Final = 1
+PG_SCHEMA_VERSION: Final = 2
 
 _DDL: Final = """
 CREATE TABLE IF NOT EXISTS {jobs} (
@@ -34,7 +36,8 @@ CREATE TABLE IF NOT EXISTS {jobs} (
     cron text,
     lease_owner text,
     lease_expires_at timestamptz,
-    origin text
+    origin text,
+    paused boolean NOT NULL DEFAULT false
 );
 CREATE INDEX IF NOT EXISTS {p}_jobs_next_run_at ON {jobs} (next_run_at);
 CREATE INDEX IF NOT EXISTS {p}_jobs_lease_owner ON {jobs} (lease_owner);
@@ -69,7 +72,29 @@ CREATE TABLE IF NOT EXISTS {commands} (
     payload bytea NOT NULL,
     created_at timestamptz NOT NULL
 );
-CREATE INDEX IF NOT EXISTS {p}_commands_target ON {commands} (target)
+CREATE INDEX IF NOT EXISTS {p}_commands_target ON {commands} (target);
+{runs_ddl}
+"""
+
+_RUNS: Final = """
+CREATE TABLE IF NOT EXISTS {runs} (
+    run_id bigserial PRIMARY KEY,
+    job_id text NOT NULL,
+    task text NOT NULL,
+    attempt integer NOT NULL,
+    status text NOT NULL,
+    started_at timestamptz,
+    ended_at timestamptz NOT NULL,
+    error text,
+    retried boolean NOT NULL DEFAULT false,
+    instance text
+);
+CREATE INDEX IF NOT EXISTS {p}_runs_job ON {runs} (job_id, run_id)
+"""
+
+_V2_MIGRATION: Final = """
+ALTER TABLE {jobs} ADD COLUMN IF NOT EXISTS paused boolean NOT NULL DEFAULT false;
+{runs_ddl}
 """
 
 
@@ -104,12 +129,13 @@ class Names:
         """The channel as a quoted identifier (for ``LISTEN``)."""
         return '"' + self.channel_name + '"'
 
-    def ddl(self) -> list[str]:
+    def ddl(self, template: str = _DDL) -> list[str]:
         names = {
             suffix: self.table(suffix)
-            for suffix in ("jobs", "instances", "claims", "results", "commands")
+            for suffix in ("jobs", "instances", "claims", "results", "commands", "runs")
         }
-        text = _DDL.format(p=self.prefix, **names)
+        runs_ddl = _RUNS.format(p=self.prefix, **names)
+        text = template.format(p=self.prefix, runs_ddl=runs_ddl, **names)
         return [statement for statement in text.split(";") if statement.strip()]
 
 
@@ -121,10 +147,12 @@ def create_or_check(conn: psycopg.Connection[Any], names: Names, where: str) -> 
         (names.schema, f"{names.prefix}_meta"),
     ).fetchone()
     if found is not None:
+        if _version(conn, meta) == "1":
+            _migrate_v1(conn, meta, names, where)
         _check(conn, meta, names, where)
         return
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{where}/{names.jobs}",))
+        _lock(conn, names, where)
         conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{names.schema}"')
         conn.execute(f"CREATE TABLE IF NOT EXISTS {meta} (key text PRIMARY KEY, value text)")
         for statement in names.ddl():
@@ -137,9 +165,30 @@ def create_or_check(conn: psycopg.Connection[Any], names: Names, where: str) -> 
     _check(conn, meta, names, where)
 
 
-def _check(conn: psycopg.Connection[Any], meta: str, names: Names, where: str) -> None:
+def _lock(conn: psycopg.Connection[Any], names: Names, where: str) -> None:
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{where}/{names.jobs}",))
+
+
+def _version(conn: psycopg.Connection[Any], meta: str) -> str | None:
     row = conn.execute(f"SELECT value FROM {meta} WHERE key = 'schema_version'").fetchone()
-    version = None if row is None else row[0]
+    return None if row is None else str(row[0])
+
+
+def _migrate_v1(conn: psycopg.Connection[Any], meta: str, names: Names, where: str) -> None:
+    """Version 1 to 2: the ``paused`` column and the run history (one transaction)."""
+    with conn.transaction():
+        _lock(conn, names, where)
+        if _version(conn, meta) != "1":  # another instance migrated it meanwhile
+            return
+        for statement in names.ddl(_V2_MIGRATION):
+            conn.execute(statement)
+        conn.execute(
+            f"UPDATE {meta} SET value = %s WHERE key = 'schema_version'", (str(PG_SCHEMA_VERSION),)
+        )
+
+
+def _check(conn: psycopg.Connection[Any], meta: str, names: Names, where: str) -> None:
+    version = _version(conn, meta)
     if version != str(PG_SCHEMA_VERSION):
         raise StorageError(
             f"PostgreSQL job store {where}: tables {names.jobs}: schema version {version!r} is "

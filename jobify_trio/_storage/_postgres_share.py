@@ -250,7 +250,7 @@ def claim_cron_slots(
 
 
 def try_take(conn: Conn, names: Names, job: StoredJob, *, now: datetime) -> str | None:
-    placeholders = "(" + ", ".join(["%s"] * 11) + ")"
+    placeholders = "(" + ", ".join(["%s"] * 12) + ")"
     condition = (
         f" WHERE {names.jobs}.lease_owner IS NULL OR {names.jobs}.lease_owner = "
         f"EXCLUDED.lease_owner OR {names.jobs}.lease_expires_at IS NULL OR "

@@ -31,6 +31,7 @@ from ..storage import (
     Write,
 )
 from ._columns import COLUMNS, STATES, TRIGGERS
+from ._postgres_runs import RunWrites
 from ._postgres_schema import Names
 from ._shared import Command, StoredResult
 
@@ -48,6 +49,7 @@ _JOB_TYPES = (
     "text[]",
     "timestamptz[]",
     "text[]",
+    "boolean[]",
 )
 
 
@@ -57,7 +59,7 @@ def row_to_job(raw: Sequence[Any]) -> StoredJob:
     if trigger is None or state is None:
         raise ValueError(f"unknown trigger {raw[2]!r} or state {raw[6]!r}")
     arguments = raw[4] if type(raw[4]) is bytes else bytes(raw[4])
-    return StoredJob._trusted(raw[0], raw[1], trigger, raw[3], arguments, raw[5], state, *raw[7:11])
+    return StoredJob._trusted(raw[0], raw[1], trigger, raw[3], arguments, raw[5], state, *raw[7:12])
 
 
 def job_values(job: StoredJob) -> tuple[Any, ...]:
@@ -74,6 +76,7 @@ def job_values(job: StoredJob) -> tuple[Any, ...]:
         job.lease_owner,
         job.lease_expires_at,
         job.origin,
+        job.paused,
     )
 
 
@@ -99,6 +102,7 @@ class _Net:
         self.releases: dict[tuple[str, str], None] = {}
         self.results: dict[str, StoredResult] = {}
         self.commands: list[Command] = []
+        self.others = RunWrites()  # paused flags and the run history
 
     def add(self, write: Write) -> None:
         if isinstance(write, Upsert):
@@ -111,7 +115,7 @@ class _Net:
             self.results[write.result.job_id] = write.result
         elif isinstance(write, SendCommand):
             self.commands.append(write.command)
-        else:
+        elif not self.others.add(write, self.jobs):
             raise StorageError(f"PostgresStorage cannot apply {type(write).__name__} writes")
 
     def _touch(self, job_id: str, job: StoredJob | None) -> None:
@@ -119,6 +123,8 @@ class _Net:
             for key in [key for key in self.releases if key[0] == job_id]:
                 del self.releases[key]
         self.jobs[job_id] = job
+        if self.others.paused:  # the row is replaced or deleted: its flag goes with it
+            self.others.paused.pop(job_id, None)
 
     def _release(self, job_id: str, owner: str) -> None:
         if not job_id:  # the heartbeat's barrier: no row has an empty id, nothing to wake
@@ -146,6 +152,7 @@ def compile_batch(names: Names, writes: Sequence[Write]) -> tuple[str, dict[str,
         params["d"] = deletes
         clauses.append(f"DELETE FROM {names.jobs} WHERE job_id = ANY(%(d)s::text[])")
     clauses.extend(_shared_clauses(names, net, params))
+    clauses.extend(net.others.clauses(names, params))
     notify = bool(net.releases or net.results or net.commands)
     notify = notify or any(job.lease_owner is None for job in upserts)
     final = "SELECT pg_notify(%(channel)s, '')" if notify else "SELECT 1"
@@ -158,12 +165,12 @@ def compile_batch(names: Names, writes: Sequence[Write]) -> tuple[str, dict[str,
 
 
 def _upsert_clause(names: Names, upserts: list[StoredJob], params: dict[str, Any]) -> str:
-    keys = [f"u{i}" for i in range(11)]
+    keys = [f"u{i}" for i in range(12)]
     if len(upserts) == 1:  # VALUES: ~1.6x faster than unnest for one row (no arrays)
         params.update(zip(keys, job_values(upserts[0]), strict=True))
         source = "VALUES (" + ", ".join(f"%({key})s" for key in keys) + ")"
     else:
-        params.update(zip(keys, _columns([job_values(j) for j in upserts], 11), strict=True))
+        params.update(zip(keys, _columns([job_values(j) for j in upserts], 12), strict=True))
         source = _unnest(_JOB_TYPES, keys)
     return upsert_sql(names.jobs, source)
 

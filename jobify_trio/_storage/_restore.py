@@ -4,7 +4,8 @@ Runs after storage opened and before the actors start, so every restored job is 
 (its timer command queued for the scheduler) when ``async with app:`` is entered.
 
 * push rows run at once; at rows at their time; a pending retry at its stored time with
-  its stored attempt number; cron rows through the cron engine, which applies the
+  its stored attempt number; a one-off row stored paused is restored paused (it runs at
+  resume if it fell due meanwhile); cron rows through the cron engine, which applies the
   misfire policy and keeps ``run_count`` (a permanently failed cron stays so).
 * Declarative crons (``@app.task(cron=...)``): the cron engine decides, from the stored
   row, whether the cron in code is unchanged (resume) or changed (replace); a stored
@@ -123,6 +124,9 @@ def _restore_row(
     if row.trigger is Trigger.PUSH and row.state is StoredState.SCHEDULED:
         exec_at = now  # push rows run at once
     job = runtime._new_job(task, args, kwargs, row.job_id, exec_at.astimezone(runtime._tz))
+    if row.paused:  # stored paused: held when due, until resumed
+        job._paused = True
+        runtime.registry.hold(job, True)
     runtime.outcomes.rearm(job, attempt=row.attempt)
     return None
 

@@ -22,24 +22,31 @@ from ..storage import (
     CorruptRow,
     Delete,
     LoadResult,
+    PruneRuns,
     PutResult,
+    RecordRun,
     Release,
     SendCommand,
+    SetPaused,
     StorageError,
     StoredJob,
+    StoredRun,
     Upsert,
     Write,
     validate_table_name,
 )
 from ._columns import COLUMNS, STATES, TRIGGERS
 from ._sqlite_checks import check_existing, explain, lenient_text, readable
+from ._sqlite_runs import RUN_SQL, load_runs, prune_runs, run_params
 from ._sqlite_schema import create_or_migrate
 
 __all__ = ["COLUMNS", "SQLiteDatabase", "from_db_time", "job_to_row", "row_to_job", "to_db_time"]
 
 _COLUMNS = COLUMNS
-_V1_COLUMNS = COLUMNS.removesuffix(", origin")  # a version 1 table (read by the CLI as is)
-_WIDTH = 11  # columns in _COLUMNS
+_V2_COLUMNS = COLUMNS.removesuffix(", paused")  # a version 2 table (read by the CLI as is)
+_V1_COLUMNS = _V2_COLUMNS.removesuffix(", origin")  # a version 1 table
+_WIDTH = 12  # columns in _COLUMNS
+_OPTIONAL: tuple[Any, ...] = (None, None, None, 0)  # lease_owner, lease_expires_at, origin, paused
 #: Parameters per multi-row statement, largest first: each size is one cached prepared
 #: statement; 16,384 stays under SQLite's default limit of 32,766 variables.
 _CHUNKS = (16384, 2048, 256, 32, 4, 1)
@@ -166,9 +173,12 @@ class SQLiteDatabase:
     _read_columns = COLUMNS
 
     def _existing_columns(self) -> str:
-        """The columns to read from a table opened as it is (version 1 lacks ``origin``)."""
+        """The columns to read from a table opened as it is (version 1 lacks ``origin``,
+        version 2 ``paused``)."""
         present = {row[1] for row in self._conn.execute(f"PRAGMA table_info({self.table})")}
-        return COLUMNS if "origin" in present else _V1_COLUMNS
+        if "paused" in present:
+            return COLUMNS
+        return _V2_COLUMNS if "origin" in present else _V1_COLUMNS
 
     def rows(self) -> list[tuple[Any, ...]]:
         """Every row as raw column values, ordered by next run."""
@@ -227,11 +237,18 @@ class SQLiteDatabase:
             for kind, values in _runs(writes):
                 if kind == "upsert" or kind == "delete":
                     self._write_run(kind == "delete", values)
+                elif kind == "prune":
+                    for (prune,) in values:
+                        prune_runs(self._conn, self.table, prune)
+                elif len(values) == 1:  # (executemany costs a cursor more)
+                    self._conn.execute(self._other_sql(kind), values[0])
                 else:
                     self._conn.executemany(self._other_sql(kind), values)
 
     def _other_sql(self, kind: str) -> str:
         t = self.table
+        if kind in RUN_SQL:
+            return RUN_SQL[kind].format(t=t)
         if kind == "result":
             return (
                 f"INSERT OR REPLACE INTO {t}_results (job_id, origin, status, value, error, "
@@ -276,6 +293,11 @@ class SQLiteDatabase:
             )
         return sql
 
+    def load_runs(self, *, since: datetime, per_job: int, job_id: str | None) -> list[StoredRun]:
+        """The stored run history (see :func:`._sqlite_runs.load_runs`)."""
+        with self._errors("read"):
+            return load_runs(self._conn, self.table, since=since, per_job=per_job, job_id=job_id)
+
     def delete(self, job_ids: Sequence[str]) -> int:
         """Delete rows by id; the number deleted."""
         before = self._conn.total_changes
@@ -308,6 +330,7 @@ def job_to_row(job: StoredJob) -> tuple[Any, ...]:
         job.lease_owner,
         None if lease is None else to_db_time(lease),
         job.origin,
+        int(job.paused),
     )
 
 
@@ -346,14 +369,16 @@ def _params(write: Write) -> tuple[str, tuple[Any, ...]]:
     if isinstance(write, SendCommand):
         c = write.command
         return "command", (c.target, c.job_id, c.kind.value, c.payload, to_db_time(c.created_at))
+    if isinstance(write, (RecordRun, SetPaused, PruneRuns)):  # (a tuple: faster than a union)
+        return run_params(write)
     raise StorageError(f"SQLiteStorage cannot apply {type(write).__name__} writes")
 
 
 def row_to_job(raw: tuple[Any, ...]) -> StoredJob:
     """Column values back to a :class:`StoredJob`; ``ValueError``/``TypeError`` if corrupt.
 
-    ``raw`` holds the columns of ``COLUMNS`` (the last three, lease and origin, may be
-    left out). Every column is checked here, so the row is built unvalidated.
+    ``raw`` holds the columns of ``COLUMNS`` (the last four, lease, origin and paused,
+    may be left out). Every column is checked here, so the row is built unvalidated.
     """
     job_id, task, trigger, next_run_at, arguments, attempt, state, cron = raw[:8]
     if type(job_id) is not str or type(task) is not str:
@@ -367,7 +392,10 @@ def row_to_job(raw: tuple[Any, ...]) -> StoredJob:
     kind, where = TRIGGERS.get(trigger), STATES.get(state)
     if kind is None or where is None:
         raise ValueError(f"unknown trigger {trigger!r} or state {state!r}")
-    owner, lease, origin = (*raw[8:11], None, None, None)[:3]  # optional columns
+    optional: tuple[Any, ...] = (*raw[8:12], *_OPTIONAL[len(raw) - 8 :])
+    owner, lease, origin, paused = optional
+    if paused not in (0, 1):
+        raise ValueError(f"paused must be 0 or 1, got {paused!r}")
     if (owner is not None and type(owner) is not str) or (
         origin is not None and type(origin) is not str
     ):
@@ -384,4 +412,5 @@ def row_to_job(raw: tuple[Any, ...]) -> StoredJob:
         owner,
         None if lease is None else from_db_time(lease),
         origin,
+        paused == 1,
     )

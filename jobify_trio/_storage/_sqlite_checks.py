@@ -53,11 +53,11 @@ def check_existing(
     if f"{table}_meta" in tables:
         query = f"SELECT value FROM {table}_meta WHERE key='schema_version'"
         version = _first_column(conn, query)
-        if version and version[0] not in ("1", str(SCHEMA_VERSION)):  # 1: read as it is
+        if version and version[0] not in ("1", "2", str(SCHEMA_VERSION)):  # read as they are
             raise version_error(path, table, version[0])
 
 
-_SHARING_SUFFIXES = ("_instances", "_claims", "_results", "_commands")
+_SHARING_SUFFIXES = ("_instances", "_claims", "_results", "_commands", "_runs")
 
 
 def _user_tables(tables: list[str]) -> list[str]:

@@ -1,10 +1,11 @@
-"""The SQLite table layout (schema version 2) and the migration from version 1.
+"""The SQLite table layout (schema version 3) and the migrations from versions 1 and 2.
 
 Version 1 held one job table (``<table>``) and ``<table>_meta``. Version 2 adds the
 ``origin`` column and the tables of the sharing protocol: ``<table>_instances``,
 ``<table>_claims`` (cron slot claims), ``<table>_results`` and ``<table>_commands``.
-A version 1 file is migrated in place, in one ``BEGIN IMMEDIATE`` transaction, when a
-version 2 store opens it.
+Version 3 adds the ``paused`` column (a paused one-off job) and the run history,
+``<table>_runs``. A version 1 or 2 file is migrated in place, in one ``BEGIN IMMEDIATE``
+transaction, when a version 3 store opens it.
 """
 
 from __future__ import annotations
@@ -71,6 +72,23 @@ CREATE TABLE IF NOT EXISTS {t}_commands (
 CREATE INDEX IF NOT EXISTS {t}_commands_target ON {t}_commands (target)
 """
 
+_V3_ADDITIONS: Final = """
+ALTER TABLE {t} ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE IF NOT EXISTS {t}_runs (
+    run_id INTEGER PRIMARY KEY,
+    job_id TEXT NOT NULL,
+    task TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    started_at TEXT,
+    ended_at TEXT NOT NULL,
+    error TEXT,
+    retried INTEGER NOT NULL DEFAULT 0,
+    instance TEXT
+);
+CREATE INDEX IF NOT EXISTS {t}_runs_job ON {t}_runs (job_id, run_id)
+"""
+
 
 def _run(conn: sqlite3.Connection, script: str, table: str) -> None:
     for statement in script.format(t=table).split(";"):
@@ -79,7 +97,7 @@ def _run(conn: sqlite3.Connection, script: str, table: str) -> None:
 
 
 def create_or_migrate(conn: sqlite3.Connection, path: Path, table: str) -> None:
-    """Create the version 2 tables, migrate a version 1 layout, or refuse another version.
+    """Create the version 3 tables, migrate a version 1 or 2 layout, or refuse another.
 
     Runs inside the caller's ``BEGIN IMMEDIATE`` transaction.
     """
@@ -93,9 +111,11 @@ def create_or_migrate(conn: sqlite3.Connection, path: Path, table: str) -> None:
         conn.execute(
             f"INSERT INTO {meta} (key, value) VALUES ('schema_version', '1')",
         )
-    elif row[0] != "1":
+    elif row[0] not in ("1", "2"):
         raise version_error(path, table, row[0])
-    _run(conn, _V2_ADDITIONS, table)
+    if row is None or row[0] == "1":
+        _run(conn, _V2_ADDITIONS, table)
+    _run(conn, _V3_ADDITIONS, table)
     conn.execute(
         f"UPDATE {meta} SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
     )

@@ -141,7 +141,7 @@ def _leased(raw: tuple[Any, ...], owner: str, until: datetime) -> StoredJob | No
     """The row leased to ``owner``; None if it is corrupt (it is then not leased: a full
     ``load`` reports it, and it cannot block the claims of the others)."""
     try:
-        return row_to_job((*raw[:8], owner, to_db_time(until), raw[10]))
+        return row_to_job((*raw[:8], owner, to_db_time(until), *raw[10:]))
     except (ValueError, TypeError):
         return None
 
@@ -236,7 +236,7 @@ def try_take(db: SQLiteDatabase, job: StoredJob, *, now: datetime) -> str | None
         other = _live_owner(conn, db.table, job.job_id, job.lease_owner, to_db_time(now))
         if other is None:
             conn.execute(
-                f"INSERT OR REPLACE INTO {db.table} ({COLUMNS}) VALUES ({','.join('?' * 11)})",
+                f"INSERT OR REPLACE INTO {db.table} ({COLUMNS}) VALUES ({','.join('?' * 12)})",
                 job_to_row(job),
             )
     return other

@@ -48,7 +48,16 @@ import warnings
 
 import trio
 
-from ..storage import PutResult, SendCommand, Storage, StorageError, Upsert, Write
+from ..storage import (
+    PruneRuns,
+    PutResult,
+    RecordRun,
+    SendCommand,
+    Storage,
+    StorageError,
+    Upsert,
+    Write,
+)
 
 __all__ = ["StorageWriter"]
 
@@ -253,4 +262,8 @@ def _job_id(write: Write) -> str:
         return write.result.job_id
     if isinstance(write, SendCommand):
         return write.command.job_id
+    if isinstance(write, RecordRun):
+        return write.run.job_id
+    if isinstance(write, PruneRuns):
+        return ""
     return write.job_id
