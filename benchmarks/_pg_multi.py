@@ -37,7 +37,9 @@ from _pg_common import connect, fresh_schema, server_settings
 from _plan import TAKEOVER_LEASE
 
 HERE = Path(__file__).resolve().parent
-SCHEMA = "bench_jobify_trio_multi"
+SCHEMA = f"bench_jobify_trio_multi_{os.getpid()}"
+"""Per run: two benchmark runs at once on one server (two checkouts) must not drop each
+other's schema in the middle of a round."""
 CRON_JOBS = 1_000
 CRON_INSTANCES = 3
 CRON_WARMUP_S = 3

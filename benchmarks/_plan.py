@@ -409,6 +409,13 @@ PG_ROWS = (
         fmt="{:.1f}",
     ),
     Row(
+        label="1,000 crons x every second, 3 instances: lateness max (ms)",
+        metric="pg_cron",
+        key="lateness_max_ms",
+        target="info",
+        fmt="{:.1f}",
+    ),
+    Row(
         label=f"takeover after SIGKILL, lease {TAKEOVER_LEASE:g} s: first job (s)",
         metric="pg_takeover",
         key="first_s",

@@ -80,11 +80,6 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> World:
 async def test_unchanged_declarative_cron_resumes_keeping_run_count(
     world: World, vclock: trio.testing.MockClock
 ) -> None:
-    if world.shared:
-        pytest.skip(
-            "on a sharing store a cron's counters are stored with its next slot claim and "
-            "lag by one run after a stop (docs/sharing.rst, Limits)"
-        )
     cron = Cron("* * * * *", max_runs=5)
     async with world.app(cron):
         await world.run_until(2)

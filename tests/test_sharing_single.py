@@ -21,6 +21,9 @@ from jobify_trio.testing import MemoryStorage, VirtualWallClock
         ({"lease": 3, "heartbeat_interval": 3}, "must be shorter than the lease"),
         ({"instance_id": ""}, "instance_id must be a non-empty str"),
         ({"lease": 60, "slot_claim_retention": 30}, "slot_claim_retention must be longer"),
+        ({"slot_claim_lead": -0.1}, "slot_claim_lead must be a number >= 0"),
+        ({"slot_claim_lead": "1"}, "slot_claim_lead must be a number >= 0"),
+        ({"lease": 2, "slot_claim_lead": 2}, "slot_claim_lead .* must be shorter than the lease"),
     ],
 )
 def test_sharing_options_are_validated(options: dict[str, object], message: str) -> None:
@@ -33,6 +36,8 @@ def test_sharing_options_defaults() -> None:
     assert (options.lease, options.beat, options.poll_interval) == (30.0, 10.0, 1.0)
     assert options.result_retention == 86_400.0
     assert options.slot_claim_retention == 7 * 86_400.0
+    assert options.slot_claim_lead == 0.5
+    assert SharingOptions(slot_claim_lead=0).slot_claim_lead == 0
     assert SharingOptions(lease=9, heartbeat_interval=1).beat == 1
 
 

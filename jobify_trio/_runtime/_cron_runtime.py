@@ -231,7 +231,7 @@ def attach_storage(runtime: Runtime) -> None:
     """Store each cron job's progress after its runs, if the app has storage."""
     if runtime.sharing is not None and runtime.sharing.active:
         # the next slot claim stores the progress (a compare-and-set); see _sharing._slots
-        runtime.cron_triggers.run_ended_hooks.append(runtime.sharing.cron_run_ended)
+        runtime.cron_triggers.run_ended_hooks.append(runtime.sharing.crons.run_ended)
     elif runtime.durability is not None:
         runtime.cron_triggers.run_ended_hooks.append(functools.partial(store_cron_state, runtime))
 

@@ -70,7 +70,7 @@ def _store_cron(runtime: Runtime, job: Job[Any]) -> None:
         return
     sharing = runtime.sharing
     if sharing is not None and sharing.active:
-        sharing.store_cron(job, state)
+        sharing.crons.store(job, state)
     else:
         _cron_runtime.store_cron_state(runtime, job, state)
 

@@ -20,6 +20,11 @@ def _optional_positive(_: object, attribute: attrs.Attribute[float | None], valu
         _positive(_, attribute, value)  # type: ignore[arg-type]
 
 
+def _lead(_: object, attribute: attrs.Attribute[float], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ValueError(f"SharingOptions.{attribute.name} must be a number >= 0, got {value!r}")
+
+
 def _instance_id(_: object, attribute: attrs.Attribute[str | None], value: object) -> None:
     if value is not None and (not isinstance(value, str) or not value.strip()):
         raise ValueError(f"SharingOptions.instance_id must be a non-empty str, got {value!r}")
@@ -35,7 +40,9 @@ class SharingOptions:
     ``poll_interval``: how often the store is polled for due rows, results and
     commands when it sends no notification. ``result_retention`` and
     ``slot_claim_retention``: how long results across instances and cron slot claims
-    are kept. ``instance_id``: default ``"{host}-{pid}-{random}"``.
+    are kept. ``slot_claim_lead``: how long before a cron slot its claim is committed
+    (0: at the slot), so that the slot fires on time without waiting for the store; it
+    must be shorter than the lease. ``instance_id``: default ``"{host}-{pid}-{random}"``.
     """
 
     lease: float = attrs.field(default=30.0, validator=_positive)
@@ -43,12 +50,18 @@ class SharingOptions:
     poll_interval: float = attrs.field(default=1.0, validator=_positive)
     result_retention: float = attrs.field(default=86_400.0, validator=_positive)
     slot_claim_retention: float = attrs.field(default=7 * 86_400.0, validator=_positive)
+    slot_claim_lead: float = attrs.field(default=0.5, validator=_lead)
     instance_id: str | None = attrs.field(default=None, validator=_instance_id)
 
     def __attrs_post_init__(self) -> None:
         if self.heartbeat_interval is not None and self.heartbeat_interval >= self.lease:
             raise ValueError(
                 f"SharingOptions.heartbeat_interval ({self.heartbeat_interval!r} s) must be "
+                f"shorter than the lease ({self.lease!r} s)"
+            )
+        if self.slot_claim_lead >= self.lease:
+            raise ValueError(
+                f"SharingOptions.slot_claim_lead ({self.slot_claim_lead!r} s) must be "
                 f"shorter than the lease ({self.lease!r} s)"
             )
         if self.slot_claim_retention <= self.lease:

@@ -11,7 +11,9 @@ start when the store cannot share and another instance is live, and else returns
 * ``Outcomes.result_check`` / ``job_ended_hooks``: a result that must travel to another
   instance is encoded (a value that cannot be is a FAILED run) and stored;
 * ``Executor.on_full``: a due job that finds the executor full is released for others;
-* ``CronTriggers.claim_slot``: each cron slot is claimed (exactly once) before it fires.
+* ``CronTriggers.claim_slot``: each cron slot is claimed (exactly once) before it fires;
+  other writes of cron rows (paused, failed for good, ended, progress at a clean stop) in
+  :mod:`._cron_rows`.
 
 The actors (heartbeat, claimer, results poller, slot-claim batcher) live in sibling
 modules; the handles of jobs running elsewhere in :mod:`._remote`.
@@ -27,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .._core._job import JobStatus
-from .._cron._state import cron_to_json
 from .._storage._durability import is_durable
 from .._storage._restore import _restore_row
 from ..storage import (
@@ -41,6 +42,7 @@ from ..storage import (
     StoredState,
     Trigger,
 )
+from ._cron_rows import ENDED_CRON_DELETE_TIMEOUT, CronRows
 from ._decide import describe_instance, live_others
 from ._options import SharingOptions, host_name, new_instance_id, pid_alive
 from ._remote import Remote
@@ -49,7 +51,6 @@ from ._slots import SlotBatcher
 if TYPE_CHECKING:
     from .._api._task import Task
     from .._core._job import Job
-    from .._cron._state import CronState
     from .._runtime._runtime import Runtime
     from .._storage._durability import Durability
     from ..storage import Storage
@@ -57,10 +58,6 @@ if TYPE_CHECKING:
 __all__ = ["Sharing", "start_sharing"]
 
 log = logging.getLogger("jobify_trio.sharing")
-
-ENDED_CRON_DELETE_TIMEOUT = 10.0
-"""Seconds the last write of an ended cron (delete, or PERMANENTLY_FAILED) may hold up a
-stopping app at most."""
 
 ADOPT_LIMIT = 10_000
 """Most rows adopted in one pass (the next pass takes the rest)."""
@@ -111,6 +108,7 @@ class Sharing:
         self.unrunnable: set[str] = set()  # claimed rows we could not arm (warned once)
         self.origins: dict[str, str] = {}  # jobs run here that another instance scheduled
         self.expected: dict[str, Any] = {}  # cron job id -> its stored next_run_at
+        self.crons = CronRows(self)
         self.remote = Remote(self)
         self.slots = SlotBatcher(self)
         self.unregister_on_stop = True
@@ -143,11 +141,13 @@ class Sharing:
         runtime, durability = self.runtime, self.durability
         durability.stamp = self.stamp
         durability.load_rows = self.load_owned
-        durability.delete_ended_cron = self.delete_ended_cron
+        durability.delete_ended_cron = self.crons.delete_ended
         runtime.outcomes.result_check = self.remote.check_result
         runtime.outcomes.job_ended_hooks.append(self.remote.job_ended)
+        runtime.outcomes.job_ended_hooks.append(self.crons.forget)
         runtime.executor.on_full = self.release_if_busy
         runtime.cron_triggers.claim_slot = self.slots.claim
+        runtime.cron_triggers.claim_lead = self.options.slot_claim_lead
 
     async def start(self, nursery: trio.Nursery) -> None:
         """Start the actors: heartbeat always; claimer, results and slots when sharing."""
@@ -162,10 +162,13 @@ class Sharing:
             await nursery.start(self.remote.run_poller)
 
     async def stop(self) -> None:
-        """A clean stop: unregister (our leases end, so others take over at once)."""
+        """A clean stop: store the progress of our crons that ran since their last
+        claim, then unregister (our leases end, so others take over at once)."""
         if not self.unregister_on_stop:
             return
         with trio.CancelScope(shield=True):
+            with trio.move_on_after(ENDED_CRON_DELETE_TIMEOUT):
+                await self.crons.store_unstored()
             try:
                 await self.storage.unregister_instance(instance_id=self.me)
             except Exception as exc:  # the store is gone: our leases simply run out
@@ -177,6 +180,7 @@ class Sharing:
         """``row`` leased to this instance, with its origin (every row we write)."""
         if row.trigger is Trigger.CRON:
             self.expected[row.job_id] = row.next_run_at
+            self.crons.forget_id(row.job_id)  # this row stores its current progress
         return StoredJob._trusted(
             row.job_id, row.task_name, row.trigger, row.next_run_at, row.arguments,
             row.attempt, row.state, row.cron, self.me, self.runtime.now() + self.lease,
@@ -304,6 +308,7 @@ class Sharing:
             runtime.cron_triggers.stop(job)
         job._status = JobStatus.SCHEDULED
         self.expected.pop(job.id, None)
+        self.crons.forget(job)
         self.writer.write_nowait(Release(job_id=job.id, owner=self.me))  # if still ours
         self.remote.follow(job, origin=self.origins.pop(job.id, self.me))
 
@@ -346,57 +351,3 @@ class Sharing:
             self.remote.lookup_row(row)
             return False
         return True
-
-    def cron_run_ended(self, job: Job[Any], state: CronState) -> None:
-        """After a cron run: a cron that failed for good is stored so, unless the row is
-        no longer ours (progress otherwise travels with the next slot claim)."""
-        if job.status is JobStatus.PERMANENTLY_FAILED:
-            self.store_cron(job, state)
-
-    def store_cron(self, job: Job[Any], state: CronState) -> None:
-        """Store a cron job's row as it is now (a cron that failed for good, or one paused
-        or resumed), unless the row is no longer ours."""
-        if not is_durable(job._task):
-            return
-        durability = self.durability
-        arguments = durability._encode_again(job)
-        if arguments is None or job._cron is None:
-            return
-        row = durability.row(
-            job, Trigger.CRON, arguments, attempt=1, state=_stored_state(job),
-            cron=cron_to_json(job._cron, state), next_run_at=state.next_run_at or job.exec_at,
-        )  # fmt: skip
-        self.runtime._nursery.start_soon(self._take, self.stamp(row))
-
-    def delete_ended_cron(self, job_id: str) -> None:
-        """A cron ended here (``max_runs``...): delete its row unless another instance
-        took it over meanwhile (we stalled past our lease): then the row is its."""
-        self.runtime._nursery.start_soon(self._delete_if_ours, job_id)
-
-    async def _delete_if_ours(self, job_id: str) -> None:
-        # Shielded and bounded: an app stopping right after the cron ended still deletes
-        # the row (as the writer's flush would on an unshared store). No writer barrier:
-        # the writer may be stopping, and a shared cron's progress is committed by its
-        # slot claims, before its run, not queued after it.
-        with trio.CancelScope(shield=True), trio.move_on_after(ENDED_CRON_DELETE_TIMEOUT):
-            try:
-                now = self.runtime.now()
-                owner = await self.storage.try_delete(job_id, owner=self.me, now=now)
-            except Exception as exc:
-                log.warning("could not delete the row of ended cron job %r: %s", job_id, exc)
-                return
-            if owner is not None:
-                log.info("cron job %r ended here but instance %r runs it now", job_id, owner)
-
-    async def _take(self, row: StoredJob) -> None:
-        # Shielded and bounded, as _delete_if_ours: an app stopping now still stores it.
-        with trio.CancelScope(shield=True), trio.move_on_after(ENDED_CRON_DELETE_TIMEOUT):
-            try:
-                await self.storage.try_take(row, now=self.runtime.now())
-            except Exception as exc:
-                log.warning("could not store cron job %r as failed: %s", row.job_id, exc)
-
-
-def _stored_state(job: Job[Any]) -> StoredState:
-    failed = job.status is JobStatus.PERMANENTLY_FAILED
-    return StoredState.PERMANENTLY_FAILED if failed else StoredState.SCHEDULED

@@ -1,11 +1,14 @@
 """The slot-claim batcher: group commit of cron :class:`~jobify_trio.storage.SlotClaim`.
 
-Before a cron trigger fires a slot, it asks :meth:`SlotBatcher.claim`. Claims made while
-a batch is being committed gather in the next one, so triggers firing together cost one
-transaction (:meth:`~jobify_trio.storage.Storage.claim_cron_slots`). A claim that is
-not committed means another instance owns the cron now: the trigger stops here and the
-handle follows the job remotely. A failed commit (store down) is retried every poll
-interval: the slot fires late rather than twice.
+A cron trigger asks :meth:`SlotBatcher.claim` ``SharingOptions.slot_claim_lead`` seconds
+before each slot (or when it fires, if it could not earlier): the slot then fires on the
+local timer, without waiting for the store. Claims made while a batch is being committed
+gather in the next one, so triggers claiming together cost one transaction
+(:meth:`~jobify_trio.storage.Storage.claim_cron_slots`). A claim that is not committed
+means another instance owns the cron now (the trigger stops here and the handle follows
+the job remotely), unless the row is still ours: then the slot had been claimed before
+and is skipped. A failed commit (store down) is retried every poll interval: the slot
+fires late rather than twice.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import trio
 
 from .._cron._state import cron_to_json
@@ -28,6 +32,10 @@ if TYPE_CHECKING:
 __all__ = ["SlotBatcher"]
 
 log = logging.getLogger("jobify_trio.sharing")
+
+LOST_CLAIM_RETRIES = 2
+"""A lost claim whose row is still ours is retried with the stored ``next_run_at`` (a
+write of ours overtook it) at most this many times."""
 
 GATHER_PASSES = 64
 """Most scheduling passes a batch waits for more claims before it is committed."""
@@ -52,8 +60,14 @@ class SlotBatcher:
         self._wakeup = trio.Event()
         self.batches = 0
 
-    async def claim(self, job: Job[Any], slot: datetime, state: CronState) -> bool:
-        """Claim ``slot`` of cron ``job`` (``state``: its progress once it fired)."""
+    async def claim(self, job: Job[Any], slot: datetime, state: CronState) -> bool | None:
+        """Claim ``slot`` of cron ``job`` (``state``: its progress once it fired).
+
+        True: fire it. False: another instance owns the cron now (it is detached here).
+        None: the row is still ours but ``slot`` was claimed before (by an earlier
+        schedule of this id cancelled or replaced within the claim lead, or by an
+        instance that died between its claim and the slot): it is not run again.
+        """
         sharing = self._sharing
         if not is_durable(job._task):
             await trio.lowlevel.checkpoint()
@@ -64,20 +78,49 @@ class SlotBatcher:
             expected_next_run_at=sharing.expected.get(job.id, slot), owner=sharing.me,
             cron=cron_to_json(job._cron, state), next_run_at=next_run_at,
         )  # fmt: skip
+        for _ in range(LOST_CLAIM_RETRIES + 1):
+            if await self._commit_one(claim):
+                sharing.expected[job.id] = next_run_at
+                sharing.crons.forget_id(job.id)  # the claim stored its progress
+                return True
+            stored = await self._our_next_run_at(job)
+            if stored is None:
+                break
+            sharing.expected[job.id] = stored
+            if stored == claim.expected_next_run_at:
+                return None  # the compare-and-set held: the slot row exists already
+            claim = attrs.evolve(claim, expected_next_run_at=stored)
+        if sharing.runtime.registry.get(job.id) is job:
+            sharing.detach(job)
+        return False
+
+    async def _commit_one(self, claim: SlotClaim) -> bool:
+        """Add ``claim`` to the open batch and wait for its commit (retried every poll
+        interval while the store fails)."""
         while True:
             batch = self._open
             batch.claims.append(claim)
             self._wakeup.set()
             await batch.done.wait()
             if not batch.failed:
-                break
-            await trio.sleep(sharing.options.poll_interval)
-        if job.id in batch.won:
-            sharing.expected[job.id] = next_run_at
-            return True
-        if sharing.runtime.registry.get(job.id) is job:
-            sharing.detach(job)
-        return False
+                return claim.job_id in batch.won
+            await trio.sleep(self._sharing.options.poll_interval)
+
+    async def _our_next_run_at(self, job: Job[Any]) -> datetime | None:
+        """After a lost claim: the stored ``next_run_at`` if the row is still leased to
+        us, else None (it was taken over, deleted, or the store cannot be read)."""
+        sharing = self._sharing
+        try:
+            row = await sharing.storage.get_job(job.id)
+        except Exception as exc:
+            log.warning("cron job %r: its row could not be read: %s", job.id, exc)
+            return None
+        if row is None or row.lease_owner != sharing.me:
+            return None
+        expires = row.lease_expires_at
+        if expires is None or expires <= sharing.runtime.now():
+            return None
+        return row.next_run_at
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Commit batches until cancelled."""

@@ -4,6 +4,7 @@ whole design; this module holds the per-job task and its run-end hook)."""
 from __future__ import annotations
 
 import collections
+import math
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ from ..._cron._misfire import plan_misfire
 from ..._cron._slots import EARLY_TOLERANCE, Slots, on_time
 from ..._cron._state import CronState
 from ..._cron._values import Cron
+from ..._storage._durability import is_durable
 from ._cron_alarm import Alarm, AlarmEntry
 from ._executor import not_a_worker
 
@@ -37,6 +39,8 @@ class CronTrigger:
 
     __slots__ = (
         "_batch",
+        "_claimed",
+        "_claimed_next",
         "_cron",
         "_due",
         "_due_stamp",
@@ -79,6 +83,8 @@ class CronTrigger:
         self.run_count = state.run_count
         self.failures = state.failures
         self._batch: collections.deque[datetime] = collections.deque()
+        self._claimed = math.nan  # timestamp of the slot claimed ahead (see _claim_ahead)
+        self._claimed_next: datetime | None = None  # the next slot stored with that claim
         self._ended = False
         self._inherited = job.status is JobStatus.RUNNING  # a run from before a replace
         self._run_over = False
@@ -92,14 +98,22 @@ class CronTrigger:
     # -- state -----------------------------------------------------------------------------
 
     def state(self) -> CronState:
-        """A snapshot of this job's progress."""
+        """A snapshot of this job's progress (as stored: once the due slot is claimed
+        ahead, the state its claim stored, from after that slot)."""
+        upcoming, offset = self._upcoming(), self._offset
+        if self._ahead():
+            upcoming, offset = self._claimed_next, self._due  # type: ignore[assignment]
         return CronState(
-            next_run_at=self._upcoming(),
-            offset=self._offset,
+            next_run_at=upcoming,
+            offset=offset,
             run_count=self.run_count,
             failures=self.failures,
             paused=self._job._paused,
         )
+
+    def _ahead(self) -> bool:
+        """The due slot is claimed already (ahead of its time) and waits to fire."""
+        return not self._batch and self._due is not None and self._claimed == self._due_stamp
 
     def _upcoming(self) -> datetime | None:
         return self._batch[0] if self._batch else self._due
@@ -167,9 +181,16 @@ class CronTrigger:
                 slot = self._batch.popleft()
                 self._offset = job._exec_at = slot
                 claim = group.claim_slot
-                if claim is not None and not await claim(job, slot, self.state()):
-                    self._claimed_elsewhere(slot)
-                    return  # another instance fires this cron now
+                if slot.timestamp() == self._claimed:
+                    self._claimed = math.nan  # claimed ahead: it fires on the local timer
+                elif claim is not None:
+                    won = await claim(job, slot, self.state())
+                    if won is False:
+                        self._claimed_elsewhere(slot)
+                        return  # another instance fires this cron now
+                    if won is None:  # claimed before (see SlotBatcher.claim): not run
+                        self._publish()
+                        continue
                 if group.events is not None:
                     self._announce_dst(slot)
                 job._generation += 1
@@ -183,12 +204,58 @@ class CronTrigger:
                 return
             now = clock.now().timestamp()
             remaining = self._due_stamp - now
-            if remaining > EARLY_TOLERANCE:
-                self._entry = group.alarm.push(trio.current_time() + remaining, self._task)  # type: ignore[arg-type]
+            sleep = self._sleep_for(remaining)
+            if sleep > 0:
+                self._entry = group.alarm.push(trio.current_time() + sleep, self._task)  # type: ignore[arg-type]
                 await self._park()
+                continue
+            if remaining > EARLY_TOLERANCE:  # within the claim lead of its slot
+                if not await self._claim_ahead():
+                    return  # another instance fires this cron now
                 continue
             self.replan(now)
             self._publish()
+
+    def _sleep_for(self, remaining: float) -> float:
+        """Seconds to park before the next step, the due slot being ``remaining`` seconds
+        ahead (0: act now). With a claim lead (sharing), the trigger first wakes that long
+        before the slot to claim it, then parks again until the slot itself."""
+        if remaining <= EARLY_TOLERANCE:
+            return 0.0
+        lead = self._group.claim_lead
+        if lead > 0 and self._claimed != self._due_stamp and is_durable(self._job._task):
+            remaining -= lead
+            return remaining if remaining > EARLY_TOLERANCE else 0.0
+        return remaining
+
+    async def _claim_ahead(self) -> bool:
+        """Claim the due slot now, before its time, with the state it leaves once fired
+        (so the store never shows a slot that was claimed as still to come). The slot
+        then fires on the local timer; a pause, cancel or replace meanwhile is honoured
+        (the slot stays claimed and is not run). False: another instance owns the cron."""
+        due = self._due
+        claim = self._group.claim_slot
+        assert due is not None
+        assert claim is not None
+        following = self._slots.after(due, self._due_stamp)
+        upcoming = None if following is None else following[0]
+        state = CronState(
+            next_run_at=upcoming, offset=due, run_count=self.run_count,
+            failures=self.failures, paused=self._job._paused,
+        )  # fmt: skip
+        won = await claim(self._job, due, state)
+        if won is False:
+            self._claimed_elsewhere(due)
+            return False
+        if self._due is not due:  # re-planned meanwhile (resumed, clock set back)
+            return True
+        if won is None:  # claimed before (see SlotBatcher.claim): skipped, not run
+            self._offset = due
+            self._set_due(upcoming)
+            self._publish()
+        else:
+            self._claimed, self._claimed_next = self._due_stamp, upcoming
+        return True
 
     def _announce_dst(self, slot: datetime) -> None:
         """Tell the listeners if the DST rule moved ``slot`` or keeps it once."""
@@ -303,9 +370,9 @@ class CronTrigger:
         self._waiting_run = False
         if not self._ended and not self._batch and self._due is not None:
             group = self._group
-            remaining = self._due_stamp - group.wall_clock.now().timestamp()
-            if remaining > EARLY_TOLERANCE:
-                self._entry = group.alarm.push(trio.current_time() + remaining, self._task)  # type: ignore[arg-type]
+            sleep = self._sleep_for(self._due_stamp - group.wall_clock.now().timestamp())
+            if sleep > 0:
+                self._entry = group.alarm.push(trio.current_time() + sleep, self._task)  # type: ignore[arg-type]
                 return
         trio.lowlevel.reschedule(self._task)  # type: ignore[arg-type]
 

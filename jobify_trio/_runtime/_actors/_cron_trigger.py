@@ -9,6 +9,12 @@ or a run overran later slots), sends :class:`RunJob` to the executor, and parks 
 that run has ended (retries included). So runs of one cron job never overlap, and the
 next slot is computed from the previous *scheduled* slot, never from the time a run ended.
 
+On a shared store each slot is claimed first (``claim_slot``). With a ``claim_lead`` the
+trigger wakes that long before the slot, claims it, and parks again until the slot, which
+then fires on the local timer; a trigger that could not claim early (its run went on)
+claims when it fires. While a claimed slot waits, :meth:`CronTrigger.state` is the state
+its claim stored (from after that slot), so a paused cron's row never names a claimed slot.
+
 A fire costs one park: the run ends through :class:`~jobify_trio._outcomes.Outcomes`,
 which calls the job's ``_on_run_end`` hook (:meth:`CronTrigger.on_run_end`, in the task
 that ended the run). The hook counts the run (``run_count``, consecutive ``failures``),
@@ -129,7 +135,12 @@ class CronTriggers:
         # declarative cron unchanged in code is not started again for them.
         self.failed_ids: dict[str, Cron] = {}
         # set by the sharing protocol: claim a slot before firing it (False: lost)
-        self.claim_slot: Callable[[Job[Any], datetime, CronState], Awaitable[bool]] | None = None
+        # (True: fire it; False: another instance owns the cron; None: claimed before, skip)
+        self.claim_slot: (
+            Callable[[Job[Any], datetime, CronState], Awaitable[bool | None]] | None
+        ) = None
+        # set with it: seconds before a slot its claim is made (0: when it fires)
+        self.claim_lead = 0.0
 
     def __len__(self) -> int:
         return len(self._triggers)
