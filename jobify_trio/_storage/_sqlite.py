@@ -42,7 +42,7 @@ _V1_COLUMNS = COLUMNS.removesuffix(", origin")  # a version 1 table (read by the
 _WIDTH = 11  # columns in _COLUMNS
 #: Parameters per multi-row statement, largest first: each size is one cached prepared
 #: statement; 16,384 stays under SQLite's default limit of 32,766 variables.
-_CHUNKS = (16384, 2048, 256, 32, 4, 1)
+_CHUNKS = (16384, 2048, 256, 32, 16, 4, 1)
 #: Batches up to this size are applied one statement per write (:meth:`_apply_small`).
 _SMALL = 4
 

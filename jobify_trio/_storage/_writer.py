@@ -62,24 +62,34 @@ import warnings
 
 import trio
 
-from ..storage import PutResult, SendCommand, Storage, StorageError, Upsert, Write
+from ..storage import Delete, PutResult, SendCommand, Storage, StorageError, Upsert, Write
 
-__all__ = ["DEFER_MAX_WRITES", "DEFER_SECONDS", "WAKE_AT_ONCE", "StorageWriter"]
+__all__ = [
+    "DEFER_MAX_WRITES",
+    "DEFER_SECONDS",
+    "DELETES_PER_COMMIT",
+    "WAKE_AT_ONCE",
+    "StorageWriter",
+]
 
 #: How long the writer leaves writes nobody waits for to a sequential caller.
 DEFER_SECONDS = 0.002
 #: ... unless this many of them are queued.
 DEFER_MAX_WRITES = 32
+#: A sequential caller takes queued deletes of ended jobs along once this many are queued.
+DELETES_PER_COMMIT = 16
 #: Callers woken per scheduler pass when their batch is committed.
 WAKE_AT_ONCE = 4
 
 
 class _Batch:
-    __slots__ = ("committed", "error", "errors", "lot", "unwatched", "writes")
+    __slots__ = ("committed", "deleting", "error", "errors", "lot", "mixed", "unwatched", "writes")
 
     def __init__(self) -> None:
         self.writes: list[Write] = []
         self.unwatched: set[int] = set()  # ids of writes nobody waits for
+        self.deleting: set[str] = set()  # job ids of the unwatched deletes
+        self.mixed = False  # an unwatched write is not a delete
         self.committed = False  # done (committed or failed): waiters may go on
         self.lot = trio.lowlevel.ParkingLot()  # the callers waiting for this batch
         self.error: StorageError | None = None  # the whole batch failed
@@ -124,6 +134,10 @@ class StorageWriter:
         batch = self._open
         batch.writes.append(write)
         batch.unwatched.add(id(write))
+        if type(write) is Delete:
+            batch.deleting.add(write.job_id)
+        else:
+            batch.mixed = True
         if (len(batch.writes) == 1 and not self._deferring) or len(
             batch.unwatched
         ) >= DEFER_MAX_WRITES:
@@ -154,14 +168,18 @@ class StorageWriter:
             or len(batch.writes) - len(batch.unwatched) != 1
         ):
             return False
+        alone = _leaves_deletes(batch)
         try:
-            if not self._storage._apply_now(batch.writes):
+            if not self._storage._apply_now(batch.writes[-1:] if alone else batch.writes):
                 return False
         except Exception:  # the writer's path applies them again and reports the error
             return False
-        self._open = _Batch()
         self.batches += 1
         self.direct += 1
+        if alone:  # the deletes stay queued, for a later commit
+            batch.writes.pop()
+            return True
+        self._open = _Batch()
         batch.committed = True  # nobody else waits: only unwatched writes rode along
         return True
 
@@ -316,6 +334,19 @@ class StorageWriter:
         error = StorageError(f"{self._storage!r}.apply() failed: {type(exc).__name__}: {exc}")
         error.__cause__ = exc
         return error
+
+
+def _leaves_deletes(batch: _Batch) -> bool:
+    """Whether a sequential caller commits its row (the last write of ``batch``) without
+    the unwatched writes before it: only deletes of other jobs, fewer than
+    :data:`DELETES_PER_COMMIT` (module docs)."""
+    write = batch.writes[-1]
+    return (
+        not batch.mixed
+        and 0 < len(batch.unwatched) < DELETES_PER_COMMIT
+        and isinstance(write, Upsert)
+        and write.job.job_id not in batch.deleting
+    )
 
 
 def _job_id(write: Write) -> str:
