@@ -171,3 +171,23 @@ async def test_a_push_loop_commits_once_per_push(tmp_path: Path) -> None:
         await app.wait_all()
         # the deletes of ended jobs ride along with the next push's row
         assert writer.batches - before <= 300 + 300 // 10
+
+
+async def test_callers_are_woken_even_if_the_writer_stops_while_waking_them() -> None:
+    storage = Recording()
+    writer = StorageWriter(storage)
+    returned: list[int] = []
+
+    async def caller(i: int) -> None:
+        await writer.write(_upsert(f"j{i}"))
+        returned.append(i)
+
+    with trio.fail_after(10):  # a caller left parked would hang the nursery
+        async with trio.open_nursery() as nursery, trio.open_nursery() as writer_scope:
+            await writer_scope.start(writer.run)
+            for i in range(40):
+                nursery.start_soon(caller, i)
+            while not storage.batches:  # committing; its callers are woken after
+                await trio.lowlevel.checkpoint()
+            writer_scope.cancel_scope.cancel()  # the writer stops while waking them
+    assert sorted(returned) == list(range(40))

@@ -14,19 +14,23 @@ order with the others.
 retried, the open batch holds no other caller's write and the previous watched write came
 from the same task (a ``for`` loop of awaited pushes), :meth:`write` asks the storage to
 commit the whole open batch at once on the trio thread (``Storage._apply_now``: SQLite's
-inline connection). That batch takes the writes nobody waits for queued since (the row of
-the job that just ended is deleted in the same transaction as the next row is inserted),
-and the call skips two task switches: waking the writer and being woken by it.
+inline connection). That batch takes the writes nobody waits for queued since, with one
+exception: while they are only deletes of other jobs (ended jobs), fewer than
+:data:`DELETES_PER_COMMIT`, the caller commits its own write alone and leaves them queued
+(:func:`_leaves_deletes`); the next push that finds that many takes them all along, in one
+multi-row ``DELETE``. Reordering them is harmless (different rows), and a delete of the
+id being written is never left behind. The call skips two task switches: waking the
+writer and being woken by it.
 
 **Writes nobody waits for are left to such a caller.** Only the first of them wakes the
 writer; finding nothing else in the open batch, the writer waits up to
 :data:`DEFER_SECONDS` for a watched write (then it commits them together) and goes on
-waiting as long as a sequential caller keeps taking batches along in the meantime. It
-commits them on their own once that time passes with no caller taking any, or at once when
+waiting as long as a sequential caller keeps committing in the meantime. It commits them
+on their own once that time passes with no such commit, or at once when
 :data:`DEFER_MAX_WRITES` of them are queued or a write is to be retried. So a loop of
-pushes pays one commit per push (insert plus the previous job's delete), not two, and
-wakes the writer about once per :data:`DEFER_SECONDS`, not once per job. A crash in
-between loses only such writes, as before: the deleted job runs again (at least once).
+pushes pays one commit per push, nearly always a single ``INSERT``, and wakes the writer
+about once per :data:`DEFER_SECONDS`, not once per job. A crash in between loses only
+such writes: the deleted jobs, which ended, run again (at least once).
 
 **Waking many callers is spread over scheduler passes.** The callers of a committed batch
 are woken :data:`WAKE_AT_ONCE` at a time, one scheduler pass each: a pass runs every task
@@ -217,10 +221,14 @@ class StorageWriter:
         )
 
     async def _wake(self, batch: _Batch) -> None:
-        """Wake the rest of ``batch``'s callers, :data:`WAKE_AT_ONCE` per scheduler pass."""
-        while batch.lot:
-            await trio.lowlevel.checkpoint()
-            batch.lot.unpark(count=WAKE_AT_ONCE)
+        """Wake the rest of ``batch``'s callers, :data:`WAKE_AT_ONCE` per scheduler pass
+        (all at once if the writer is cancelled meanwhile: nobody is left waiting)."""
+        try:
+            while batch.lot:
+                await trio.lowlevel.checkpoint()
+                batch.lot.unpark(count=WAKE_AT_ONCE)
+        finally:
+            batch.lot.unpark_all()
 
     async def flush(self) -> None:
         """Commit everything queued so far (used at shutdown, after the actors stopped).
