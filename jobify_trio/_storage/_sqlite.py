@@ -49,7 +49,9 @@ _WIDTH = 12  # columns in _COLUMNS
 _OPTIONAL: tuple[Any, ...] = (None, None, None, 0)  # lease_owner, lease_expires_at, origin, paused
 #: Parameters per multi-row statement, largest first: each size is one cached prepared
 #: statement; 16,384 stays under SQLite's default limit of 32,766 variables.
-_CHUNKS = (16384, 2048, 256, 32, 4, 1)
+_CHUNKS = (16384, 2048, 256, 32, 16, 4, 1)
+#: Batches up to this size are applied one statement per write (:meth:`_apply_small`).
+_SMALL = 4
 
 
 def to_db_time(moment: datetime) -> str:
@@ -233,6 +235,9 @@ class SQLiteDatabase:
         step releases and re-takes the GIL, and re-taking it while the event loop is busy
         can wait a whole switch interval, so fewer steps matter more than fewer rows.
         """
+        if len(writes) <= _SMALL:
+            self._apply_small(writes)
+            return
         with self._transaction("write"):
             for kind, values in _runs(writes):
                 if kind == "upsert" or kind == "delete":
@@ -244,6 +249,39 @@ class SQLiteDatabase:
                     self._conn.execute(self._other_sql(kind), values[0])
                 else:
                     self._conn.executemany(self._other_sql(kind), values)
+
+    def _apply_small(self, writes: Sequence[Write]) -> None:
+        """A few writes, one statement each, with less Python around them: one write is
+        one statement in autocommit mode (its own transaction, which takes the write lock
+        at once like ``BEGIN IMMEDIATE``), more are wrapped in ``BEGIN IMMEDIATE``."""
+        conn = self._conn
+        try:
+            if len(writes) == 1:
+                self._execute(conn, writes[0])
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for write in writes:
+                    self._execute(conn, write)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StorageError(explain(self.path, "write", exc)) from exc
+
+    def _execute(self, conn: sqlite3.Connection, write: Write) -> None:
+        if isinstance(write, Upsert):
+            conn.execute(self._upserts(1), job_to_row(write.job))
+        elif isinstance(write, Delete):
+            conn.execute(self._deletes(1), (write.job_id,))
+        else:
+            kind, params = _params(write)
+            if kind == "prune":
+                prune_runs(conn, self.table, params[0])
+            else:
+                conn.execute(self._other_sql(kind), params)
 
     def _other_sql(self, kind: str) -> str:
         t = self.table

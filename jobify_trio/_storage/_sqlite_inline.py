@@ -39,7 +39,7 @@ __all__ = ["CHECKPOINT_EVERY", "INLINE_MAX_WRITES", "InlineCommits"]
 #: The largest batch committed on the trio thread.
 INLINE_MAX_WRITES = 32
 #: Inline commits after which a batch goes to the thread, with a checkpoint.
-CHECKPOINT_EVERY = 256
+CHECKPOINT_EVERY = 384
 
 
 class InlineCommits:

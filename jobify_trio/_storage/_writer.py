@@ -14,12 +14,30 @@ order with the others.
 retried, the open batch holds no other caller's write and the previous watched write came
 from the same task (a ``for`` loop of awaited pushes), :meth:`write` asks the storage to
 commit the whole open batch at once on the trio thread (``Storage._apply_now``: SQLite's
-inline connection). That batch takes the writes nobody waits for queued since (the row of
-the job that just ended is deleted in the same transaction as the next row is inserted),
-and the call skips two task switches: waking the writer and being woken by it. When the
-writer wakes for writes nobody waits for only, it first yields once, so that such a caller
-can take them along instead of the writer committing them on their own. Concurrent callers
-(different tasks) keep going through the writer, so they share one commit.
+inline connection). That batch takes the writes nobody waits for queued since, with one
+exception: while they are only deletes of other jobs (ended jobs), fewer than
+:data:`DELETES_PER_COMMIT`, the caller commits its own write alone and leaves them queued
+(:func:`_leaves_deletes`); the next push that finds that many takes them all along, in one
+multi-row ``DELETE``. Reordering them is harmless (different rows), and a delete of the
+id being written is never left behind. The call skips two task switches: waking the
+writer and being woken by it.
+
+**Writes nobody waits for are left to such a caller.** Only the first of them wakes the
+writer; finding nothing else in the open batch, the writer waits up to
+:data:`DEFER_SECONDS` for a watched write (then it commits them together) and goes on
+waiting as long as a sequential caller keeps committing in the meantime. It commits them
+on their own once that time passes with no such commit, or at once when
+:data:`DEFER_MAX_WRITES` of them are queued or a write is to be retried. So a loop of
+pushes pays one commit per push, nearly always a single ``INSERT``, and wakes the writer
+about once per :data:`DEFER_SECONDS`, not once per job. A crash in between loses only
+such writes: the deleted jobs, which ended, run again (at least once).
+
+**Waking many callers is spread over scheduler passes.** The callers of a committed batch
+are woken :data:`WAKE_AT_ONCE` at a time, one scheduler pass each: a pass runs every task
+woken in it before trio looks at timers and I/O again, and 64 producers resuming at once
+(each returning from its push and preparing the next) would hold the event loop for a
+couple of milliseconds. Concurrent callers (different tasks) keep going through the
+writer, so they share one commit.
 
 Commits are shielded from cancellation (a batch that started is finished). At shutdown
 the app commits whatever is still queued with :meth:`flush` after the actors stopped.
@@ -49,6 +67,7 @@ import warnings
 import trio
 
 from ..storage import (
+    Delete,
     PruneRuns,
     PutResult,
     RecordRun,
@@ -59,21 +78,50 @@ from ..storage import (
     Write,
 )
 
-__all__ = ["StorageWriter"]
+__all__ = [
+    "DEFER_MAX_WRITES",
+    "DEFER_SECONDS",
+    "DELETES_PER_COMMIT",
+    "WAKE_AT_ONCE",
+    "StorageWriter",
+]
+
+#: How long the writer leaves writes nobody waits for to a sequential caller.
+DEFER_SECONDS = 0.002
+#: ... unless this many of them are queued.
+DEFER_MAX_WRITES = 32
+#: A sequential caller takes queued deletes of ended jobs along once this many are queued.
+DELETES_PER_COMMIT = 16
+#: Callers woken per scheduler pass when their batch is committed.
+WAKE_AT_ONCE = 4
 
 
 class _Batch:
-    __slots__ = ("done", "error", "errors", "unwatched", "writes")
+    __slots__ = ("committed", "deleting", "error", "errors", "lot", "mixed", "unwatched", "writes")
 
     def __init__(self) -> None:
         self.writes: list[Write] = []
         self.unwatched: set[int] = set()  # ids of writes nobody waits for
-        self.done = trio.Event()
+        self.deleting: set[str] = set()  # job ids of the unwatched deletes
+        self.mixed = False  # an unwatched write is not a delete
+        self.committed = False  # done (committed or failed): waiters may go on
+        self.lot = trio.lowlevel.ParkingLot()  # the callers waiting for this batch
         self.error: StorageError | None = None  # the whole batch failed
         self.errors: dict[int, StorageError] = {}  # writes that failed on their own, by id
 
     def error_of(self, write: Write) -> StorageError | None:
         return self.errors.get(id(write), self.error)
+
+    async def wait(self) -> None:
+        if self.committed:
+            await trio.lowlevel.checkpoint()
+        else:
+            await self.lot.park()
+
+    def finish(self) -> None:
+        """Mark done, wake the first :data:`WAKE_AT_ONCE` callers (``StorageWriter._wake``)."""
+        self.committed = True
+        self.lot.unpark(count=WAKE_AT_ONCE)
 
 
 class StorageWriter:
@@ -90,16 +138,24 @@ class StorageWriter:
         self._retry_delay = self._min_retry_delay = retry_delay
         self._max_retry_delay = max_retry_delay
         self._committing = False  # the writer task is committing a batch
+        self._deferring = False  # the writer leaves unwatched writes to a caller
         self._last_caller: object = None  # the task of the last watched write
         self.batches = 0  # commits made (for tests and benchmarks)
         self.direct = 0  # of which committed by the caller (for tests and benchmarks)
 
     def write_nowait(self, write: Write) -> None:
-        """Queue ``write``; it is committed with the next batch (errors are warned about)."""
+        """Queue ``write``; it is committed with a later batch (errors are warned about)."""
         batch = self._open
         batch.writes.append(write)
         batch.unwatched.add(id(write))
-        self._wakeup.set()
+        if type(write) is Delete:
+            batch.deleting.add(write.job_id)
+        else:
+            batch.mixed = True
+        if (len(batch.writes) == 1 and not self._deferring) or len(
+            batch.unwatched
+        ) >= DEFER_MAX_WRITES:
+            self._wakeup.set()  # else the writer knows already (module docs)
 
     async def write(self, write: Write) -> None:
         """Queue ``write`` and return once it is committed; :class:`StorageError` if not."""
@@ -108,7 +164,7 @@ class StorageWriter:
         if self._committed_by_caller(batch):
             return
         self._wakeup.set()
-        await batch.done.wait()
+        await batch.wait()
         error = batch.error_of(write)
         if error is not None:
             job_id = _job_id(write)
@@ -126,15 +182,19 @@ class StorageWriter:
             or len(batch.writes) - len(batch.unwatched) != 1
         ):
             return False
+        alone = _leaves_deletes(batch)
         try:
-            if not self._storage._apply_now(batch.writes):
+            if not self._storage._apply_now(batch.writes[-1:] if alone else batch.writes):
                 return False
         except Exception:  # the writer's path applies them again and reports the error
             return False
-        self._open = _Batch()
         self.batches += 1
         self.direct += 1
-        batch.done.set()
+        if alone:  # the deletes stay queued, for a later commit
+            batch.writes.pop()
+            return True
+        self._open = _Batch()
+        batch.committed = True  # nobody else waits: only unwatched writes rode along
         return True
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -144,9 +204,41 @@ class StorageWriter:
             with trio.move_on_at(self._retry_at):
                 await self._wakeup.wait()
             self._wakeup = trio.Event()
-            if self._open.writes and len(self._open.unwatched) == len(self._open.writes):
-                await trio.lowlevel.checkpoint()  # a sequential caller may take them along
-            await self._commit_open_batch()
+            await self._defer()
+            batch = await self._commit_open_batch()
+            if batch is not None:
+                await self._wake(batch)
+
+    async def _defer(self) -> None:
+        """Leave writes nobody waits for to a sequential caller while one keeps taking
+        them along (module docs); return when they should be committed."""
+        while self._only_unwatched():
+            taken = self.direct
+            self._deferring = True
+            try:
+                with trio.move_on_after(DEFER_SECONDS):
+                    await self._wakeup.wait()
+            finally:
+                self._deferring = False
+            self._wakeup = trio.Event()
+            if self.direct == taken:
+                return
+
+    def _only_unwatched(self) -> bool:
+        batch = self._open
+        return (
+            not self._retrying and 0 < len(batch.writes) == len(batch.unwatched) < DEFER_MAX_WRITES
+        )
+
+    async def _wake(self, batch: _Batch) -> None:
+        """Wake the rest of ``batch``'s callers, :data:`WAKE_AT_ONCE` per scheduler pass
+        (all at once if the writer is cancelled meanwhile: nobody is left waiting)."""
+        try:
+            while batch.lot:
+                await trio.lowlevel.checkpoint()
+                batch.lot.unpark(count=WAKE_AT_ONCE)
+        finally:
+            batch.lot.unpark_all()
 
     async def flush(self) -> None:
         """Commit everything queued so far (used at shutdown, after the actors stopped).
@@ -154,9 +246,9 @@ class StorageWriter:
         Writes that still fail are tried once more, then given up with a warning."""
         with trio.CancelScope(shield=True):
             while self._open.writes:
-                await self._commit_open_batch()
+                await self._wake_all(await self._commit_open_batch())
             if self._retrying:
-                await self._commit_open_batch()
+                await self._wake_all(await self._commit_open_batch())
             given_up, self._retrying = self._retrying, []
             if given_up:
                 warnings.warn(
@@ -167,9 +259,14 @@ class StorageWriter:
                     stacklevel=1,
                 )
 
-    async def _commit_open_batch(self) -> None:
+    async def _wake_all(self, batch: _Batch | None) -> None:
+        if batch is not None:
+            await self._wake(batch)
+
+    async def _commit_open_batch(self) -> _Batch | None:
+        """Commit the open batch (and the writes to retry); the batch, if one was made."""
         if not self._open.writes and not self._retrying:
-            return
+            return None
         batch, self._open = self._open, _Batch()
         retried, self._retrying = self._retrying, []
         self._retry_at = math.inf
@@ -177,19 +274,21 @@ class StorageWriter:
             batch.writes[:0] = retried
             batch.unwatched.update(map(id, retried))
         if not batch.writes:
-            batch.done.set()
-            return
+            batch.finish()
+            return batch
         self._committing = True
         try:
             with trio.CancelScope(shield=True):
                 await self._apply(batch, retried)
         except BaseException:  # KeyboardInterrupt...: the waiters must not see a commit
             batch.error = StorageError("the commit was interrupted")
+            batch.lot.unpark_all()
             raise
         finally:
             self._committing = False
             self.batches += 1
-            batch.done.set()
+            batch.finish()
+        return batch
 
     async def _apply(self, batch: _Batch, retried: list[Write]) -> None:
         try:
@@ -253,6 +352,19 @@ class StorageWriter:
         error = StorageError(f"{self._storage!r}.apply() failed: {type(exc).__name__}: {exc}")
         error.__cause__ = exc
         return error
+
+
+def _leaves_deletes(batch: _Batch) -> bool:
+    """Whether a sequential caller commits its row (the last write of ``batch``) without
+    the unwatched writes before it: only deletes of other jobs, fewer than
+    :data:`DELETES_PER_COMMIT` (module docs)."""
+    write = batch.writes[-1]
+    return (
+        not batch.mixed
+        and 0 < len(batch.unwatched) < DELETES_PER_COMMIT
+        and isinstance(write, Upsert)
+        and write.job.job_id not in batch.deleting
+    )
 
 
 def _job_id(write: Write) -> str:
