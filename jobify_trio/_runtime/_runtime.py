@@ -248,7 +248,7 @@ class Runtime:
         job._status = JobStatus.SCHEDULED
         job._generation = 1
         command = RunJob(job=job, generation=1)
-        if self.executor.offer(command):
+        if self.executor.offer(command, fresh=True):
             await trio.lowlevel.cancel_shielded_checkpoint()  # handed over: the call succeeds
             return job
         await self._hand_over(command)
@@ -263,7 +263,7 @@ class Runtime:
         committed with the next batch: a crash in between restores it, at least once).
         """
         try:
-            await self.executor.wait_to_send(command)
+            await self.executor.wait_to_send(command, fresh=True)
         except BaseException as exc:
             self.outcomes.withdrawn(command.job, command.generation)
             if isinstance(exc, trio.BrokenResourceError):
