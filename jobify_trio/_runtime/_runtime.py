@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 import trio_parallel
 
-from .._core._clock import WallClock, to_tz
+from .._core._clock import WallClock, now_reader, to_tz
 from .._core._context import JobContext
 from .._core._job import FINAL_STATUSES, Job, JobStatus, Rerun
 from .._core._messages import AttemptFailed, DisarmTimer, RunJob, TimerMessage
@@ -69,6 +69,7 @@ class Runtime:
         self._threads = ThreadJobs()
         self._wall_clock: WallClock = app.wall_clock
         self._tz = app.tz
+        self._now = now_reader(self._wall_clock, self._tz)
         self._ids = itertools.count(1)
         self._id_prefix = os.urandom(6).hex() + "-"
         self._closed = False
@@ -152,7 +153,7 @@ class Runtime:
 
     def now(self) -> datetime:
         """The wall clock's time in the app's tz."""
-        return self._wall_clock.now().astimezone(self._tz)
+        return self._now()
 
     def make_context(self, job: Job[Any], attempt: int) -> JobContext:
         """A fresh :class:`JobContext` for one attempt (or its exception handler)."""
@@ -227,10 +228,11 @@ class Runtime:
         If it raises (cancelled while it waits for a free worker, say), the job was never
         scheduled: it is forgotten (and a durable job's row deleted), see :meth:`_hand_over`.
         """
-        self._check_open()
+        if self._closed:
+            self._check_open()  # raises
         await trio.lowlevel.checkpoint_if_cancelled()
         stored = None if self.durability is None else self.durability.prepare(task, args, kwargs)
-        existing = self._active_one_off(job_id, replace)
+        existing = None if job_id is None else self._active_one_off(job_id, replace)
         if existing is not None:
             now = self.now()
             return await self._replace(
@@ -242,7 +244,7 @@ class Runtime:
             )
             if elsewhere is not None:
                 return elsewhere
-        job = self._new_job(task, args, kwargs, job_id, self.now())
+        job = self._new_job(task, args, kwargs, job_id, self._now())
         if stored is not None and not await self._store(job, Trigger.PUSH, stored, new=True):
             return job
         job._status = JobStatus.SCHEDULED

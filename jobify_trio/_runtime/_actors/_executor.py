@@ -89,6 +89,8 @@ def passes_through(exc: BaseException) -> BaseException | None:
     return None
 
 
+_SCHEDULED, _RUNNING = JobStatus.SCHEDULED, JobStatus.RUNNING
+
 IMMEDIATE_RETRY_CHECKPOINT = 8
 """A worker running zero-backoff retries of one job yields to others every this many."""
 
@@ -258,11 +260,11 @@ class Executor:
     async def _run_attempt(self, command: RunJob, scope: trio.CancelScope) -> RunJob | None:
         """Run one attempt; returns the next attempt's command for an immediate retry."""
         job = command.job
-        if job._generation != command.generation or job._status is not JobStatus.SCHEDULED:
+        if job._generation != command.generation or job._status is not _SCHEDULED:
             return None  # cancelled or re-armed after this command was sent
         if self._draining:
             return None  # shutting down: the job stays scheduled (and stored, if durable)
-        job._status = JobStatus.RUNNING
+        job._status = _RUNNING
         job._attempt = command.attempt
         events = self._outcomes.events
         if events is not None:
@@ -275,7 +277,11 @@ class Executor:
         job._scope = scope
         try:
             if runner is None:
-                result = await task._invoke(job._args, job._kwargs)
+                direct = task._direct  # (an async def: called here, not through _invoke)
+                if direct is not None:
+                    result = await direct(*job._args, **job._kwargs)
+                else:
+                    result = await task._invoke(job._args, job._kwargs)
             else:
                 result = await runner(job, command.attempt)
         except Exception as exc:
@@ -292,7 +298,7 @@ class Executor:
                 await self._interrupted(command, scope, inline=False)
                 return None
             scope.deadline = math.inf
-        if job._status is JobStatus.RUNNING:  # (cancel() may have ended it meanwhile)
+        if job._status is _RUNNING:  # (cancel() may have ended it meanwhile)
             self._outcomes.succeeded(job, result)
         return None
 
