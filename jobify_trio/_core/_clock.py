@@ -96,6 +96,14 @@ def stamp_reader(clock: WallClock) -> Callable[[], float]:
     return lambda: clock.now().timestamp()
 
 
+def clock_reader(clock: WallClock) -> Callable[[], datetime]:
+    """``clock.now``, as a function: the system clock's is ``datetime.now(UTC)`` itself
+    (no Python call in between)."""
+    if type(clock) is SystemWallClock:
+        return functools.partial(datetime.now, UTC)
+    return clock.now
+
+
 def now_reader(clock: WallClock, tz: tzinfo) -> Callable[[], datetime]:
     """A function reading ``clock`` as an aware datetime in ``tz``: the system clock is read
     with ``datetime.now(tz)`` (one datetime built, not two); any other clock with

@@ -157,27 +157,31 @@ class JobMetrics:
     def _count_starts(stats: _TaskStats, starts: Iterable[StartEntry]) -> None:
         first, total = 0, 0.0
         bounds, counts = stats.lateness.bounds, stats.lateness.counts
+        lowest = bounds[0]  # (the usual bucket, tested before a bisect)
         for _, attempt, now, due in starts:
             if attempt == 1:
                 first += 1
             late = now - due.timestamp()
-            if late > 0.0:
+            if late <= lowest:
+                counts[0] += 1
+                if late > 0.0:  # (early counts as on time: the clock's resolution)
+                    total += late
+            else:
                 total += late
                 counts[bisect_left(bounds, late)] += 1
-            else:  # on time (or early: the clock's resolution)
-                counts[0] += 1
         stats.counts[_STARTED] += first
         stats.lateness.total += total
 
     @staticmethod
     def _count_ends(stats: _TaskStats, ends: Iterable[EndEntry]) -> None:
         total, bounds, counts = 0.0, stats.duration.bounds, stats.duration.counts
+        lowest = bounds[0]
         outcomes, ended = stats.counts, _ENDED
         for _, _, _, status, _, retried, _, now, started in ends:
             if started is not None:
                 took = now - started
                 total += took
-                counts[bisect_left(bounds, took)] += 1
+                counts[0 if took <= lowest else bisect_left(bounds, took)] += 1
             outcomes[_RETRIED if retried else ended.get(status, _FAILED)] += 1
         stats.duration.total += total
 

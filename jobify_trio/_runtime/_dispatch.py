@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from .._core._clock import WallClock
+from .._core._clock import WallClock, clock_reader
 from .._core._job import Job, JobStatus, failure_status
 from .._cron._dst import DstShift, DstShiftKind
 from .._cron._misfire import NextAfter, Skipped, list_skipped
@@ -95,13 +95,15 @@ class EventDispatcher:
                 others.append(listener)
         self._observers = tuple(observers)
         self._listeners = tuple(others)
-        self._now = clock.now
+        self._now = clock_reader(clock)
         self.instance: str | None = None
         if not others and len(observers) == 1:  # only the operations hub: straight to it
             (observer,) = observers
             self.started, self.retrying, self.ended = (
                 observer.started, observer.retrying, observer.ended,
             )  # fmt: skip
+        elif not observers and len(others) == 1:  # one listener: no loop over the others
+            self.started, self.retrying, self.ended = self._started_1, self._retrying, self._ended_1
         else:
             self.started, self.retrying, self.ended = self._started, self._retrying, self._ended
 
@@ -120,6 +122,24 @@ class EventDispatcher:
             observer.started(job, attempt)
         if self._listeners:
             self(StartedEvent(job, attempt, job._exec_at, self._now()))
+
+    def _started_1(self, job: Job[Any], attempt: int) -> None:
+        # (_started for a single listener and no observer, inlined: this runs once per job)
+        event = StartedEvent(job, attempt, job._exec_at, self._now())
+        try:
+            self._listeners[0](event)
+        except Exception:
+            _log.exception("job event listener %r failed on %s", self._listeners[0], event.kind)
+
+    def _ended_1(self, job: Job[Any], status: JobStatus) -> None:
+        # (_ended for a single listener and no observer, inlined: this runs once per job)
+        next_run = job._exec_at if job._status is _SCHEDULED else None
+        exception = None if status is _SUCCESS else job._exception
+        event = JobEvent(_ENDED, job, job._attempt, status, exception, next_run)
+        try:
+            self._listeners[0](event)
+        except Exception:
+            _log.exception("job event listener %r failed on %s", self._listeners[0], event.kind)
 
     def _retrying(
         self, job: Job[Any], attempt: int, exc: BaseException, next_attempt: int, delay: float
