@@ -239,6 +239,8 @@ class Executor:
                             running = None
                             if command is not None:  # an immediate retry, run here
                                 continue
+                        if scope.cancel_called:  # a cancelled job swallowed its Cancelled:
+                            break  # run nothing more in this scope, open a fresh one
                         if overflow:  # jobs pushed by jobs go before anything new
                             command = overflow.popleft()
                             continue
