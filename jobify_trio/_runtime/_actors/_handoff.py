@@ -102,6 +102,7 @@ class Handoff(Generic[T]):
         """The next item, for a worker that is ready for one (a checkpoint: a worker
         parked here is cancelled as usual)."""
         if self._senders:
+            await trio.lowlevel.checkpoint_if_cancelled()  # (a cancelled worker takes none)
             item = self._take_sender()
             await _shielded_checkpoint()
             return item
@@ -113,6 +114,7 @@ class Handoff(Generic[T]):
         if self._queue:
             return self._queue.popleft()
         if self._senders:  # (it may have waited since this pass: run it at the next one)
+            await trio.lowlevel.checkpoint_if_cancelled()
             item = self._take_sender()
             await _shielded_checkpoint()
             return item
