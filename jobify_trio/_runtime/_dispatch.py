@@ -102,7 +102,7 @@ class EventDispatcher:
             self.started, self.retrying, self.ended = (
                 observer.started, observer.retrying, observer.ended,
             )  # fmt: skip
-        elif not observers and len(others) == 1:  # one listener: no loop over the others
+        elif not observers and len(others) == 1:  # one listener: no loops
             self.started, self.retrying, self.ended = self._started_1, self._retrying, self._ended_1
         else:
             self.started, self.retrying, self.ended = self._started, self._retrying, self._ended
@@ -120,8 +120,13 @@ class EventDispatcher:
     def _started(self, job: Job[Any], attempt: int) -> None:
         for observer in self._observers:
             observer.started(job, attempt)
-        if self._listeners:
-            self(StartedEvent(job, attempt, job._exec_at, self._now()))
+        if self._listeners:  # (the listener loop of __call__, inlined: once per job)
+            event = StartedEvent(job, attempt, job._exec_at, self._now())
+            for listener in self._listeners:
+                try:
+                    listener(event)
+                except Exception:
+                    _log.exception("job event listener %r failed on %s", listener, event.kind)
 
     def _started_1(self, job: Job[Any], attempt: int) -> None:
         # (_started for a single listener and no observer, inlined: this runs once per job)
@@ -154,10 +159,15 @@ class EventDispatcher:
     def _ended(self, job: Job[Any], status: JobStatus) -> None:
         for observer in self._observers:
             observer.ended(job, status)
-        if self._listeners:
+        if self._listeners:  # (the listener loop of __call__, inlined: once per job)
             next_run = job._exec_at if job._status is _SCHEDULED else None
             exception = None if status is _SUCCESS else job._exception
-            self(JobEvent(_ENDED, job, job._attempt, status, exception, next_run))
+            event = JobEvent(_ENDED, job, job._attempt, status, exception, next_run)
+            for listener in self._listeners:
+                try:
+                    listener(event)
+                except Exception:
+                    _log.exception("job event listener %r failed on %s", listener, event.kind)
 
     # -- decisions -----------------------------------------------------------------------
 
