@@ -41,7 +41,7 @@ __all__ = [
 
 S = TypeVar("S")
 
-BATCH = 256
+BATCH = 32
 """Attempt ends the hub logs before it hands them (and the starts) to the batch sinks."""
 
 ERROR_TEXT_LIMIT = 200
