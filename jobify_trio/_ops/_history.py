@@ -106,9 +106,10 @@ class RunHistory:
     wants_starts = False  # a run is recorded when it ends; the hub knows when it started
 
     def record(self, starts: Sequence[StartEntry], ends: Sequence[EndEntry]) -> None:
-        """File the ends of attempts (called by the app's operations listener, in batches:
-        see :mod:`._hub`). The usual entry (a job seen for the first time) is filed as it
-        is, and evicts the job that ended longest ago: no object is built."""
+        """File the ends of attempts (called by the app's operations listener, in
+        batches: see ``jobify_trio._ops._hub``). The usual entry (a job seen for the first
+        time) is filed as it is, and evicts the job that ended longest ago: no object is
+        built."""
         jobs, ends_seen, per_job, max_jobs = self._jobs, self._ends, self.per_job, self.max_jobs
         for entry in ends:
             job_id = entry[0]

@@ -143,8 +143,8 @@ class JobMetrics:
 
     def record(self, starts: Sequence[StartEntry], ends: Sequence[EndEntry]) -> None:
         """Count a batch of attempt starts and ends (called by the app's operations
-        listener, see :mod:`._hub`): in runs of one task (usually the whole batch), each
-        counted into local numbers first."""
+        listener, see ``jobify_trio._ops._hub``): in runs of one task (usually the whole
+        batch), each counted into local numbers first."""
         for task, task_starts in groupby(starts, _task_of_start):
             self._count_starts(self._stats(task), task_starts)
         for task, task_ends in groupby(ends, _task_of_end):
