@@ -8,7 +8,9 @@ item is taken only by a worker ready for it, and a sender with no worker ready w
   checkpoint (as ``receive()`` did after taking an item), and a new job pushed
   meanwhile waits for it in a short queue instead of rescheduling a parked task
   (:meth:`Handoff.give`). In a push loop the producer and the worker then run side by
-  side in every scheduler pass, and no task is parked or woken per job;
+  side in every scheduler pass, and a job is handed over without parking or waking a
+  task whenever the worker's step comes after the producer's in the pass (trio orders
+  a pass's tasks at random: about half of the time);
 * a parked worker is woken with the item directly (``trio.lowlevel.reschedule``),
   without a channel's statistics, closed checks and ``WouldBlock`` exceptions.
 
