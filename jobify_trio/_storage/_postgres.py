@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import psycopg
 
     from ._postgres_conn import PGConnection
+    from ._postgres_native import NativeConnection
     from ._postgres_schema import Names
     from ._postgres_thread import ListenerThread, WorkerThread
 
@@ -48,6 +49,9 @@ class PostgresStorage(Storage):
     the next call reconnects.
     """
 
+    _unwatched_linger = 0.002  # a finished job's delete rides with the next push's commit
+    _commit_in_caller = True  # apply() runs on the trio thread (_postgres_native)
+
     def __init__(
         self,
         conninfo: str,
@@ -78,6 +82,7 @@ class PostgresStorage(Storage):
         self._worker: WorkerThread | None = None
         self._pg: PGConnection | None = None
         self._listener: ListenerThread | None = None
+        self._writes: NativeConnection | None = None
 
     # -- opening and closing -----------------------------------------------------------
 
@@ -85,6 +90,7 @@ class PostgresStorage(Storage):
         """Start the connection's thread, connect, create or check the tables."""
         try:
             from ._postgres_conn import PGConnection, PGTimeouts
+            from ._postgres_native import NativeConnection
             from ._postgres_schema import create_or_check
             from ._postgres_thread import WorkerThread
         except ImportError as exc:
@@ -108,14 +114,18 @@ class PostgresStorage(Storage):
             worker.stop()
             raise
         self._worker, self._pg = worker, pg
+        self._writes = NativeConnection(pg.connect_plain, pg.where)
 
     async def shutdown(self) -> None:
         """Stop listening, close the connection and end its thread."""
         listener, self._listener = self._listener, None
         worker, self._worker = self._worker, None
         pg, self._pg = self._pg, None
+        writes, self._writes = self._writes, None
         if listener is not None:
             await listener.stop()
+        if writes is not None:
+            await writes.aclose()
         if worker is not None and pg is not None:
             try:
                 await worker.call(pg.close)
@@ -151,12 +161,16 @@ class PostgresStorage(Storage):
         return LoadResult(jobs=jobs, corrupt=corrupt)
 
     async def apply(self, writes: Sequence[Write], /) -> None:
-        """Apply the writes in one transaction (few round trips, see ``_postgres_writes``)."""
-        from ._postgres_writes import apply_writes
+        """Apply the writes in one statement (see ``_postgres_writes``), on the write
+        connection driven from the trio thread (``_postgres_native``)."""
+        from ._postgres_writes import compile_batch
 
+        connection = self._writes
+        if connection is None:
+            raise StorageError(f"{self!r} is not open; call startup() first")
         if writes:
-            names = self.names
-            await self._call("write", lambda conn: apply_writes(conn, names, writes))
+            sql, params = compile_batch(self.names, writes)
+            await connection.execute("write", sql, params)
 
     async def release(self, *, owner: str, job_ids: Sequence[str]) -> None:
         """End ``owner``'s leases on ``job_ids``."""

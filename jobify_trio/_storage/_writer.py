@@ -21,6 +21,14 @@ writer wakes for writes nobody waits for only, it first yields once, so that suc
 can take them along instead of the writer committing them on their own. Concurrent callers
 (different tasks) keep going through the writer, so they share one commit.
 
+A store whose :meth:`~jobify_trio.storage.Storage.apply` runs on the trio thread without a
+thread hop (``Storage._commit_in_caller``: PostgreSQL's non-blocking write connection) lets
+such a sequential caller await the commit of the open batch in its own task instead
+(still shielded, one commit at a time under a lock). A store may also ask the writer to
+wait up to ``Storage._unwatched_linger`` seconds, rather than one yield, for a watched
+write to take the unwatched ones along (each commit costs PostgreSQL a round trip and a
+WAL flush).
+
 Commits are shielded from cancellation (a batch that started is finished). At shutdown
 the app commits whatever is still queued with :meth:`flush` after the actors stopped.
 
@@ -76,11 +84,14 @@ class StorageWriter:
         self._storage = storage
         self._open = _Batch()
         self._wakeup = trio.Event()
+        self._watched = trio.Event()  # set by each watched write (see _linger)
         self._retrying: list[Write] = []  # failed unwatched writes, in order: go first
         self._retry_at = math.inf
         self._retry_delay = self._min_retry_delay = retry_delay
         self._max_retry_delay = max_retry_delay
-        self._committing = False  # the writer task is committing a batch
+        self._committing = False  # a batch is being committed
+        self._commit_lock = trio.Lock()  # one commit at a time
+        self._commit_done = trio.Event()  # set when the current commit ends
         self._last_caller: object = None  # the task of the last watched write
         self.batches = 0  # commits made (for tests and benchmarks)
         self.direct = 0  # of which committed by the caller (for tests and benchmarks)
@@ -96,27 +107,40 @@ class StorageWriter:
         """Queue ``write`` and return once it is committed; :class:`StorageError` if not."""
         batch = self._open
         batch.writes.append(write)
-        if self._committed_by_caller(batch):
+        sequential = self._sequential(batch)
+        if sequential and self._committed_by_caller(batch):
             return
-        self._wakeup.set()
-        await batch.done.wait()
+        if sequential and self._storage._commit_in_caller:
+            self._watched.set()
+            self.direct += 1
+            try:
+                await self._commit_open_batch()  # in this task: no hop to the writer and back
+            except BaseException:  # cancelled before it began: the writer commits it
+                self._wakeup.set()
+                raise
+        else:
+            self._wakeup.set()
+            self._watched.set()
+            await batch.done.wait()
         error = batch.error_of(write)
         if error is not None:
             job_id = _job_id(write)
             what = f"job {job_id!r} was not saved" if job_id else "the storage write failed"
             raise StorageError(f"{what}: {error}") from error
 
-    def _committed_by_caller(self, batch: _Batch) -> bool:
-        """Commit ``batch`` now if this call is a sequential caller's (module docs)."""
+    def _sequential(self, batch: _Batch) -> bool:
+        """A sequential caller's write, the writer idle, nothing to retry (module docs)."""
         task = trio.lowlevel.current_task()
         caller, self._last_caller = self._last_caller, task
-        if (
-            caller is not task
-            or self._committing
-            or self._retrying
-            or len(batch.writes) - len(batch.unwatched) != 1
-        ):
-            return False
+        return (
+            caller is task
+            and not self._committing
+            and not self._retrying
+            and len(batch.writes) - len(batch.unwatched) == 1
+        )
+
+    def _committed_by_caller(self, batch: _Batch) -> bool:
+        """Commit ``batch`` now, synchronously, if the storage can (module docs)."""
         try:
             if not self._storage._apply_now(batch.writes):
                 return False
@@ -135,9 +159,29 @@ class StorageWriter:
             with trio.move_on_at(self._retry_at):
                 await self._wakeup.wait()
             self._wakeup = trio.Event()
-            if self._open.writes and len(self._open.unwatched) == len(self._open.writes):
-                await trio.lowlevel.checkpoint()  # a sequential caller may take them along
+            await self._linger()  # a sequential caller may take them along
             await self._commit_open_batch()
+
+    async def _linger(self) -> None:
+        """While only writes nobody waits for are queued, yield once, or (a store with an
+        ``_unwatched_linger``) wait that long for a watched write to commit them with.
+
+        While a sequential caller commits in its own task, wait for it to finish: its next
+        write may take along what was queued meanwhile."""
+        linger = self._storage._unwatched_linger
+        while True:
+            while self._committing:
+                await self._commit_done.wait()
+            if not self._open.writes or len(self._open.unwatched) != len(self._open.writes):
+                return
+            if linger <= 0:
+                await trio.lowlevel.checkpoint()
+                return
+            self._watched = trio.Event()
+            with trio.move_on_after(linger):
+                await self._watched.wait()
+            if not self._watched.is_set():
+                return  # nobody came: commit them now
 
     async def flush(self) -> None:
         """Commit everything queued so far (used at shutdown, after the actors stopped).
@@ -159,6 +203,17 @@ class StorageWriter:
                 )
 
     async def _commit_open_batch(self) -> None:
+        lock = self._commit_lock  # the writer, or a sequential caller (module docs)
+        try:
+            lock.acquire_nowait()  # no extra yield when free (the usual case)
+        except trio.WouldBlock:
+            await lock.acquire()
+        try:
+            await self._commit_locked()
+        finally:
+            lock.release()
+
+    async def _commit_locked(self) -> None:
         if not self._open.writes and not self._retrying:
             return
         batch, self._open = self._open, _Batch()
@@ -171,6 +226,7 @@ class StorageWriter:
             batch.done.set()
             return
         self._committing = True
+        self._commit_done = trio.Event()
         try:
             with trio.CancelScope(shield=True):
                 await self._apply(batch, retried)
@@ -179,6 +235,7 @@ class StorageWriter:
             raise
         finally:
             self._committing = False
+            self._commit_done.set()
             self.batches += 1
             batch.done.set()
 
