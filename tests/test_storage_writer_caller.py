@@ -22,9 +22,7 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 def upsert(job_id: str) -> Upsert:
     return Upsert(
-        job=StoredJob(
-            job_id=job_id, task_name="t", trigger="push", next_run_at=T0, arguments=b"{}"
-        )
+        job=StoredJob(job_id=job_id, task_name="t", trigger="push", next_run_at=T0, arguments=b"{}")
     )
 
 

@@ -41,8 +41,10 @@ def _check_conninfo(conninfo: str) -> None:
 class PostgresStorage(Storage):
     """Jobs in PostgreSQL tables ``<schema>.<table_prefix>_*``; several instances may share them.
 
-    ``conninfo`` is a libpq connection string or URL (``postgresql://user@host/db``). One
-    connection, owned by a dedicated thread, serves every call; a second one, in its own
+    ``conninfo`` is a libpq connection string or URL (``postgresql://user@host/db``).
+    :meth:`apply` (every scheduling call's commit) runs on a write connection driven
+    non-blocking on the trio thread (``_postgres_native``: no thread hop); every other
+    call runs on a second connection owned by a dedicated thread; a third one, in its own
     thread, ``LISTEN``\\ s for changes once :meth:`wait_changed` is first called. Every
     call is bounded: ``connect_timeout``, ``statement_timeout`` and ``lock_timeout``
     (seconds). A lost connection fails the call that found it with :class:`StorageError`;
@@ -117,7 +119,7 @@ class PostgresStorage(Storage):
         self._writes = NativeConnection(pg.connect_plain, pg.where)
 
     async def shutdown(self) -> None:
-        """Stop listening, close the connection and end its thread."""
+        """Stop listening, close the connections and end their threads."""
         listener, self._listener = self._listener, None
         worker, self._worker = self._worker, None
         pg, self._pg = self._pg, None
