@@ -93,8 +93,21 @@ class NativeConnection:
                 self._abandon()
                 raise
 
+    def _connect_for_writes(self) -> psycopg.Connection[Any]:
+        conn = self._connect()
+        try:
+            # Every statement here addresses rows by job_id. The planner's statistics of a
+            # queue table are often stale (it was small when last analyzed), and a generic
+            # plan of "job_id = ANY($1)" then scans the whole table, dead rows included:
+            # measured 0.5-1 ms per push in a loop after a burst, against ~0.05 ms indexed.
+            conn.execute("SET enable_seqscan = off")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
     async def _open(self) -> psycopg.Connection[Any]:
-        conn = await trio.to_thread.run_sync(self._connect, abandon_on_cancel=False)
+        conn = await trio.to_thread.run_sync(self._connect_for_writes, abandon_on_cancel=False)
         conn.pgconn.nonblocking = 1
         self._conn, self._tx = conn, make_transformer(conn)
         self._prepared.clear()
