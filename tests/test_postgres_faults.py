@@ -52,12 +52,14 @@ async def test_terminated_backends_fail_the_next_call_then_reconnect(pg: Postgre
     store = await pg.open()
     await store.add(job("a"))
     await store.wait_changed(poll_interval=0.3)  # starts the listening connection
-    assert pg.terminate() == 2  # the store's connection and its listener
+    assert pg.terminate() == 3  # the store's connection, its write connection, its listener
     await _gone(pg)
     error = await _fails_promptly(store.load(), r"127\.0\.0\.1:5432/test.*connection was lost")
     assert "terminating connection" in str(error) or "closed" in str(error)
     assert [j.job_id for j in (await store.load()).jobs] == ["a"]  # reconnected
-    await store.add(job("b"))
+    error = await _fails_promptly(store.add(job("b")), r"127\.0\.0\.1:5432/test.*cannot write")
+    assert "connection was lost" in str(error)
+    await store.add(job("b"))  # the write connection reconnected
     other = await pg.open()
     with trio.fail_after(10):  # the listener reconnected too and sees other's change
         while await store.wait_changed(poll_interval=0.3):
@@ -125,10 +127,13 @@ async def test_calls_during_an_outage_fail_promptly_and_work_after_it(
         await _fails_promptly(
             store.add(job("b")), rf"{where}.*(connection was lost|server running)"
         )
+        # the reads' connection (writes have their own) finds the loss, then reconnects
+        await _fails_promptly(store.load(), rf"{where}.*(connection was lost|server running)")
         error = await _fails_promptly(store.load(), rf"{where}.*is the server running")
         assert "Connection refused" in str(error)
         claim = store.claim_due(owner="A", now=T0, lease=timedelta(seconds=30), limit=1)
         await _fails_promptly(claim, "server running")
+        await _fails_promptly(store.add(job("b")), rf"{where}.*cannot write.*server running")
         await nursery.start(proxy.serve)  # back, on the same port
         await store.add(job("c"))
         assert sorted(j.job_id for j in (await store.load()).jobs) == ["a", "c"]

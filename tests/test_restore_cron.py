@@ -61,12 +61,12 @@ class World:
 
 @pytest.fixture
 def vclock(autojump_clock: trio.testing.MockClock) -> trio.testing.MockClock:
-    """Virtual time that jumps only after 20 ms of real idleness, never during a commit.
+    """Virtual time that jumps only after 50 ms of real idleness, never during a commit.
 
     SQLite work happens in a thread that trio's autojump does not see: with a threshold
     of 0, time would jump (and crons fire) while a commit is in flight.
     """
-    autojump_clock.autojump_threshold = 0.02
+    autojump_clock.autojump_threshold = 0.05
     return autojump_clock
 
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import psycopg
 
     from ._postgres_conn import PGConnection
+    from ._postgres_native import NativeConnection
     from ._postgres_schema import Names
     from ._postgres_thread import ListenerThread, WorkerThread
 
@@ -40,13 +41,18 @@ def _check_conninfo(conninfo: str) -> None:
 class PostgresStorage(Storage):
     """Jobs in PostgreSQL tables ``<schema>.<table_prefix>_*``; several instances may share them.
 
-    ``conninfo`` is a libpq connection string or URL (``postgresql://user@host/db``). One
-    connection, owned by a dedicated thread, serves every call; a second one, in its own
+    ``conninfo`` is a libpq connection string or URL (``postgresql://user@host/db``).
+    :meth:`apply` (every scheduling call's commit) runs on a write connection driven
+    non-blocking on the trio thread (``_postgres_native``: no thread hop); every other
+    call runs on a second connection owned by a dedicated thread; a third one, in its own
     thread, ``LISTEN``\\ s for changes once :meth:`wait_changed` is first called. Every
     call is bounded: ``connect_timeout``, ``statement_timeout`` and ``lock_timeout``
     (seconds). A lost connection fails the call that found it with :class:`StorageError`;
     the next call reconnects.
     """
+
+    _unwatched_linger = 0.002  # a finished job's delete rides with the next push's commit
+    _commit_in_caller = True  # apply() runs on the trio thread (_postgres_native)
 
     def __init__(
         self,
@@ -78,6 +84,7 @@ class PostgresStorage(Storage):
         self._worker: WorkerThread | None = None
         self._pg: PGConnection | None = None
         self._listener: ListenerThread | None = None
+        self._writes: NativeConnection | None = None
 
     # -- opening and closing -----------------------------------------------------------
 
@@ -85,6 +92,7 @@ class PostgresStorage(Storage):
         """Start the connection's thread, connect, create or check the tables."""
         try:
             from ._postgres_conn import PGConnection, PGTimeouts
+            from ._postgres_native import NativeConnection
             from ._postgres_schema import create_or_check
             from ._postgres_thread import WorkerThread
         except ImportError as exc:
@@ -108,14 +116,18 @@ class PostgresStorage(Storage):
             worker.stop()
             raise
         self._worker, self._pg = worker, pg
+        self._writes = NativeConnection(pg.connect_plain, pg.where)
 
     async def shutdown(self) -> None:
-        """Stop listening, close the connection and end its thread."""
+        """Stop listening, close the connections and end their threads."""
         listener, self._listener = self._listener, None
         worker, self._worker = self._worker, None
         pg, self._pg = self._pg, None
+        writes, self._writes = self._writes, None
         if listener is not None:
             await listener.stop()
+        if writes is not None:
+            await writes.aclose()
         if worker is not None and pg is not None:
             try:
                 await worker.call(pg.close)
@@ -151,12 +163,16 @@ class PostgresStorage(Storage):
         return LoadResult(jobs=jobs, corrupt=corrupt)
 
     async def apply(self, writes: Sequence[Write], /) -> None:
-        """Apply the writes in one transaction (few round trips, see ``_postgres_writes``)."""
-        from ._postgres_writes import apply_writes
+        """Apply the writes in one statement (see ``_postgres_writes``), on the write
+        connection driven from the trio thread (``_postgres_native``)."""
+        from ._postgres_writes import compile_batch
 
+        connection = self._writes
+        if connection is None:
+            raise StorageError(f"{self!r} is not open; call startup() first")
         if writes:
-            names = self.names
-            await self._call("write", lambda conn: apply_writes(conn, names, writes))
+            sql, params = compile_batch(self.names, writes)
+            await connection.execute("write", sql, params)
 
     @property
     def keeps_runs(self) -> bool:

@@ -1,15 +1,16 @@
-"""Threads of :class:`~jobify_trio.storage.PostgresStorage`: one per connection.
+"""Threads of :class:`~jobify_trio.storage.PostgresStorage`: one per threaded connection.
 
-psycopg's asyncio API does not run under trio, so each connection is a synchronous
+psycopg's asyncio API does not run under trio. Writes (``apply``) run on the trio thread
+(:mod:`jobify_trio._storage._postgres_native`); every other connection is a synchronous
 psycopg connection owned by one dedicated thread (the house pattern of
 :mod:`jobify_trio._storage._sqlite_thread`: a :class:`queue.SimpleQueue` feeds the thread,
 ``TrioToken.run_sync_soon`` wakes trio; measured 37-50 us per hop against 57-65 us for
 ``trio.to_thread`` with a ``CapacityLimiter``, and the connection never changes threads).
 
 * :class:`WorkerThread` (:mod:`jobify_trio._storage._thread`, shared with SQLite) runs
-  calls in submission order on the store's connection. A call that is cancelled stops
+  calls in submission order on the store's reads' connection. A call that is cancelled stops
   waiting; its statement still finishes (bounded by ``statement_timeout``).
-* :class:`ListenerThread` holds a second connection that ``LISTEN``\\ s on the store's
+* :class:`ListenerThread` holds another connection that ``LISTEN``\\ s on the store's
   channel and sets a trio flag on every notification (and after each reconnect, since
   notifications sent while it was away are lost).
 """

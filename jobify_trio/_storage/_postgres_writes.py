@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import attrs
-import psycopg
 
 from ..storage import (
     Delete,
@@ -35,7 +34,7 @@ from ._postgres_runs import RunWrites
 from ._postgres_schema import Names
 from ._shared import Command, StoredResult
 
-__all__ = ["COLUMNS", "apply_writes", "compile_batch", "job_values", "row_to_job", "upsert_sql"]
+__all__ = ["COLUMNS", "compile_batch", "job_values", "row_to_job", "upsert_sql"]
 
 _JOB_TYPES = (
     "text[]",
@@ -222,9 +221,3 @@ def _commands_clause(names: Names, commands: list[Command], params: dict[str, An
 
 def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     return [[row[i] for row in rows] for i in range(width)]
-
-
-def apply_writes(conn: psycopg.Connection[Any], names: Names, writes: Sequence[Write]) -> None:
-    """Apply the batch in one statement (one round trip, one transaction)."""
-    sql, params = compile_batch(names, writes)
-    conn.execute(sql, params)

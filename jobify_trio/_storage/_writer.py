@@ -39,6 +39,14 @@ woken in it before trio looks at timers and I/O again, and 64 producers resuming
 couple of milliseconds. Concurrent callers (different tasks) keep going through the
 writer, so they share one commit.
 
+A store whose :meth:`~jobify_trio.storage.Storage.apply` runs on the trio thread without a
+thread hop (``Storage._commit_in_caller``: PostgreSQL's non-blocking write connection) lets
+such a sequential caller await the commit of the open batch in its own task instead
+(still shielded, one commit at a time under a lock; the writer waits for such a commit
+before it looks at the open batch). A store may also ask the writer to defer writes
+nobody waits for longer than :data:`DEFER_SECONDS`, up to ``Storage._unwatched_linger``
+seconds (each commit costs PostgreSQL a round trip and a WAL flush).
+
 Commits are shielded from cancellation (a batch that started is finished). At shutdown
 the app commits whatever is still queued with :meth:`flush` after the actors stopped.
 
@@ -137,8 +145,10 @@ class StorageWriter:
         self._retry_at = math.inf
         self._retry_delay = self._min_retry_delay = retry_delay
         self._max_retry_delay = max_retry_delay
-        self._committing = False  # the writer task is committing a batch
+        self._committing = False  # a batch is being committed (by the writer or a caller)
         self._deferring = False  # the writer leaves unwatched writes to a caller
+        self._commit_lock = trio.Lock()  # one commit at a time
+        self._commit_done = trio.Event()  # set when the current commit ends
         self._last_caller: object = None  # the task of the last watched write
         self.batches = 0  # commits made (for tests and benchmarks)
         self.direct = 0  # of which committed by the caller (for tests and benchmarks)
@@ -161,27 +171,38 @@ class StorageWriter:
         """Queue ``write`` and return once it is committed; :class:`StorageError` if not."""
         batch = self._open
         batch.writes.append(write)
-        if self._committed_by_caller(batch):
+        sequential = self._sequential(batch)
+        if sequential and self._committed_by_caller(batch):
             return
-        self._wakeup.set()
-        await batch.wait()
+        if sequential and self._storage._commit_in_caller:
+            self.direct += 1
+            try:
+                await self._commit_open_batch()  # in this task: no hop to the writer and back
+            except BaseException:  # cancelled before it began: the writer commits it
+                self._wakeup.set()
+                raise
+        else:
+            self._wakeup.set()
+            await batch.wait()
         error = batch.error_of(write)
         if error is not None:
             job_id = _job_id(write)
             what = f"job {job_id!r} was not saved" if job_id else "the storage write failed"
             raise StorageError(f"{what}: {error}") from error
 
-    def _committed_by_caller(self, batch: _Batch) -> bool:
-        """Commit ``batch`` now if this call is a sequential caller's (module docs)."""
+    def _sequential(self, batch: _Batch) -> bool:
+        """A sequential caller's write, the writer idle, nothing to retry (module docs)."""
         task = trio.lowlevel.current_task()
         caller, self._last_caller = self._last_caller, task
-        if (
-            caller is not task
-            or self._committing
-            or self._retrying
-            or len(batch.writes) - len(batch.unwatched) != 1
-        ):
-            return False
+        return (
+            caller is task
+            and not self._committing
+            and not self._retrying
+            and len(batch.writes) - len(batch.unwatched) == 1
+        )
+
+    def _committed_by_caller(self, batch: _Batch) -> bool:
+        """Commit ``batch`` now, synchronously, if the storage can (module docs)."""
         alone = _leaves_deletes(batch)
         try:
             if not self._storage._apply_now(batch.writes[-1:] if alone else batch.writes):
@@ -211,12 +232,18 @@ class StorageWriter:
 
     async def _defer(self) -> None:
         """Leave writes nobody waits for to a sequential caller while one keeps taking
-        them along (module docs); return when they should be committed."""
-        while self._only_unwatched():
+        them along (module docs); return when they should be committed. While a caller
+        commits in its own task, wait for it: its next write may take them along."""
+        linger = max(DEFER_SECONDS, self._storage._unwatched_linger)
+        while True:
+            while self._committing:
+                await self._commit_done.wait()
+            if not self._only_unwatched():
+                return
             taken = self.direct
             self._deferring = True
             try:
-                with trio.move_on_after(DEFER_SECONDS):
+                with trio.move_on_after(linger):
                     await self._wakeup.wait()
             finally:
                 self._deferring = False
@@ -265,6 +292,17 @@ class StorageWriter:
 
     async def _commit_open_batch(self) -> _Batch | None:
         """Commit the open batch (and the writes to retry); the batch, if one was made."""
+        lock = self._commit_lock  # the writer, or a sequential caller (module docs)
+        try:
+            lock.acquire_nowait()  # no extra yield when free (the usual case)
+        except trio.WouldBlock:
+            await lock.acquire()
+        try:
+            return await self._commit_locked()
+        finally:
+            lock.release()
+
+    async def _commit_locked(self) -> _Batch | None:
         if not self._open.writes and not self._retrying:
             return None
         batch, self._open = self._open, _Batch()
@@ -277,6 +315,7 @@ class StorageWriter:
             batch.finish()
             return batch
         self._committing = True
+        self._commit_done = trio.Event()
         try:
             with trio.CancelScope(shield=True):
                 await self._apply(batch, retried)
@@ -286,6 +325,7 @@ class StorageWriter:
             raise
         finally:
             self._committing = False
+            self._commit_done.set()
             self.batches += 1
             batch.finish()
         return batch
