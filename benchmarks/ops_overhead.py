@@ -2,9 +2,10 @@
 
 ``python benchmarks/ops_overhead.py [--n 20000] [--repeat 7]``: pushes ``n`` no-op jobs
 and waits until all ran, with nothing attached ("off"), with one no-op listener (what the
-runtime's events cost by themselves) and with a RunHistory and a JobMetrics attached
-("on"). It measures the process's CPU time (the machine may be shared), alternates the
-modes so noise hits all, and reports the median of each.
+runtime's events cost by themselves), with a RunHistory and a JobMetrics attached
+("on"), and with all three ("all"). It measures the process's CPU time (the machine may
+be shared), alternates the modes so noise hits all, and reports the median of each with
+its min-max spread.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from prometheus_client import CollectorRegistry
 from jobify_trio import Jobify, RunHistory
 from jobify_trio.metrics import JobMetrics
 
-MODES = ("off", "listener", "on")
+MODES = ("off", "listener", "on", "all")
 """off: nothing attached; listener: one no-op listener (the runtime's own event cost);
-on: RunHistory + JobMetrics."""
+on: RunHistory + JobMetrics; all: the no-op listener, RunHistory and JobMetrics."""
 
 
 def make_app(mode: str) -> Jobify:
@@ -32,9 +33,9 @@ def make_app(mode: str) -> Jobify:
     async def noop() -> None:
         return None
 
-    if mode == "listener":
+    if mode in ("listener", "all"):
         app.add_listener(lambda event: None)
-    elif mode == "on":
+    if mode in ("on", "all"):
         RunHistory(app, per_job=20, max_jobs=1000)
         JobMetrics(app, registry=CollectorRegistry())
     return app
@@ -65,9 +66,14 @@ def main() -> None:
     print(f"cpus={os.cpu_count()} n={args.n} repeat={args.repeat} (median CPU seconds)")
     off = statistics.median(results["off"])
     for mode in MODES:
-        cpu = statistics.median(results[mode])
+        cpu, runs = statistics.median(results[mode]), results[mode]
+        spread = f"{min(runs):.3f}-{max(runs):.3f}"
         extra = f"  {(cpu / off - 1) * 100:+.1f}% vs off" if mode != "off" else ""
-        print(f"{mode:>8}: {cpu:.3f} s  ({args.n / cpu:,.0f} jobs/s){extra}")
+        # the overhead of each round against the "off" round run just before it
+        paired = sorted((m / o - 1) * 100 for m, o in zip(runs, results["off"], strict=True))
+        if mode != "off":
+            extra += f" (paired rounds {paired[0]:+.1f}% to {paired[-1]:+.1f}%)"
+        print(f"{mode:>8}: {cpu:.3f} s [{spread}] ({args.n / cpu:,.0f} jobs/s){extra}")
 
 
 if __name__ == "__main__":

@@ -257,6 +257,39 @@ async def test_job_swallowing_its_timeout_cancel_ends_timeout(
         job.result()
 
 
+async def test_a_cancelled_job_swallowing_its_cancel_leaves_its_worker_usable(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Its worker's cancel scope stays cancelled: the worker must not run (and lose) the
+    next job in it, even one queued for it while it looked for work."""
+    app = new_app()
+    swallowed = trio.Event()
+
+    @app.task
+    async def stubborn() -> str:
+        try:
+            await trio.sleep(10)
+        except trio.Cancelled:
+            swallowed.set()
+            return "swallowed"
+        return "on time"
+
+    @app.task
+    async def quick(i: int) -> int:
+        await trio.lowlevel.checkpoint()
+        return i
+
+    async with app:
+        job = await stubborn.push()
+        await trio.sleep(1)
+        await job.cancel()
+        await swallowed.wait()
+        others = [await quick.push(i) for i in range(5)]
+        with trio.fail_after(5):
+            assert [await other for other in others] == list(range(5))
+    assert job.status is JobStatus.CANCELLED
+
+
 @pytest.mark.parametrize("middleware", [False, True])
 async def test_main_mode_job_blocking_past_its_timeout_ends_timeout(middleware: bool) -> None:
     app = new_app(middleware=[PassThrough()] if middleware else None)

@@ -7,6 +7,7 @@ timer, and re-reads the wall clock when the timer fires (see :mod:`._actors._sch
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
@@ -93,6 +94,23 @@ def stamp_reader(clock: WallClock) -> Callable[[], float]:
     if type(clock) is SystemWallClock:
         return time.time
     return lambda: clock.now().timestamp()
+
+
+def clock_reader(clock: WallClock) -> Callable[[], datetime]:
+    """``clock.now``, as a function: the system clock's is ``datetime.now(UTC)`` itself
+    (no Python call in between)."""
+    if type(clock) is SystemWallClock:
+        return functools.partial(datetime.now, UTC)
+    return clock.now
+
+
+def now_reader(clock: WallClock, tz: tzinfo) -> Callable[[], datetime]:
+    """A function reading ``clock`` as an aware datetime in ``tz``: the system clock is read
+    with ``datetime.now(tz)`` (one datetime built, not two); any other clock with
+    ``now().astimezone(tz)``."""
+    if type(clock) is SystemWallClock:
+        return functools.partial(datetime.now, tz)
+    return lambda: clock.now().astimezone(tz)
 
 
 def check_wall_clock(clock: object) -> WallClock:

@@ -3,47 +3,41 @@
 A :class:`RunHistory` is fed the end of every attempt. It keeps the last ``per_job``
 entries per job id, and at most ``max_jobs`` job ids: past that bound it forgets the job
 that ended longest ago first, and only when every remembered job is still active the one
-seen first. The hot path (one call per attempt) stores plain tuples with float times in
-plain lists and dicts (about a microsecond per job); :class:`RunRecord` values and
-datetimes are built only when someone reads the history.
+seen first. It is a batch sink of the app's operations hub (:mod:`._hub`): the hub logs
+each attempt's end as a plain tuple with float times, and the history files a batch of
+them at once, in plain lists and dicts, when the log is full or someone reads it;
+:class:`RunRecord` values and datetimes are built only when someone reads the history.
 
 With a store that keeps runs, the runs of durable jobs are stored too (see
 ``_history_store``), and the stored runs are loaded into memory when the app starts.
+Then the hub hands each attempt's end over at once (a batch of one), so a stored run is
+queued to the storage writer when it ends, not 32 runs later: a crash loses at most the
+runs of the writer's last uncommitted batch.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import deque
+from collections.abc import Sequence
 from datetime import datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import attrs
 import trio
 
-from .._core._job import Job, JobStatus
+from .._core._job import JobStatus
 from ..storage import StoredRun
 from ._history_store import HistoryStore
-from ._hub import attach, sinks_of
+from ._hub import BATCH, ERROR_TEXT_LIMIT, EndEntry, StartEntry, attach, error_text, sinks_of
 
 if TYPE_CHECKING:
     from .._api._app import Jobify
     from .._runtime._runtime import Runtime
 
-__all__ = ["RunHistory", "RunRecord", "error_text", "find_history"]
+__all__ = ["ERROR_TEXT_LIMIT", "RunHistory", "RunRecord", "error_text", "find_history"]
 
 _SUCCESS = JobStatus.SUCCESS
-
-ERROR_TEXT_LIMIT = 200
-"""Characters of an error kept per run (the exception's type name and message)."""
-
-
-def error_text(exc: BaseException | None, limit: int = ERROR_TEXT_LIMIT) -> str | None:
-    """``"TypeName: message"`` cut to ``limit`` characters, or None."""
-    if exc is None:
-        return None
-    message = str(exc)
-    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @attrs.frozen(kw_only=True)
@@ -73,22 +67,22 @@ class RunRecord:
         return (self.ended_at - self.started_at).total_seconds()
 
 
-# (attempt, status, started_at, ended_at, error, retried, instance): what the hot path
-# stores, the times as POSIX timestamps of the app's wall clock (datetimes are built when
-# read)
-_Entry = tuple[int, JobStatus, "float | None", float, "str | None", bool, "str | None"]
-
-# The runs of one job id are one list (cheaper to build than an object, once per job):
-# [end number (-1 while the job is active), task name, entry, entry, ...], oldest first.
-_END, _TASK, _FIRST = 0, 1, 2
-_ACTIVE = -1
+# The runs of one job id: the hub's EndEntry tuple itself for a job seen once (the usual
+# case: nothing is built to file it), a list of them (oldest first) from its second run.
+# A run loaded from storage is an EndEntry with a tenth item: the instance that ran it.
+_Runs = EndEntry | list[EndEntry]
+_ID: Final = 0  # EndEntry fields: the job id,
+_AGAIN: Final = 6  # and True while the job runs again
+_INSTANCE: Final = 9  # (stored runs only)
 
 
-def _record(job_id: str, runs: list[Any], entry: _Entry, tz: tzinfo) -> RunRecord:
-    attempt, status, started, ended, error, retried, instance = entry
+def _record(entry: EndEntry, tz: tzinfo, instance: str | None) -> RunRecord:
+    job_id, task, attempt, status, error, retried, _, ended, started = entry[:9]
+    if len(entry) > _INSTANCE:
+        instance = cast(Any, entry)[_INSTANCE]
     return RunRecord(
         job_id=job_id,
-        task=runs[_TASK],
+        task=task,
         attempt=attempt,
         status=status,
         started_at=None if started is None else datetime.fromtimestamp(started, tz),
@@ -99,15 +93,22 @@ def _record(job_id: str, runs: list[Any], entry: _Entry, tz: tzinfo) -> RunRecor
     )
 
 
-def _entry(run: StoredRun) -> _Entry | None:
-    """A stored run as a hot-path entry (None if its status is unknown)."""
+def _entries(runs: _Runs) -> list[EndEntry]:
+    return runs if type(runs) is list else [runs]  # type: ignore[list-item]
+
+
+def _entry(run: StoredRun) -> EndEntry | None:
+    """A stored run as an entry (None if its status is unknown)."""
     try:
         status = JobStatus(run.status)
     except ValueError:
         return None
     started = None if run.started_at is None else run.started_at.timestamp()
-    ended = run.ended_at.timestamp()
-    return (run.attempt, status, started, ended, run.error, run.retried, run.instance)
+    entry = (
+        run.job_id, run.task_name, run.attempt, status, run.error, run.retried, False,
+        run.ended_at.timestamp(), started, run.instance,
+    )  # fmt: skip
+    return cast(EndEntry, entry)
 
 
 def _check_retention(value: object) -> timedelta:
@@ -154,25 +155,87 @@ class RunHistory:
         self.stored = bool(stored)
         self._store: HistoryStore | None = None  # while the app runs on a store that keeps runs
         self._instance: str | None = None
+        self._durable: dict[str, bool] = {}  # task name: its runs are stored
+        self._unstored: list[EndEntry] = []  # filed, not yet queued to the store
+        self._loop_thread = threading.get_ident()  # the app's trio thread (at start)
         self._app = app
         self._tz = app.tz
-        self._longest = per_job + _FIRST  # a runs list this long drops its oldest entry
-        self._jobs: dict[str, list[Any]] = {}  # in the order first seen
-        # (end number, job id) of the jobs that ended for good, in the order they ended; an
-        # item is current while the job's runs list holds that end number
-        self._ends: deque[tuple[int, str]] = deque()
-        self._ended = 0
+        self._jobs: dict[str, _Runs] = {}  # in the order first seen
+        # the last entries of the jobs that ended for good, in the order they ended; an
+        # item is current while it is its job's last entry (see _is_current)
+        self._ends: deque[EndEntry] = deque()
         self._hub = attach(app, self, "RunHistory")
 
     wants_starts = False  # a run is recorded when it ends; the hub knows when it started
 
-    def started(self, job: Job[Any], attempt: int, now: float) -> None:
-        """Not called (``wants_starts`` is False): the hub remembers when attempts start."""
+    def record(self, starts: Sequence[StartEntry], ends: Sequence[EndEntry]) -> None:
+        """File the ends of attempts (called by the app's operations listener, in
+        batches: see ``jobify_trio._ops._hub``). The usual entry (a job seen for the first
+        time) is filed as it is, and evicts the job that ended longest ago: no object is
+        built."""
+        jobs, ends_seen, per_job, max_jobs = self._jobs, self._ends, self.per_job, self.max_jobs
+        for entry in ends:
+            job_id = entry[0]
+            runs = jobs.get(job_id)
+            if runs is None:
+                jobs[job_id] = entry
+                if len(jobs) > max_jobs:
+                    oldest = ends_seen[0] if ends_seen else None
+                    if oldest is not None and jobs.get(oldest[0]) is oldest:
+                        del jobs[oldest[0]]  # (inline: what _forget_one does, usually)
+                        ends_seen.popleft()
+                    else:
+                        self._forget_one()
+            elif type(runs) is list:
+                runs.append(entry)
+                if len(runs) > per_job:
+                    del runs[0]
+            else:
+                jobs[job_id] = [runs, entry] if per_job > 1 else entry  # type: ignore[list-item]
+            if not entry[_AGAIN]:  # ended for good
+                ends_seen.append(entry)
+                if len(ends_seen) > 2 * max_jobs:
+                    self._ends = ends_seen = deque(self._current_ends())
+        if self._store is not None:
+            self._unstored.extend(ends)
+            if threading.get_ident() == self._loop_thread:  # (not a scrape's thread)
+                self._store_unstored()
+
+    def _store_unstored(self) -> None:
+        """Queue the runs of durable jobs filed since the last call to the store (a job
+        whose memory is full may have overflowed: its stored runs are pruned to
+        ``per_job`` at the next prune). Only on the app's thread: the storage writer is a
+        trio object, and a metrics scrape may flush the hub from another thread."""
+        store, ends = self._store, self._unstored
+        if store is None or not ends:
+            return
+        self._unstored = []
+        durable, tasks, jobs = self._durable, self._app.tasks, self._jobs
+        for job_id, task, attempt, status, error, retried, _, ended, started in ends:
+            keep = durable.get(task)
+            if keep is None:
+                found = tasks.get(task)
+                keep = durable[task] = found is None or found.options.durable is not False
+            if keep:
+                runs = jobs.get(job_id)
+                if self.per_job == 1 or (type(runs) is list and len(runs) >= self.per_job):
+                    store.overflowed(job_id)  # (before a prune that record may queue)
+                store.record(
+                    job_id, task, attempt, status.value, started, ended, error, retried,
+                    self._instance,
+                )  # fmt: skip
+
+    def _app_stopping(self) -> None:
+        """Every job has ended (the hub was flushed): queue the runs not stored yet."""
+        self._store_unstored()
 
     async def _app_starting(self, runtime: Runtime) -> None:
         """The app starts: with a store that keeps runs, load the stored runs (and queue a
         first prune); else stay in memory only."""
         self._store = None
+        self._hub.batch = BATCH
+        self._durable, self._unstored = {}, []
+        self._loop_thread = threading.get_ident()
         durability = runtime.durability
         sharing = runtime.sharing
         self._instance = None if sharing is None else sharing.me
@@ -183,108 +246,71 @@ class RunHistory:
             per_job=self.per_job, max_runs=self.per_job * self.max_jobs,
             retention=self.retention,
         )  # fmt: skip
+        self._hub.flush()  # (runs of an earlier start stay in memory only)
         self._load(await store.load())
         store.prune(runtime.now().timestamp())
         self._store = store
+        self._hub.batch = 1  # each run is queued to the writer as it ends (module docs)
 
     def _load(self, stored: list[StoredRun]) -> None:
         """Put the stored runs (oldest first) in memory, as jobs that ended, replacing what
         memory held for those ids; the ``max_jobs`` with the latest runs are kept."""
-        loaded: dict[str, list[Any]] = {}
+        loaded: dict[str, list[EndEntry]] = {}
         for run in stored:
             entry = _entry(run)
             if entry is not None:
-                runs = loaded.pop(run.job_id, None) or [_ACTIVE, run.task_name]
+                runs = loaded.pop(run.job_id, None) or []
                 runs.append(entry)
                 loaded[run.job_id] = runs  # (re-inserted: the order of their last runs)
         for job_id, runs in list(loaded.items())[-self.max_jobs :]:
-            self._ended += 1
-            runs[_END] = self._ended
+            kept = runs[-self.per_job :]
             self._jobs.pop(job_id, None)
-            self._jobs[job_id] = runs[:_FIRST] + runs[_FIRST:][-self.per_job :]
-            self._ends.append((self._ended, job_id))
+            self._jobs[job_id] = kept if len(kept) > 1 else kept[0]
+            self._ends.append(kept[-1])
         while len(self._jobs) > self.max_jobs:
             self._forget_one()
 
-    def ended(
-        self,
-        job: Job[Any],
-        attempt: int,
-        status: JobStatus,
-        exception: BaseException | None,
-        retried: bool,
-        again: bool,
-        now: float,
-        started: float | None,
-    ) -> None:
-        """Record the end of an attempt (called by the app's operations listener)."""
-        job_id = job._id
-        error = None if status is _SUCCESS else error_text(exception)
-        entry = (attempt, status, started, now, error, retried, self._instance)
-        store = self._store
-        runs = self._jobs.get(job_id)
-        if runs is None:
-            runs = self._jobs[job_id] = [_ACTIVE, job._task.name, entry]
-            if len(self._jobs) > self.max_jobs:
-                ends = self._ends  # (inline: the job that ended longest ago goes, usually)
-                if ends and self._jobs.get(ends[0][1], runs)[_END] == ends[0][0]:
-                    del self._jobs[ends.popleft()[1]]
-                else:
-                    self._forget_one()
-        else:
-            if runs[_END] != _ACTIVE:  # a new job under an id that had ended
-                runs[_END], runs[_TASK] = _ACTIVE, job._task.name
-            runs.append(entry)
-            if len(runs) > self._longest:
-                del runs[_FIRST]
-                if store is not None:
-                    store.overflowed(job_id)
-        if not again:  # ended for good
-            self._ended += 1
-            runs[_END] = self._ended
-            self._ends.append((self._ended, job_id))
-            if len(self._ends) > 2 * self.max_jobs:
-                self._ends = deque(self._current_ends())
-        if store is not None and job._task.options.durable is not False:
-            store.record(
-                job_id, job._task.name, attempt, status.value, started, now, error, retried,
-                self._instance,
-            )  # fmt: skip
+    def _is_current(self, entry: EndEntry) -> bool:
+        """Whether ``entry`` (in ``_ends``) is still the last entry of its job."""
+        runs = self._jobs.get(entry[_ID])
+        return runs is entry or (type(runs) is list and runs[-1] is entry)
 
     def _forget_one(self) -> None:
         """Forget the job that ended longest ago, else (none ended) the one seen first."""
         ends, jobs = self._ends, self._jobs
         while ends:
-            number, job_id = ends.popleft()
-            runs = jobs.get(job_id)
-            if runs is not None and runs[_END] == number:
-                del jobs[job_id]
+            entry = ends.popleft()
+            if self._is_current(entry):
+                del jobs[entry[_ID]]
                 return
         del jobs[next(iter(jobs))]
 
-    def _current_ends(self) -> list[tuple[int, str]]:
-        jobs = self._jobs
-        return [(n, i) for n, i in self._ends if (r := jobs.get(i)) is not None and r[_END] == n]
+    def _current_ends(self) -> list[EndEntry]:
+        return [entry for entry in self._ends if self._is_current(entry)]
 
     # -- reading -------------------------------------------------------------------------
 
     def __len__(self) -> int:
+        self._hub.flush()
         return len(self._jobs)
 
     def __contains__(self, job_id: object) -> bool:
+        self._hub.flush()
         return job_id in self._jobs
 
     def runs(self, job_id: str) -> list[RunRecord]:
         """The remembered runs of ``job_id``, oldest first (empty if unknown)."""
+        self._hub.flush()
         runs = self._jobs.get(job_id)
         if runs is None:
             return []
-        return [_record(job_id, runs, entry, self._tz) for entry in runs[_FIRST:]]
+        return [_record(entry, self._tz, self._instance) for entry in _entries(runs)]
 
     def last(self, job_id: str) -> RunRecord | None:
         """The latest run of ``job_id``, or None."""
+        self._hub.flush()
         runs = self._jobs.get(job_id)
-        return None if runs is None else _record(job_id, runs, runs[-1], self._tz)
+        return None if runs is None else _record(_entries(runs)[-1], self._tz, self._instance)
 
     def running_since(self, job_id: str) -> datetime | None:
         """When the running attempt of ``job_id`` started, or None if it is not running."""
@@ -303,12 +329,13 @@ class RunHistory:
         for run in await store.load(job_id):
             entry = _entry(run)
             if entry is not None:
-                records.append(_record(job_id, [_ACTIVE, run.task_name], entry, self._tz))
+                records.append(_record(entry, self._tz, None))
         return records
 
     def finished_ids(self, limit: int | None = None) -> list[str]:
         """Ids of jobs that ended for good, most recent first (at most ``limit``)."""
-        ids = [job_id for _, job_id in reversed(self._current_ends())]
+        self._hub.flush()
+        ids = [entry[_ID] for entry in reversed(self._current_ends())]
         return ids if limit is None else ids[:limit]
 
 

@@ -2,16 +2,28 @@
 
 History and metrics are *sinks* of one :class:`OpsListener`, an
 :class:`~.._runtime._dispatch.AttemptObserver`: the runtime tells it about each attempt
-with plain values and a float timestamp (reading the wall clock once for all sinks, and
-building no event object), and it fans that out. With no sink attached there is no
-listener at all, so the runtime does nothing for them.
+with plain values (building no event object), it reads the wall clock once for all
+sinks, and it fans the attempt out. With no sink attached there is no listener at all,
+so the runtime does nothing for them.
+
+Batches: a :class:`BatchSink` (the run history, the metrics) is not called per attempt.
+The hub appends one plain tuple per attempt start (only if a batch sink wants starts)
+and per attempt end to a log, and hands the sinks the log each time :data:`BATCH`
+attempts have ended (:meth:`OpsListener.flush`), so the per-job cost is a clock read
+and a tuple, and the sinks' work runs in one loop over many attempts. Every read of a sink's state
+(``RunHistory.runs``, a metrics scrape) flushes first, so readers never see a stale
+value. The log holds no job and no exception: a failed attempt's error is kept as its
+short text (:func:`error_text`). A :class:`Sink` (per-attempt calls) is still called at
+once, for sinks that must see each attempt as it happens.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from .._core._clock import stamp_reader
 from .._core._job import Job, JobStatus, failure_status
@@ -23,9 +35,36 @@ if TYPE_CHECKING:
     from .._api._app import Jobify
     from .._runtime._runtime import Runtime
 
-__all__ = ["OpsListener", "Sink", "attach", "hub_of", "sinks_of"]
+__all__ = [
+    "BATCH", "BatchSink", "EndEntry", "OpsListener", "Sink", "StartEntry", "attach",
+    "error_text", "hub_of", "sinks_of",
+]  # fmt: skip
 
 S = TypeVar("S")
+
+BATCH = 32
+"""Attempt ends the hub logs before it hands them (and the starts) to the batch sinks."""
+
+ERROR_TEXT_LIMIT = 200
+"""Characters of an error kept per run (the exception's type name and message)."""
+
+StartEntry = tuple[str, int, float, datetime]
+"""(task name, attempt, started, due): an attempt started at ``started`` (a POSIX
+timestamp of the app's wall clock); ``due`` is the job's ``exec_at`` then."""
+
+EndEntry = tuple[str, str, int, JobStatus, "str | None", bool, bool, float, "float | None"]
+"""(job id, task name, attempt, status, error, retried, again, ended, started): an
+attempt ended (see :class:`Sink` for ``retried``, ``again`` and ``started``); ``error``
+is :func:`error_text` of its exception (None on success)."""
+
+
+def error_text(exc: BaseException | None, limit: int = ERROR_TEXT_LIMIT) -> str | None:
+    """``"TypeName: message"`` cut to ``limit`` characters, or None."""
+    if exc is None:
+        return None
+    message = str(exc)
+    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class Sink(Protocol):
@@ -56,6 +95,22 @@ class Sink(Protocol):
     ) -> None: ...
 
 
+class BatchSink(Protocol):
+    """Told about attempts in batches, in the order they happened (see the module docs).
+
+    ``starts`` is empty unless ``wants_starts``. A batch sink is also a :class:`Sink`
+    in the sense that :func:`sinks_of` finds it.
+    """
+
+    wants_starts: bool
+
+    async def _app_starting(self, runtime: Runtime) -> None: ...
+
+    def _app_stopping(self) -> None: ...
+
+    def record(self, starts: Sequence[StartEntry], ends: Sequence[EndEntry]) -> None: ...
+
+
 class OpsListener(AttemptObserver):
     """The attempt observer fanning each attempt out to the attached sinks.
 
@@ -64,22 +119,42 @@ class OpsListener(AttemptObserver):
     runtime calls this listener directly). Called as a plain listener with a
     :class:`JobEvent`, it feeds the sinks the same way (events of other kinds than
     STARTED, RETRYING and ENDED are not attempts: they are skipped).
+
+    :meth:`flush` may run in another thread (a metrics scrape): a lock serialises
+    flushes, and the hot path only appends to the logs (a flush takes and deletes the
+    entries it saw, so an entry appended meanwhile waits for the next flush).
     """
 
-    __slots__ = ("_end_sinks", "_stamp", "_start_sinks", "started_at")
+    __slots__ = (
+        "_batch_sinks", "_end_sinks", "_ends", "_lock", "_log_ends", "_log_starts", "_stamp",
+        "_start_sinks", "_starts", "batch", "started_at",
+    )  # fmt: skip
 
     def __init__(self, app: Jobify) -> None:
         self._stamp = stamp_reader(app.wall_clock)
         self._start_sinks: tuple[Sink, ...] = ()
         self._end_sinks: tuple[Sink, ...] = ()
+        self._batch_sinks: tuple[BatchSink, ...] = ()
+        self._log_starts = self._log_ends = False
+        self._starts: list[StartEntry] = []
+        self._ends: list[EndEntry] = []
+        self._lock = threading.Lock()
+        self.batch = BATCH
+        """Attempt ends logged before a flush (1 while a run history stores runs: a
+        stored run is queued to the storage writer when its attempt ends)."""
         self.started_at: dict[str, float] = {}
         """When the running attempt of each job (by id) started (a POSIX timestamp)."""
 
     @property
-    def sinks(self) -> tuple[Sink, ...]:
-        return self._end_sinks
+    def sinks(self) -> tuple[Sink | BatchSink, ...]:
+        return (*self._end_sinks, *self._batch_sinks)
 
-    def add(self, sink: Sink) -> None:
+    def add(self, sink: Sink | BatchSink) -> None:
+        if hasattr(sink, "record"):
+            self._batch_sinks += (cast(BatchSink, sink),)
+            self._log_ends = True
+            self._log_starts = self._log_starts or sink.wants_starts
+            return
         self._end_sinks += (sink,)
         if sink.wants_starts:
             self._start_sinks += (sink,)
@@ -87,16 +162,41 @@ class OpsListener(AttemptObserver):
     async def app_starting(self, runtime: Runtime) -> None:
         """Storage is open and the jobs are restored: tell the sinks (the run history
         loads its stored runs)."""
-        for sink in self._end_sinks:
+        for sink in self.sinks:
             await sink._app_starting(runtime)
+
+    def app_stopping(self) -> None:
+        """Every job has ended: hand the logged attempts to the batch sinks (the run
+        history queues the last stored runs before the storage writer's final flush)."""
+        self.flush()
+        for sink in self._batch_sinks:
+            sink._app_stopping()
+
+    def flush(self) -> None:
+        """Hand the logged attempts to the batch sinks (before reading them)."""
+        with self._lock:
+            starts, ends = self._starts, self._ends
+            n_starts, n_ends = len(starts), len(ends)
+            if not n_starts and not n_ends:
+                return
+            new_starts, new_ends = starts[:n_starts], ends[:n_ends]
+            del starts[:n_starts], ends[:n_ends]
+            for sink in self._batch_sinks:
+                try:
+                    sink.record(new_starts, new_ends)
+                except Exception:
+                    _log.exception("recording job attempts in %r failed", sink)
 
     def started(self, job: Job[Any], attempt: int) -> None:
         now = self.started_at[job._id] = self._stamp()
-        try:
-            for sink in self._start_sinks:
-                sink.started(job, attempt, now)
-        except Exception:
-            _log.exception("recording the start of job %r failed", job._id)
+        if self._log_starts:  # (flushed with the ends: it holds at most BATCH + running)
+            self._starts.append((job._task.name, attempt, now, job._exec_at))
+        if self._start_sinks:
+            try:
+                for sink in self._start_sinks:
+                    sink.started(job, attempt, now)
+            except Exception:
+                _log.exception("recording the start of job %r failed", job._id)
 
     def retrying(
         self, job: Job[Any], attempt: int, exc: BaseException, next_attempt: int, delay: float
@@ -106,14 +206,24 @@ class OpsListener(AttemptObserver):
     def ended(self, job: Job[Any], status: JobStatus) -> None:
         # (the body of _attempt_ended, inlined: this runs once per job)
         now = self._stamp()
-        started = self.started_at.pop(job._id, None)
-        exception = None if status is _SUCCESS else job._exception
+        job_id = job._id
+        started = self.started_at.pop(job_id, None)
         again, attempt = job._status is _SCHEDULED, job._attempt
-        try:
-            for sink in self._end_sinks:
-                sink.ended(job, attempt, status, exception, False, again, now, started)
-        except Exception:
-            _log.exception("recording the end of job %r failed", job._id)
+        if self._log_ends:
+            error = None if status is _SUCCESS else error_text(job._exception)
+            ends = self._ends
+            ends.append(
+                (job_id, job._task.name, attempt, status, error, False, again, now, started)
+            )
+            if len(ends) >= self.batch:
+                self.flush()
+        if self._end_sinks:
+            exception = None if status is _SUCCESS else job._exception
+            try:
+                for sink in self._end_sinks:
+                    sink.ended(job, attempt, status, exception, False, again, now, started)
+            except Exception:
+                _log.exception("recording the end of job %r failed", job_id)
 
     def _attempt_ended(
         self,
@@ -126,6 +236,12 @@ class OpsListener(AttemptObserver):
     ) -> None:
         now = self._stamp()
         started = self.started_at.pop(job._id, None)
+        if self._log_ends:
+            error = error_text(exception)
+            entry = (job._id, job._task.name, attempt, status, error, retried, again, now, started)
+            self._ends.append(entry)
+            if len(self._ends) >= self.batch:
+                self.flush()
         try:
             for sink in self._end_sinks:
                 sink.ended(job, attempt, status, exception, retried, again, now, started)
@@ -157,7 +273,7 @@ def hub_of(app: Jobify) -> OpsListener | None:
     return None
 
 
-def attach(app: Jobify, sink: Sink, what: str) -> OpsListener:
+def attach(app: Jobify, sink: Sink | BatchSink, what: str) -> OpsListener:
     """Feed ``sink`` with ``app``'s job events (before the app starts)."""
     if app.is_running:
         raise ApplicationStateError(f"create the {what} before the app starts")

@@ -1,17 +1,20 @@
 """Prometheus metrics of an app's jobs, fed by the job events (as a sink of the hub).
 
 :class:`JobMetrics` attaches one sink to the app's job events (so with no ``JobMetrics``
-there is no listener and no cost) and registers one prometheus-client collector. The hot
-path only adds to plain per-task numbers (an increment, and a ``bisect`` into the bucket
-bounds when an attempt ends); prometheus-client turns them into metric families when the
-registry is collected (scraped), and writes the exposition format.
+there is no listener and no cost) and registers one prometheus-client collector. It is a
+batch sink of the hub: batches of attempt starts and ends only add to plain per-task
+numbers (an increment, and a ``bisect`` into the bucket bounds); prometheus-client turns
+them into metric families when the registry is collected (scraped, which flushes the
+hub's log first), and writes the exposition format.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import groupby
+from operator import itemgetter
+from typing import TYPE_CHECKING
 
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import (
@@ -23,9 +26,9 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from .._core._job import Job, JobStatus
+from .._core._job import JobStatus
 from ..exceptions import BaseJobifyError
-from ._hub import attach
+from ._hub import EndEntry, StartEntry, attach
 
 if TYPE_CHECKING:
     from .._api._app import Jobify
@@ -84,6 +87,9 @@ class _Histogram:
         return out
 
 
+_task_of_start, _task_of_end = itemgetter(0), itemgetter(1)
+
+
 class _TaskStats:
     __slots__ = ("counts", "duration", "lateness")
 
@@ -130,7 +136,7 @@ class JobMetrics:
             self.registry.register(_Collector(self))
         except ValueError as e:
             raise MetricsError(f"cannot register jobify_trio metrics: {e}") from e
-        attach(app, self, "JobMetrics")
+        self._hub = attach(app, self, "JobMetrics")
 
     # -- the hot path --------------------------------------------------------------------
 
@@ -139,42 +145,52 @@ class JobMetrics:
     async def _app_starting(self, runtime: Runtime) -> None:
         """Nothing to load: the metrics start from zero with the process."""
 
-    def started(self, job: Job[Any], attempt: int, now: float) -> None:
-        """Count a started attempt, at ``now`` (called by the app's operations listener)."""
-        stats = self._tasks.get(job._task.name)
-        if stats is None:
-            stats = self._new_task(job._task.name)
-        if attempt == 1:
-            stats.counts[_STARTED] += 1
-        late = now - job._exec_at.timestamp()
-        histogram = stats.lateness
-        if late > 0.0:
-            histogram.total += late
-            histogram.counts[bisect_left(histogram.bounds, late)] += 1
-        else:  # on time (or early: the clock's resolution)
-            histogram.counts[0] += 1
+    def _app_stopping(self) -> None:
+        """Nothing to store."""
 
-    def ended(
-        self,
-        job: Job[Any],
-        attempt: int,
-        status: JobStatus,
-        exception: BaseException | None,
-        retried: bool,
-        again: bool,
-        now: float,
-        started: float | None,
-    ) -> None:
-        """Count an attempt that ended at ``now`` (called by the app's operations listener)."""
-        stats = self._tasks.get(job._task.name)
-        if stats is None:
-            stats = self._new_task(job._task.name)
-        if started is not None:
-            took = now - started
-            histogram = stats.duration
-            histogram.total += took
-            histogram.counts[bisect_left(histogram.bounds, took)] += 1
-        stats.counts[_RETRIED if retried else _ENDED.get(status, _FAILED)] += 1
+    def record(self, starts: Sequence[StartEntry], ends: Sequence[EndEntry]) -> None:
+        """Count a batch of attempt starts and ends (called by the app's operations
+        listener, see ``jobify_trio._ops._hub``): in runs of one task (usually the whole
+        batch), each counted into local numbers first."""
+        for task, task_starts in groupby(starts, _task_of_start):
+            self._count_starts(self._stats(task), task_starts)
+        for task, task_ends in groupby(ends, _task_of_end):
+            self._count_ends(self._stats(task), task_ends)
+
+    def _stats(self, task: str) -> _TaskStats:
+        return self._tasks.get(task) or self._new_task(task)
+
+    @staticmethod
+    def _count_starts(stats: _TaskStats, starts: Iterable[StartEntry]) -> None:
+        first, total = 0, 0.0
+        bounds, counts = stats.lateness.bounds, stats.lateness.counts
+        lowest = bounds[0]  # (the usual bucket, tested before a bisect)
+        for _, attempt, now, due in starts:
+            if attempt == 1:
+                first += 1
+            late = now - due.timestamp()
+            if late <= lowest:
+                counts[0] += 1
+                if late > 0.0:  # (early counts as on time: the clock's resolution)
+                    total += late
+            else:
+                total += late
+                counts[bisect_left(bounds, late)] += 1
+        stats.counts[_STARTED] += first
+        stats.lateness.total += total
+
+    @staticmethod
+    def _count_ends(stats: _TaskStats, ends: Iterable[EndEntry]) -> None:
+        total, bounds, counts = 0.0, stats.duration.bounds, stats.duration.counts
+        lowest = bounds[0]
+        outcomes, ended = stats.counts, _ENDED
+        for _, _, _, status, _, retried, _, now, started in ends:
+            if started is not None:
+                took = now - started
+                total += took
+                counts[0 if took <= lowest else bisect_left(bounds, took)] += 1
+            outcomes[_RETRIED if retried else ended.get(status, _FAILED)] += 1
+        stats.duration.total += total
 
     def _new_task(self, name: str) -> _TaskStats:
         stats = self._tasks[name] = _TaskStats(self._duration_bounds, self._lateness_bounds)
@@ -184,6 +200,8 @@ class JobMetrics:
 
     def _families(self, *, with_samples: bool) -> Iterator[Metric]:
         ns = self._ns
+        if with_samples:
+            self._hub.flush()
         tasks = sorted(self._tasks.items()) if with_samples else []  # (a copy: thread-safe)
         for index, (name, doc) in enumerate(_COUNTERS):
             counter = CounterMetricFamily(f"{ns}_{name}", doc, labels=["task"])

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .._core._clock import WallClock
+from .._core._clock import WallClock, clock_reader
 from .._core._job import Job, JobStatus, failure_status
 from .._cron._dst import DstShift, DstShiftKind
 from .._cron._misfire import NextAfter, Skipped, list_skipped
@@ -76,6 +76,9 @@ class AttemptObserver(abc.ABC):
     async def app_starting(self, runtime: Runtime) -> None:  # noqa: B027 (optional hook)
         """The app's storage is open and its jobs restored; no job has run yet."""
 
+    def app_stopping(self) -> None:  # noqa: B027 (optional hook)
+        """Every job has ended; the storage writer is flushed next."""
+
 
 class EventDispatcher:
     """Builds each event and calls every listener with it (see the module docs).
@@ -101,13 +104,15 @@ class EventDispatcher:
                 others.append(listener)
         self._observers = tuple(observers)
         self._listeners = tuple(others)
-        self._now = clock.now
+        self._now = clock_reader(clock)
         self.instance: str | None = None
         if not others and len(observers) == 1:  # only the operations hub: straight to it
             (observer,) = observers
             self.started, self.retrying, self.ended = (
                 observer.started, observer.retrying, observer.ended,
             )  # fmt: skip
+        elif not observers and len(others) == 1:  # one listener: no loops
+            self.started, self.retrying, self.ended = self._started_1, self._retrying, self._ended_1
         else:
             self.started, self.retrying, self.ended = self._started, self._retrying, self._ended
 
@@ -115,6 +120,11 @@ class EventDispatcher:
         """Tell every observer that the app's storage is open (see ``AttemptObserver``)."""
         for observer in self._observers:
             await observer.app_starting(runtime)
+
+    def app_stopping(self) -> None:
+        """Tell every observer that every job has ended (see ``AttemptObserver``)."""
+        for observer in self._observers:
+            observer.app_stopping()
 
     def __call__(self, event: JobEvent) -> None:
         """Call every listener (not the observers) with ``event``."""
@@ -129,8 +139,31 @@ class EventDispatcher:
     def _started(self, job: Job[Any], attempt: int) -> None:
         for observer in self._observers:
             observer.started(job, attempt)
-        if self._listeners:
-            self(StartedEvent(job, attempt, job._exec_at, self._now()))
+        if self._listeners:  # (the listener loop of __call__, inlined: once per job)
+            event = StartedEvent(job, attempt, job._exec_at, self._now())
+            for listener in self._listeners:
+                try:
+                    listener(event)
+                except Exception:
+                    _log.exception("job event listener %r failed on %s", listener, event.kind)
+
+    def _started_1(self, job: Job[Any], attempt: int) -> None:
+        # (_started for a single listener and no observer, inlined: this runs once per job)
+        event = StartedEvent(job, attempt, job._exec_at, self._now())
+        try:
+            self._listeners[0](event)
+        except Exception:
+            _log.exception("job event listener %r failed on %s", self._listeners[0], event.kind)
+
+    def _ended_1(self, job: Job[Any], status: JobStatus) -> None:
+        # (_ended for a single listener and no observer, inlined: this runs once per job)
+        next_run = job._exec_at if job._status is _SCHEDULED else None
+        exception = None if status is _SUCCESS else job._exception
+        event = JobEvent(_ENDED, job, job._attempt, status, exception, next_run)
+        try:
+            self._listeners[0](event)
+        except Exception:
+            _log.exception("job event listener %r failed on %s", self._listeners[0], event.kind)
 
     def _retrying(
         self, job: Job[Any], attempt: int, exc: BaseException, next_attempt: int, delay: float
@@ -145,10 +178,15 @@ class EventDispatcher:
     def _ended(self, job: Job[Any], status: JobStatus) -> None:
         for observer in self._observers:
             observer.ended(job, status)
-        if self._listeners:
+        if self._listeners:  # (the listener loop of __call__, inlined: once per job)
             next_run = job._exec_at if job._status is _SCHEDULED else None
             exception = None if status is _SUCCESS else job._exception
-            self(JobEvent(_ENDED, job, job._attempt, status, exception, next_run))
+            event = JobEvent(_ENDED, job, job._attempt, status, exception, next_run)
+            for listener in self._listeners:
+                try:
+                    listener(event)
+                except Exception:
+                    _log.exception("job event listener %r failed on %s", listener, event.kind)
 
     # -- decisions -----------------------------------------------------------------------
 

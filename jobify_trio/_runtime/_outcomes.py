@@ -59,10 +59,10 @@ class Outcomes:
                 return
         job._result = result
         job._exception = None
-        self._end_run(job, JobStatus.SUCCESS)
+        self._end_run(job, _SUCCESS)
         events = self.events
-        if events is not None and job.status is not JobStatus.CANCELLED:
-            events.ended(job, JobStatus.SUCCESS)
+        if events is not None and job._status is not _CANCELLED:
+            events.ended(job, _SUCCESS)
 
     def failed(self, job: Job[Any], status: JobStatus, exception: BaseException) -> None:
         """The run ended without success for good (FAILED or TIMEOUT)."""
@@ -108,7 +108,7 @@ class Outcomes:
         self._finish(job)
 
     def _end_run(self, job: Job[Any], status: JobStatus) -> None:
-        if job.status is JobStatus.CANCELLED:  # cancelled while its outcome was on the way
+        if job._status is _CANCELLED:  # cancelled while its outcome was on the way
             return
         job._status = status
         hook = job._on_run_end
@@ -132,8 +132,12 @@ class Outcomes:
         self._timer_send.send_nowait(ArmTimer(job=job, generation=job._generation, attempt=attempt))
 
     def _finish(self, job: Job[Any], *, notify: bool = True) -> None:
-        job._wake_waiters()
+        if job._done_event is not None:
+            job._wake_waiters()
         self._registry.discard(job)
         if notify:
             for hook in self.job_ended_hooks:
                 hook(job)
+
+
+_SUCCESS, _CANCELLED = JobStatus.SUCCESS, JobStatus.CANCELLED

@@ -34,15 +34,17 @@ class JobRegistry:
 
     def add(self, job: Job[Any]) -> None:
         """Track a job that was just scheduled."""
-        self._active[job.id] = job
+        self._active[job._id] = job
 
     def discard(self, job: Job[Any]) -> None:
         """Stop tracking ``job`` (if it is the job tracked under its id)."""
-        active = self._active
-        if active.get(job.id) is job:
-            del active[job.id]
-            self._held.discard(job)
-            self._check_idle()
+        active, job_id = self._active, job._id
+        if active.get(job_id) is job:
+            del active[job_id]
+            if self._held:
+                self._held.discard(job)
+            if self._idle is not None:
+                self._check_idle()
 
     def hold(self, job: Job[Any], held: bool) -> None:
         """A paused job is held: it no longer keeps :meth:`wait_idle` waiting."""

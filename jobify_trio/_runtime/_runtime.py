@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 import trio_parallel
 
-from .._core._clock import WallClock, to_tz
+from .._core._clock import WallClock, now_reader, to_tz
 from .._core._context import JobContext
 from .._core._job import FINAL_STATUSES, Job, JobStatus
 from .._core._messages import AttemptFailed, DisarmTimer, RunJob, TimerMessage
@@ -69,6 +69,7 @@ class Runtime:
         self._threads = ThreadJobs()
         self._wall_clock: WallClock = app.wall_clock
         self._tz = app.tz
+        self._now = now_reader(self._wall_clock, self._tz)
         self._ids = itertools.count(1)
         self._id_prefix = os.urandom(6).hex() + "-"
         self._closed = False
@@ -138,6 +139,8 @@ class Runtime:
         abandoned = await self._threads.wait_exit_grace()
         for job in self.registry:
             self.outcomes.cancelled(job, shutting_down=True)
+        if self.outcomes.events is not None:
+            self.outcomes.events.app_stopping()
         if self.durability is not None:
             await self.durability.writer.flush()
         if self.sharing is not None:
@@ -154,7 +157,7 @@ class Runtime:
 
     def now(self) -> datetime:
         """The wall clock's time in the app's tz."""
-        return self._wall_clock.now().astimezone(self._tz)
+        return self._now()
 
     def make_context(self, job: Job[Any], attempt: int) -> JobContext:
         """A fresh :class:`JobContext` for one attempt (or its exception handler)."""
@@ -229,10 +232,11 @@ class Runtime:
         If it raises (cancelled while it waits for a free worker, say), the job was never
         scheduled: it is forgotten (and a durable job's row deleted), see :meth:`_hand_over`.
         """
-        self._check_open()
+        if self._closed:
+            self._check_open()  # raises
         await trio.lowlevel.checkpoint_if_cancelled()
         stored = None if self.durability is None else self.durability.prepare(task, args, kwargs)
-        existing = self._active_one_off(job_id, replace)
+        existing = None if job_id is None else self._active_one_off(job_id, replace)
         if existing is not None:
             now = self.now()
             return await _replace.replace_one_off(
@@ -244,13 +248,13 @@ class Runtime:
             )
             if elsewhere is not None:
                 return elsewhere
-        job = self._new_job(task, args, kwargs, job_id, self.now())
+        job = self._new_job(task, args, kwargs, job_id, self._now())
         if stored is not None and not await self._store(job, Trigger.PUSH, stored, new=True):
             return job
         job._status = JobStatus.SCHEDULED
         job._generation = 1
         command = RunJob(job=job, generation=1)
-        if self.executor.offer(command):
+        if self.executor.offer(command, fresh=True):
             await trio.lowlevel.cancel_shielded_checkpoint()  # handed over: the call succeeds
             return job
         await self._hand_over(command)
@@ -265,7 +269,7 @@ class Runtime:
         committed with the next batch: a crash in between restores it, at least once).
         """
         try:
-            await self.executor.wait_to_send(command)
+            await self.executor.wait_to_send(command, fresh=True)
         except BaseException as exc:
             self.outcomes.withdrawn(command.job, command.generation)
             if isinstance(exc, trio.BrokenResourceError):

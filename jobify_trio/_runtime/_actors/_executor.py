@@ -1,7 +1,7 @@
 """The executor actor: runs attempts of jobs inside cancel scopes (timeouts, cancel).
 
-Its inbox is a zero-buffer memory channel read by a pool of worker tasks. A sender
-first offers a :class:`RunJob` to an idle worker (``send_nowait``); if none is idle and
+Its inbox is a :class:`~._handoff.Handoff` (a zero-buffer rendezvous) read by a pool
+of worker tasks. A sender first offers a :class:`RunJob` to an idle worker; if none is idle and
 the pool is below ``max_concurrency`` it starts one more worker with the message; else
 it waits in ``send`` until a worker is free. So a burst never becomes an unbounded pile
 of tasks: callers block instead (backpressure), and at most ``max_idle`` idle workers
@@ -48,6 +48,7 @@ from ..._core._job import JobStatus
 from ..._core._messages import AttemptFailed, RunJob
 from ...exceptions import JobTimeoutError
 from .._outcomes import Outcomes
+from ._handoff import Handoff
 
 __all__ = ["Executor", "in_worker", "not_a_worker", "passes_through"]
 
@@ -88,6 +89,8 @@ def passes_through(exc: BaseException) -> BaseException | None:
     return None
 
 
+_SCHEDULED, _RUNNING = JobStatus.SCHEDULED, JobStatus.RUNNING
+
 IMMEDIATE_RETRY_CHECKPOINT = 8
 """A worker running zero-backoff retries of one job yields to others every this many."""
 
@@ -105,7 +108,7 @@ class Executor:
     ) -> None:
         self._outcomes = outcomes
         self._attempt_failed_send = attempt_failed_send
-        self._run_job_send, self._run_job_receive = trio.open_memory_channel[RunJob](0)
+        self._inbox: Handoff[RunJob] = Handoff()
         self._max_concurrency = max_concurrency
         self._max_idle = max_idle
         self.retry_at_once: Callable[[RunJob, BaseException], RunJob | None] | None = None
@@ -114,7 +117,6 @@ class Executor:
         self._pending: collections.deque[RunJob] = collections.deque()
         self._starting = 0  # workers started that have not run yet
         self._workers = 0
-        self._idle = 0
         self._draining = False
         self.on_quiet: Callable[[], object] | None = None
         """Set while draining: called whenever :attr:`busy` may have dropped."""
@@ -131,7 +133,7 @@ class Executor:
     @property
     def busy(self) -> int:
         """Number of workers running an attempt right now (and commands about to)."""
-        return self._workers - self._idle + len(self._pending)
+        return self._workers - self._inbox.idle + len(self._pending)
 
     def drain(self) -> None:
         """Start no attempt from now on (graceful shutdown); running ones go on."""
@@ -151,17 +153,18 @@ class Executor:
                 task_status.started()
                 await trio.sleep_forever()
         finally:
-            self._run_job_receive.close()
+            self._inbox.close()
 
-    def offer(self, command: RunJob) -> bool:
+    def offer(self, command: RunJob, *, fresh: bool = False) -> bool:
         """Hand ``command`` over without waiting; False if the caller must :meth:`wait_to_send`.
 
         An idle worker takes it, or a new one is started below ``max_concurrency``; in a
-        worker task (a job scheduling a job) it goes to the overflow queue.
+        worker task (a job scheduling a job) it goes to the overflow queue. ``fresh``: the
+        first run of a job just pushed, which a worker may start in this very scheduler
+        pass (see :mod:`._handoff`).
         """
-        try:
-            self._run_job_send.send_nowait(command)
-        except trio.WouldBlock:
+        inbox = self._inbox
+        if not (inbox.give(command) if fresh else inbox.wake(command)):
             if self._workers + len(self._pending) < self._max_concurrency and self._nursery:
                 if self._starting:  # a worker is on its way: it takes this one (module docs)
                     self._pending.append(command)
@@ -187,14 +190,15 @@ class Executor:
             self._start_worker(None)
         return command
 
-    async def wait_to_send(self, command: RunJob) -> None:
-        """Wait for a free worker and hand it ``command`` (backpressure).
+    async def wait_to_send(self, command: RunJob, *, fresh: bool = False) -> None:
+        """Wait for a free worker and hand it ``command`` (backpressure); ``fresh`` as
+        for :meth:`offer`.
 
         If this raises (cancelled, or ``BrokenResourceError`` once the pool is gone),
         ``command`` was not handed over.
         """
         assert _WORKER_OF.get() is not self, "a worker must never wait for executor capacity"
-        await self._run_job_send.send(command)
+        await self._inbox.send(command, fresh=fresh)
 
     async def submit(self, command: RunJob) -> None:
         """Hand ``command`` to a worker, waiting for one if all are busy (backpressure).
@@ -222,7 +226,7 @@ class Executor:
         self._starting -= 1
         if self._pending and not self._starting and self._workers < self._max_concurrency:
             self._start_worker(None)  # if this worker's command blocks, pending ones don't wait
-        receive = self._run_job_receive
+        inbox = self._inbox
         overflow, pending = self._overflow, self._pending
         try:
             while True:
@@ -235,21 +239,19 @@ class Executor:
                             running = None
                             if command is not None:  # an immediate retry, run here
                                 continue
+                        if scope.cancel_called:  # a cancelled job swallowed its Cancelled:
+                            break  # run nothing more in this scope, open a fresh one
                         if overflow:  # jobs pushed by jobs go before anything new
                             command = overflow.popleft()
                             continue
                         if pending:
                             command = self._take_pending()
                             continue
-                        if self._idle >= self._max_idle:
+                        if inbox.idle >= self._max_idle:
                             return
-                        self._idle += 1
                         if self.on_quiet is not None:
                             self.on_quiet()
-                        try:
-                            command = await receive.receive()
-                        finally:
-                            self._idle -= 1
+                        command = await inbox.take()
                 if running is not None:  # the scope interrupted this attempt
                     command = await self._interrupted(running, scope)
         finally:
@@ -260,11 +262,11 @@ class Executor:
     async def _run_attempt(self, command: RunJob, scope: trio.CancelScope) -> RunJob | None:
         """Run one attempt; returns the next attempt's command for an immediate retry."""
         job = command.job
-        if job._generation != command.generation or job._status is not JobStatus.SCHEDULED:
+        if job._generation != command.generation or job._status is not _SCHEDULED:
             return None  # cancelled or re-armed after this command was sent
         if self._draining:
             return None  # shutting down: the job stays scheduled (and stored, if durable)
-        job._status = JobStatus.RUNNING
+        job._status = _RUNNING
         job._attempt = command.attempt
         events = self._outcomes.events
         if events is not None:
@@ -277,7 +279,11 @@ class Executor:
         job._scope = scope
         try:
             if runner is None:
-                result = await task._invoke(job._args, job._kwargs)
+                direct = task._direct  # (an async def: called here, not through _invoke)
+                if direct is not None:
+                    result = await direct(*job._args, **job._kwargs)
+                else:
+                    result = await task._invoke(job._args, job._kwargs)
             else:
                 result = await runner(job, command.attempt)
         except Exception as exc:
@@ -294,7 +300,7 @@ class Executor:
                 await self._interrupted(command, scope, inline=False)
                 return None
             scope.deadline = math.inf
-        if job._status is JobStatus.RUNNING:  # (cancel() may have ended it meanwhile)
+        if job._status is _RUNNING:  # (cancel() may have ended it meanwhile)
             self._outcomes.succeeded(job, result)
         return None
 
