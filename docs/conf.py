@@ -184,6 +184,19 @@ def _public_bases(app: Any, name: str, obj: Any, options: Any, bases: list[Any])
     bases[:] = out or [object]
 
 
+# Private modules whose public names say (``__module__``) they live in a public module;
+# the [source] links of those names point at the private module that defines them.
+MOVED_DEFINITIONS = {"jobify_trio.storage": "jobify_trio._storage._records"}
+
+
+def _follow_moved(app: Any, modname: str, attribute: str) -> str | None:
+    """``viewcode-follow-imported``: the module whose source defines ``modname.attribute``."""
+    private = MOVED_DEFINITIONS.get(modname)
+    if private and attribute.split(".")[0] in importlib.import_module(private).__all__:
+        return private
+    return None
+
+
 def _check_reference_complete(app: Any, env: Any) -> None:
     """Warn (an error under -W) for a public name that the reference does not document."""
     from sphinx.util import logging
@@ -204,6 +217,7 @@ def setup(app: Any) -> None:
     app.connect("autodoc-process-bases", _public_bases)
     app.connect("missing-reference", _resolve_short_name)
     app.connect("env-check-consistency", _check_reference_complete)
+    app.connect("viewcode-follow-imported", _follow_moved)
 
 
 html_theme = "alabaster"

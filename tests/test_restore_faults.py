@@ -27,7 +27,8 @@ from hypothesis import strategies as st
 from jobify_trio import Cron, Jobify
 from jobify_trio._cron._state import CronState, cron_to_json
 from jobify_trio._runtime._actors._cron_trigger import CronTriggers
-from jobify_trio._storage._sqlite import SQLiteDatabase, row_to_job
+from jobify_trio._storage._sqlite import SQLiteDatabase
+from jobify_trio._storage._sqlite_rows import row_to_job
 from jobify_trio.serializers import ExtendedJSONSerializer, encode_call_arguments
 from jobify_trio.storage import LoadResult, RestoreWarning, SQLiteStorage, StoredJob, Trigger
 from jobify_trio.testing import VirtualWallClock

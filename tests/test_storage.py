@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import pickle
 import sqlite3
 import threading
 from datetime import timedelta
@@ -13,7 +14,7 @@ import pytest
 import trio
 from _helpers import START
 
-from jobify_trio import Jobify
+from jobify_trio import Jobify, storage
 from jobify_trio._cli._jobs import jobs_main
 from jobify_trio._storage._sqlite import SQLiteDatabase
 from jobify_trio.storage import (
@@ -114,6 +115,21 @@ def test_table_names_are_validated() -> None:
         with pytest.raises(ValueError, match="invalid table name"):
             SQLiteStorage("x.db", table_name=bad)
     assert SQLiteStorage("x.db", table_name="my_jobs_2").table_name == "my_jobs_2"
+
+
+def test_storage_records_live_at_their_public_home() -> None:
+    # defined in a private module; named, pickled and documented as jobify_trio.storage.X
+    for name in storage.__all__:
+        obj = getattr(storage, name)
+        if not callable(obj) or name == "PostgresStorage":
+            continue  # SCHEMA_VERSION, Write; PostgresStorage lives in _storage._postgres
+        if obj.__module__ == "jobify_trio._storage._shared":
+            continue  # the sharing values keep their own module (as before)
+        assert obj.__module__ == "jobify_trio.storage", name
+    job = row("a")
+    writes = [Upsert(job=job), Delete(job_id="a"), Trigger.CRON, StoredState.RETRYING]
+    assert pickle.loads(pickle.dumps(writes)) == writes
+    assert repr(Delete(job_id="a")) == "Delete(job_id='a')"
 
 
 async def test_unknown_schema_version_is_a_clear_error_and_keeps_rows(tmp_path: Path) -> None:

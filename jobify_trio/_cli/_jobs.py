@@ -33,7 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .._storage._sqlite import SQLiteDatabase, row_to_job
+from .._storage._sqlite import SQLiteDatabase
+from .._storage._sqlite_rows import row_to_job
 from ..storage import StorageError, validate_table_name
 from ._cron import CliError, report_error
 from ._db import postgres_url

@@ -13,7 +13,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, TextIO
 
-from .._storage._sqlite import SQLiteDatabase, from_db_time
+from .._storage._sqlite import SQLiteDatabase
+from .._storage._sqlite_rows import from_db_time
 from ._cron import CliError
 
 __all__ = ["HEADER", "print_history", "print_runs"]

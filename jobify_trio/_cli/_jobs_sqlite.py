@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from .._storage._sqlite import SQLiteDatabase, from_db_time, row_to_job, to_db_time
+from .._storage._sqlite import SQLiteDatabase
+from .._storage._sqlite_rows import from_db_time, row_to_job, to_db_time
 from ..storage import Command, StoredJob, StoredResult
 from ._cron import CliError
 from ._tables import Instance

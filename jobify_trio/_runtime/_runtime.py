@@ -32,13 +32,13 @@ import trio_parallel
 
 from .._core._clock import WallClock, now_reader, to_tz
 from .._core._context import JobContext
-from .._core._job import FINAL_STATUSES, Job, JobStatus, Rerun
+from .._core._job import FINAL_STATUSES, Job, JobStatus
 from .._core._messages import AttemptFailed, DisarmTimer, RunJob, TimerMessage
 from .._sharing._session import Sharing, start_sharing
 from .._storage._durability import Durability, attach_durability
 from ..exceptions import ApplicationStateError, DuplicateJobError
 from ..storage import StorageError, Trigger
-from . import _cron_runtime, _pause, _thread_jobs
+from . import _cron_runtime, _pause, _replace, _thread_jobs
 from ._actors._cron_trigger import CronTriggers
 from ._actors._executor import Executor
 from ._actors._scheduler import Scheduler
@@ -239,8 +239,8 @@ class Runtime:
         existing = None if job_id is None else self._active_one_off(job_id, replace)
         if existing is not None:
             now = self.now()
-            return await self._replace(
-                existing, task, args, kwargs, now, Trigger.PUSH, stored, force
+            return await _replace.replace_one_off(
+                self, existing, task, args, kwargs, now, Trigger.PUSH, stored, force
             )
         if job_id is not None and stored is not None and self.sharing is not None:
             elsewhere = await self.sharing.check_id(
@@ -296,8 +296,8 @@ class Runtime:
         existing = self._active_one_off(job_id, replace)
         if existing is not None:
             rearm = force or exec_at != existing.exec_at
-            return await self._replace(
-                existing, task, args, kwargs, exec_at, Trigger.AT, stored, rearm
+            return await _replace.replace_one_off(
+                self, existing, task, args, kwargs, exec_at, Trigger.AT, stored, rearm
             )
         if job_id is not None and stored is not None and self.sharing is not None:
             elsewhere = await self.sharing.check_id(
@@ -355,46 +355,6 @@ class Runtime:
         if job.status is JobStatus.CANCELLED:
             return False
         return not (new and job._generation)
-
-    async def _replace(
-        self,
-        job: Job[Any],
-        task: Task[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        exec_at: datetime,
-        trigger: Trigger,
-        stored: bytes | None,
-        rearm: bool,
-    ) -> Job[Any]:
-        """``replace=True`` on an active one-off job: re-arm it in place if ``rearm``."""
-        if rearm:
-            self._reschedule(job, task, args, kwargs, exec_at)
-            if stored is not None:
-                await self._store(job, trigger, stored, new=False)
-        await trio.lowlevel.checkpoint()
-        return job
-
-    def _reschedule(
-        self,
-        job: Job[Any],
-        task: Task[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        exec_at: datetime,
-    ) -> None:
-        """Re-arm an active job in place; a running one runs again after its current run.
-
-        A running job keeps its arguments (and task) for the rest of the current run,
-        retries included; the new ones apply from the re-run on.
-        """
-        if job.status is JobStatus.RUNNING:
-            job._rerun = Rerun(exec_at=exec_at, task=task, args=args, kwargs=kwargs)
-            return
-        job._task, job._args, job._kwargs = task, args, kwargs
-        self._disarm(job)
-        job._exec_at = exec_at
-        self.outcomes.rearm(job)
 
     def _disarm(self, job: Job[Any]) -> None:
         if job._timer is not None:

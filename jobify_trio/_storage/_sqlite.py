@@ -3,10 +3,7 @@
 Used by :class:`~jobify_trio.storage.SQLiteStorage` from its one dedicated thread, and
 directly by the operator CLI (``python -m jobify_trio jobs``). Every ``sqlite3`` error is
 turned into :class:`~jobify_trio.storage.StorageError` here, at the boundary, with the file
-name and a hint.
-
-Times are stored as UTC ISO-8601 text with microseconds (``2026-01-01T00:00:00.000000+00:00``):
-readable in any SQLite shell, and ordered correctly by plain text comparison.
+name and a hint. A row's column values are encoded and decoded in ``_sqlite_rows.py``.
 """
 
 from __future__ import annotations
@@ -14,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,38 +32,23 @@ from ..storage import (
     Write,
     validate_table_name,
 )
-from ._columns import COLUMNS, STATES, TRIGGERS
+from ._columns import COLUMNS
 from ._sqlite_checks import check_existing, explain, lenient_text, readable
+from ._sqlite_rows import job_to_row, row_to_job, to_db_time
 from ._sqlite_runs import RUN_SQL, load_runs, prune_runs, run_params
 from ._sqlite_schema import create_or_migrate
 
-__all__ = ["COLUMNS", "SQLiteDatabase", "from_db_time", "job_to_row", "row_to_job", "to_db_time"]
+__all__ = ["COLUMNS", "SQLiteDatabase"]
 
 _COLUMNS = COLUMNS
 _V2_COLUMNS = COLUMNS.removesuffix(", paused")  # a version 2 table (read by the CLI as is)
 _V1_COLUMNS = _V2_COLUMNS.removesuffix(", origin")  # a version 1 table
 _WIDTH = 12  # columns in _COLUMNS
-_OPTIONAL: tuple[Any, ...] = (None, None, None, 0)  # lease_owner, lease_expires_at, origin, paused
 #: Parameters per multi-row statement, largest first: each size is one cached prepared
 #: statement; 16,384 stays under SQLite's default limit of 32,766 variables.
 _CHUNKS = (16384, 2048, 256, 32, 16, 4, 1)
 #: Batches up to this size are applied one statement per write (:meth:`_apply_small`).
 _SMALL = 4
-
-
-def to_db_time(moment: datetime) -> str:
-    """An aware datetime as sortable UTC text."""
-    if moment.tzinfo is not UTC:
-        moment = moment.astimezone(UTC)
-    return moment.isoformat(timespec="microseconds")
-
-
-def from_db_time(text: str) -> datetime:
-    """Stored UTC text back to an aware datetime (``ValueError`` if it is not one)."""
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        raise ValueError(f"stored time {text!r} has no UTC offset")
-    return moment
 
 
 class SQLiteDatabase:
@@ -353,25 +335,6 @@ class SQLiteDatabase:
             )
 
 
-def job_to_row(job: StoredJob) -> tuple[Any, ...]:
-    """The column values of a :class:`StoredJob`, in ``_COLUMNS`` order."""
-    lease = job.lease_expires_at
-    return (
-        job.job_id,
-        job.task_name,
-        job.trigger.value,
-        to_db_time(job.next_run_at),
-        job.arguments,
-        job.attempt,
-        job.state.value,
-        job.cron,
-        job.lease_owner,
-        None if lease is None else to_db_time(lease),
-        job.origin,
-        int(job.paused),
-    )
-
-
 def _runs(writes: Sequence[Write]) -> Iterator[tuple[str, list[Any]]]:
     """Maximal runs of consecutive writes of one kind: flat parameter lists for upserts and
     deletes (multi-row statements), parameter tuples for the other kinds (executemany)."""
@@ -410,45 +373,3 @@ def _params(write: Write) -> tuple[str, tuple[Any, ...]]:
     if isinstance(write, (RecordRun, SetPaused, PruneRuns)):  # (a tuple: faster than a union)
         return run_params(write)
     raise StorageError(f"SQLiteStorage cannot apply {type(write).__name__} writes")
-
-
-def row_to_job(raw: tuple[Any, ...]) -> StoredJob:
-    """Column values back to a :class:`StoredJob`; ``ValueError``/``TypeError`` if corrupt.
-
-    ``raw`` holds the columns of ``COLUMNS`` (the last four, lease, origin and paused,
-    may be left out). Every column is checked here, so the row is built unvalidated.
-    """
-    job_id, task, trigger, next_run_at, arguments, attempt, state, cron = raw[:8]
-    if type(job_id) is not str or type(task) is not str:
-        raise TypeError("job_id and task must be text")
-    if type(arguments) is not bytes:
-        raise TypeError(f"arguments must be a blob, got {type(arguments).__name__}")
-    if type(attempt) is not int or attempt < 1:
-        raise ValueError(f"attempt must be an integer >= 1, got {attempt!r}")
-    if cron is not None and type(cron) is not str:
-        raise TypeError("cron must be text")
-    kind, where = TRIGGERS.get(trigger), STATES.get(state)
-    if kind is None or where is None:
-        raise ValueError(f"unknown trigger {trigger!r} or state {state!r}")
-    optional: tuple[Any, ...] = (*raw[8:12], *_OPTIONAL[len(raw) - 8 :])
-    owner, lease, origin, paused = optional
-    if paused not in (0, 1):
-        raise ValueError(f"paused must be 0 or 1, got {paused!r}")
-    if (owner is not None and type(owner) is not str) or (
-        origin is not None and type(origin) is not str
-    ):
-        raise TypeError("lease_owner and origin must be text")
-    return StoredJob._trusted(
-        job_id,
-        task,
-        kind,
-        from_db_time(next_run_at),
-        arguments,
-        attempt,
-        where,
-        cron,
-        owner,
-        None if lease is None else from_db_time(lease),
-        origin,
-        paused == 1,
-    )

@@ -12,11 +12,12 @@ the latest runs of each job with a window function.
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 from ..storage import PruneRuns, RecordRun, SetPaused, StoredRun
 from ._columns import RUN_COLUMNS
+from ._sqlite_rows import from_db_time, to_db_time
 
 __all__ = ["RUN_SQL", "load_runs", "prune_runs", "row_to_run", "run_params"]
 
@@ -32,20 +33,13 @@ _KEEP_LATEST: Final = (
 )
 
 
-def _db_time(moment: datetime) -> str:
-    """As ``_sqlite.to_db_time`` (not imported: that module imports this one)."""
-    if moment.tzinfo is not UTC:
-        moment = moment.astimezone(UTC)
-    return moment.isoformat(timespec="microseconds")
-
-
 def run_params(write: SetPaused | RecordRun | PruneRuns) -> tuple[str, tuple[Any, ...]]:
     """The kind and parameters of one write (``_sqlite._runs`` groups them by kind)."""
     if type(write) is RecordRun:  # (first: one per run)
         r = write.run
-        started = None if r.started_at is None else _db_time(r.started_at)
+        started = None if r.started_at is None else to_db_time(r.started_at)
         return "run", (
-            r.job_id, r.task_name, r.attempt, r.status, started, _db_time(r.ended_at),
+            r.job_id, r.task_name, r.attempt, r.status, started, to_db_time(r.ended_at),
             r.error, int(r.retried), r.instance,
         )  # fmt: skip
     if isinstance(write, SetPaused):
@@ -55,7 +49,7 @@ def run_params(write: SetPaused | RecordRun | PruneRuns) -> tuple[str, tuple[Any
 
 def prune_runs(conn: sqlite3.Connection, table: str, prune: PruneRuns) -> None:
     """Apply one :class:`PruneRuns` (inside the caller's transaction)."""
-    conn.execute(f"DELETE FROM {table}_runs WHERE ended_at < ?", (_db_time(prune.before),))
+    conn.execute(f"DELETE FROM {table}_runs WHERE ended_at < ?", (to_db_time(prune.before),))
     if prune.job_ids:
         conn.executemany(
             _KEEP_LATEST.format(t=table),
@@ -74,7 +68,7 @@ def load_runs(
 ) -> list[StoredRun]:
     """The latest ``per_job`` runs of each job (or of ``job_id``) that ended at or after
     ``since``, oldest first."""
-    where, params = "ended_at >= ?", [_db_time(since)]
+    where, params = "ended_at >= ?", [to_db_time(since)]
     if job_id is not None:
         where, params = where + " AND job_id = ?", [*params, job_id]
     rows = conn.execute(
@@ -88,8 +82,6 @@ def load_runs(
 
 def row_to_run(raw: tuple[Any, ...]) -> StoredRun:
     """Column values (``RUN_COLUMNS`` order) back to a :class:`StoredRun`."""
-    from ._sqlite import from_db_time
-
     job_id, task, attempt, status, started, ended, error, retried, instance = raw
     return StoredRun(
         job_id=job_id,

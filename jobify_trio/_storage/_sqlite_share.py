@@ -14,7 +14,8 @@ from typing import Any
 
 from ..storage import StoredJob
 from ._shared import Command, Heartbeat, InstanceInfo, ResultStatus, SlotClaim, StoredResult
-from ._sqlite import COLUMNS, SQLiteDatabase, from_db_time, job_to_row, row_to_job, to_db_time
+from ._sqlite import COLUMNS, SQLiteDatabase
+from ._sqlite_rows import from_db_time, job_to_row, row_to_job, to_db_time
 
 __all__ = [
     "adopt_orphans",

@@ -1,0 +1,94 @@
+"""SQLite: a job row's column values to and from a :class:`~jobify_trio.storage.StoredJob`.
+
+Times are stored as UTC ISO-8601 text with microseconds (``2026-01-01T00:00:00.000000+00:00``):
+readable in any SQLite shell, and ordered correctly by plain text comparison. Used by
+``_sqlite.py`` (the job table), the sharing and run-history modules, and the operator CLI.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from ..storage import StoredJob
+from ._columns import STATES, TRIGGERS
+
+__all__ = ["from_db_time", "job_to_row", "row_to_job", "to_db_time"]
+
+_OPTIONAL: tuple[Any, ...] = (None, None, None, 0)  # lease_owner, lease_expires_at, origin, paused
+
+
+def to_db_time(moment: datetime) -> str:
+    """An aware datetime as sortable UTC text."""
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="microseconds")
+
+
+def from_db_time(text: str) -> datetime:
+    """Stored UTC text back to an aware datetime (``ValueError`` if it is not one)."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"stored time {text!r} has no UTC offset")
+    return moment
+
+
+def job_to_row(job: StoredJob) -> tuple[Any, ...]:
+    """The column values of a :class:`StoredJob`, in ``COLUMNS`` order."""
+    lease = job.lease_expires_at
+    return (
+        job.job_id,
+        job.task_name,
+        job.trigger.value,
+        to_db_time(job.next_run_at),
+        job.arguments,
+        job.attempt,
+        job.state.value,
+        job.cron,
+        job.lease_owner,
+        None if lease is None else to_db_time(lease),
+        job.origin,
+        int(job.paused),
+    )
+
+
+def row_to_job(raw: tuple[Any, ...]) -> StoredJob:
+    """Column values back to a :class:`StoredJob`; ``ValueError``/``TypeError`` if corrupt.
+
+    ``raw`` holds the columns of ``COLUMNS`` (the last four, lease, origin and paused,
+    may be left out). Every column is checked here, so the row is built unvalidated.
+    """
+    job_id, task, trigger, next_run_at, arguments, attempt, state, cron = raw[:8]
+    if type(job_id) is not str or type(task) is not str:
+        raise TypeError("job_id and task must be text")
+    if type(arguments) is not bytes:
+        raise TypeError(f"arguments must be a blob, got {type(arguments).__name__}")
+    if type(attempt) is not int or attempt < 1:
+        raise ValueError(f"attempt must be an integer >= 1, got {attempt!r}")
+    if cron is not None and type(cron) is not str:
+        raise TypeError("cron must be text")
+    kind, where = TRIGGERS.get(trigger), STATES.get(state)
+    if kind is None or where is None:
+        raise ValueError(f"unknown trigger {trigger!r} or state {state!r}")
+    optional: tuple[Any, ...] = (*raw[8:12], *_OPTIONAL[len(raw) - 8 :])
+    owner, lease, origin, paused = optional
+    if paused not in (0, 1):
+        raise ValueError(f"paused must be 0 or 1, got {paused!r}")
+    if (owner is not None and type(owner) is not str) or (
+        origin is not None and type(origin) is not str
+    ):
+        raise TypeError("lease_owner and origin must be text")
+    return StoredJob._trusted(
+        job_id,
+        task,
+        kind,
+        from_db_time(next_run_at),
+        arguments,
+        attempt,
+        where,
+        cron,
+        owner,
+        None if lease is None else from_db_time(lease),
+        origin,
+        paused == 1,
+    )
