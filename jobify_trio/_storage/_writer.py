@@ -74,16 +74,15 @@ import warnings
 
 import trio
 
-from ..storage import (
-    Delete,
-    PruneRuns,
-    PutResult,
-    RecordRun,
-    SendCommand,
-    Storage,
-    StorageError,
-    Upsert,
-    Write,
+from ..storage import Delete, Storage, StorageError, Write
+from ._writer_batch import (
+    DEFER_MAX_WRITES,
+    DEFER_SECONDS,
+    DELETES_PER_COMMIT,
+    WAKE_AT_ONCE,
+    Batch,
+    job_id_of,
+    leaves_deletes,
 )
 
 __all__ = [
@@ -94,43 +93,6 @@ __all__ = [
     "StorageWriter",
 ]
 
-#: How long the writer leaves writes nobody waits for to a sequential caller.
-DEFER_SECONDS = 0.002
-#: ... unless this many of them are queued.
-DEFER_MAX_WRITES = 32
-#: A sequential caller takes queued deletes of ended jobs along once this many are queued.
-DELETES_PER_COMMIT = 16
-#: Callers woken per scheduler pass when their batch is committed.
-WAKE_AT_ONCE = 4
-
-
-class _Batch:
-    __slots__ = ("committed", "deleting", "error", "errors", "lot", "mixed", "unwatched", "writes")
-
-    def __init__(self) -> None:
-        self.writes: list[Write] = []
-        self.unwatched: set[int] = set()  # ids of writes nobody waits for
-        self.deleting: set[str] = set()  # job ids of the unwatched deletes
-        self.mixed = False  # an unwatched write is not a delete
-        self.committed = False  # done (committed or failed): waiters may go on
-        self.lot = trio.lowlevel.ParkingLot()  # the callers waiting for this batch
-        self.error: StorageError | None = None  # the whole batch failed
-        self.errors: dict[int, StorageError] = {}  # writes that failed on their own, by id
-
-    def error_of(self, write: Write) -> StorageError | None:
-        return self.errors.get(id(write), self.error)
-
-    async def wait(self) -> None:
-        if self.committed:
-            await trio.lowlevel.checkpoint()
-        else:
-            await self.lot.park()
-
-    def finish(self) -> None:
-        """Mark done, wake the first :data:`WAKE_AT_ONCE` callers (``StorageWriter._wake``)."""
-        self.committed = True
-        self.lot.unpark(count=WAKE_AT_ONCE)
-
 
 class StorageWriter:
     """Commits queued writes in batches; see the module docs."""
@@ -139,7 +101,7 @@ class StorageWriter:
         self, storage: Storage, *, retry_delay: float = 0.1, max_retry_delay: float = 30.0
     ) -> None:
         self._storage = storage
-        self._open = _Batch()
+        self._open = Batch()
         self._wakeup = trio.Event()
         self._retrying: list[Write] = []  # failed unwatched writes, in order: go first
         self._retry_at = math.inf
@@ -186,11 +148,11 @@ class StorageWriter:
             await batch.wait()
         error = batch.error_of(write)
         if error is not None:
-            job_id = _job_id(write)
+            job_id = job_id_of(write)
             what = f"job {job_id!r} was not saved" if job_id else "the storage write failed"
             raise StorageError(f"{what}: {error}") from error
 
-    def _sequential(self, batch: _Batch) -> bool:
+    def _sequential(self, batch: Batch) -> bool:
         """A sequential caller's write, the writer idle, nothing to retry (module docs)."""
         task = trio.lowlevel.current_task()
         caller, self._last_caller = self._last_caller, task
@@ -201,9 +163,9 @@ class StorageWriter:
             and len(batch.writes) - len(batch.unwatched) == 1
         )
 
-    def _committed_by_caller(self, batch: _Batch) -> bool:
+    def _committed_by_caller(self, batch: Batch) -> bool:
         """Commit ``batch`` now, synchronously, if the storage can (module docs)."""
-        alone = _leaves_deletes(batch)
+        alone = leaves_deletes(batch)
         try:
             if not self._storage._apply_now(batch.writes[-1:] if alone else batch.writes):
                 return False
@@ -214,7 +176,7 @@ class StorageWriter:
         if alone:  # the deletes stay queued, for a later commit
             batch.writes.pop()
             return True
-        self._open = _Batch()
+        self._open = Batch()
         batch.committed = True  # nobody else waits: only unwatched writes rode along
         return True
 
@@ -257,7 +219,7 @@ class StorageWriter:
             not self._retrying and 0 < len(batch.writes) == len(batch.unwatched) < DEFER_MAX_WRITES
         )
 
-    async def _wake(self, batch: _Batch) -> None:
+    async def _wake(self, batch: Batch) -> None:
         """Wake the rest of ``batch``'s callers, :data:`WAKE_AT_ONCE` per scheduler pass
         (all at once if the writer is cancelled meanwhile: nobody is left waiting)."""
         try:
@@ -286,11 +248,11 @@ class StorageWriter:
                     stacklevel=1,
                 )
 
-    async def _wake_all(self, batch: _Batch | None) -> None:
+    async def _wake_all(self, batch: Batch | None) -> None:
         if batch is not None:
             await self._wake(batch)
 
-    async def _commit_open_batch(self) -> _Batch | None:
+    async def _commit_open_batch(self) -> Batch | None:
         """Commit the open batch (and the writes to retry); the batch, if one was made."""
         lock = self._commit_lock  # the writer, or a sequential caller (module docs)
         try:
@@ -302,10 +264,10 @@ class StorageWriter:
         finally:
             lock.release()
 
-    async def _commit_locked(self) -> _Batch | None:
+    async def _commit_locked(self) -> Batch | None:
         if not self._open.writes and not self._retrying:
             return None
-        batch, self._open = self._open, _Batch()
+        batch, self._open = self._open, Batch()
         retried, self._retrying = self._retrying, []
         self._retry_at = math.inf
         if retried:  # before the newer writes: the order of writes is kept
@@ -330,7 +292,7 @@ class StorageWriter:
             batch.finish()
         return batch
 
-    async def _apply(self, batch: _Batch, retried: list[Write]) -> None:
+    async def _apply(self, batch: Batch, retried: list[Write]) -> None:
         try:
             await self._storage.apply(batch.writes)
         except Exception as exc:  # a broken backend must not stop the writer (module docs)
@@ -343,7 +305,7 @@ class StorageWriter:
         else:
             self._retry_delay = self._min_retry_delay
 
-    async def _apply_one_by_one(self, batch: _Batch, retried: list[Write]) -> None:
+    async def _apply_one_by_one(self, batch: Batch, retried: list[Write]) -> None:
         """Each write on its own. A :class:`StorageError` fails it and every later write
         (retrying an unwatched write after later ones were committed would reorder them)."""
         for index, write in enumerate(batch.writes):
@@ -361,7 +323,7 @@ class StorageWriter:
 
     def _failed(
         self,
-        batch: _Batch,
+        batch: Batch,
         writes: list[Write],
         error: StorageError,
         retried: list[Write],
@@ -392,30 +354,3 @@ class StorageWriter:
         error = StorageError(f"{self._storage!r}.apply() failed: {type(exc).__name__}: {exc}")
         error.__cause__ = exc
         return error
-
-
-def _leaves_deletes(batch: _Batch) -> bool:
-    """Whether a sequential caller commits its row (the last write of ``batch``) without
-    the unwatched writes before it: only deletes of other jobs, fewer than
-    :data:`DELETES_PER_COMMIT` (module docs)."""
-    write = batch.writes[-1]
-    return (
-        not batch.mixed
-        and 0 < len(batch.unwatched) < DELETES_PER_COMMIT
-        and isinstance(write, Upsert)
-        and write.job.job_id not in batch.deleting
-    )
-
-
-def _job_id(write: Write) -> str:
-    if isinstance(write, Upsert):
-        return write.job.job_id
-    if isinstance(write, PutResult):
-        return write.result.job_id
-    if isinstance(write, SendCommand):
-        return write.command.job_id
-    if isinstance(write, RecordRun):
-        return write.run.job_id
-    if isinstance(write, PruneRuns):
-        return ""
-    return write.job_id
