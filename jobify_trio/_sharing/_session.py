@@ -11,6 +11,8 @@ start when the store cannot share and another instance is live, and else returns
 * ``Outcomes.result_check`` / ``job_ended_hooks``: a result that must travel to another
   instance is encoded (a value that cannot be is a FAILED run) and stored;
 * ``Executor.on_full``: a due job that finds the executor full is released for others;
+* ``Executor.fence``: a durable job starts only while this instance's leases surely hold
+  (:mod:`._fence`);
 * ``CronTriggers.claim_slot``: each cron slot is claimed (exactly once) before it fires.
 
 The actors (heartbeat, claimer, results poller, slot-claim batcher) live in sibling
@@ -42,6 +44,7 @@ from ..storage import (
     Trigger,
 )
 from ._decide import describe_instance, live_others
+from ._fence import LeaseFence
 from ._options import SharingOptions, host_name, new_instance_id, pid_alive
 from ._remote import Remote
 from ._slots import SlotBatcher
@@ -113,6 +116,7 @@ class Sharing:
         self.expected: dict[str, Any] = {}  # cron job id -> its stored next_run_at
         self.remote = Remote(self)
         self.slots = SlotBatcher(self)
+        self.fence = LeaseFence(self)
         self.unregister_on_stop = True
         self.stalled: trio.Event | None = None  # tests: set to freeze this instance
         self._restored: list[str] = []
@@ -147,6 +151,7 @@ class Sharing:
         runtime.outcomes.result_check = self.remote.check_result
         runtime.outcomes.job_ended_hooks.append(self.remote.job_ended)
         runtime.executor.on_full = self.release_if_busy
+        runtime.executor.fence = self.fence
         runtime.cron_triggers.claim_slot = self.slots.claim
 
     async def start(self, nursery: trio.Nursery) -> None:
