@@ -17,12 +17,15 @@ Configuration comes from the environment (the test sets it):
 
 Records survive SIGKILL: each is one ``os.write`` of a whole line to a file opened with
 ``O_APPEND`` (in the kernel as soon as the call returns). Lines are
-``S|E job_id pid time`` (start and end of a one-off run) and ``C cron_id pid time slot``
-(a cron run starting; ``slot`` is its slot as a UNIX time).
+``S|E job_id pid time`` (start and end of a one-off run), ``C cron_id pid time slot``
+(a cron run starting; ``slot`` is its slot as a UNIX time) and ``L - pid from to`` (the
+process renewed its leases late: they may have run out from ``from`` to ``to``, when
+another instance could take its rows over; logged by the runtime as a warning).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -56,6 +59,21 @@ _fd = os.open(RECORDS / f"{os.getpid()}.log", os.O_WRONLY | os.O_APPEND | os.O_C
 def record(*fields: object) -> None:
     """Append one line (one write: whole, and kept if the process is killed next)."""
     os.write(_fd, (" ".join(map(str, fields)) + "\n").encode())
+
+
+class _Lapses(logging.Handler):
+    """Records the instance's own late renewals (its leases ran out while it was live):
+    ``L - pid from to``, the wall-clock window in which another instance could take its
+    rows (from when the lease may have run out to the renewal)."""
+
+    def emit(self, entry: logging.LogRecord) -> None:
+        if str(entry.msg).startswith("instance %r renewed its leases up to"):
+            late = float(entry.args[1])  # type: ignore[index]
+            now = time.time()
+            record("L", "-", os.getpid(), f"{now - late:.6f}", f"{now:.6f}")
+
+
+logging.getLogger("jobify_trio.sharing").addHandler(_Lapses())
 
 
 app = Jobify(
@@ -115,4 +133,5 @@ async def push(count: int, seconds: float, acked: Path) -> None:
 
 
 if __name__ == "__main__":
+    logging.basicConfig(format="%(message)s")  # warnings to stderr, as before the handler
     trio.run(push, int(sys.argv[1]), float(sys.argv[2]), Path(sys.argv[3]))

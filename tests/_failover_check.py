@@ -41,6 +41,7 @@ class Records:
     cron_starts: dict[str, list[tuple[float, int]]] = field(
         default_factory=lambda: defaultdict(list)
     )
+    lapses: dict[int, list[tuple[float, float]]] = field(default_factory=lambda: defaultdict(list))
 
 
 def read_records(directory: Path) -> Records:
@@ -55,25 +56,45 @@ def read_records(directory: Path) -> Records:
             elif kind == "E":
                 run = next(r for r in found.runs[name] if r.pid == pid and r.end is None)
                 run.end = at
+            elif kind == "L":
+                found.lapses[pid].append((at, float(rest[0])))
             elif kind == "C":
                 found.cron_runs[(name, round(float(rest[0]), 3))].append(pid)
                 found.cron_starts[name].append((at, pid))
     return found
 
 
-def check_jobs(acked: set[str], records: Records, kills: list[Kill]) -> tuple[list[str], int]:
-    """At least once; more than once only after a kill; never on two live instances at
-    once. Returns the problems and how many acked jobs ran more than once."""
+def lost_lease(runs: list[Run], lapses: dict[int, list[tuple[float, float]]]) -> bool:
+    """True if each run after the first started while (or within 1 s after) a window in
+    which the process of an earlier run had, by its own record, let its leases run out
+    (it was live but stalled: the failure table's "paused longer than its lease")."""
+    for i, later in enumerate(runs[1:], start=1):
+        if not any(
+            start <= later.start <= end + 1.0 and earlier.start <= end
+            for earlier in runs[:i]
+            for start, end in lapses.get(earlier.pid, [])
+        ):
+            return False
+    return True
+
+
+def check_jobs(acked: set[str], records: Records, kills: list[Kill]) -> tuple[list[str], int, int]:
+    """At least once; more than once only after a kill, or after the earlier runner's own
+    recorded lease lapse; never on two live instances at once (unless so). Returns the
+    problems, how many acked jobs ran more than once, and how many of those after a lapse."""
     killed_at = {kill.pid: kill.at for kill in kills}
     held = set().union(*(kill.one_off for kill in kills))
     problems: list[str] = []
-    duplicates = 0
+    duplicates = stalled = 0
     for job_id in sorted(acked):
         runs = sorted(records.runs.get(job_id, []), key=lambda r: r.start)
         if not any(run.end is not None for run in runs):
             problems.append(f"{job_id}: acknowledged but never ran to the end: {runs}")
             continue
         duplicates += len(runs) > 1
+        if len(runs) > 1 and job_id not in held and lost_lease(runs, records.lapses):
+            stalled += 1
+            continue
         if len(runs) > 1 and job_id not in held:
             problems.append(f"{job_id}: ran again though no killed worker held it: {runs}")
         survivors = [run for run in runs if run.pid not in killed_at]
@@ -83,7 +104,7 @@ def check_jobs(acked: set[str], records: Records, kills: list[Kill]) -> tuple[li
             if run.end is None and run.pid not in killed_at:
                 problems.append(f"{job_id}: a run on pid {run.pid} never ended: {runs}")
         problems += _overlaps(job_id, runs, killed_at)
-    return problems, duplicates
+    return problems, duplicates, stalled
 
 
 def _overlaps(job_id: str, runs: list[Run], killed_at: dict[int, float]) -> list[str]:

@@ -11,6 +11,8 @@ start when the store cannot share and another instance is live, and else returns
 * ``Outcomes.result_check`` / ``job_ended_hooks``: a result that must travel to another
   instance is encoded (a value that cannot be is a FAILED run) and stored;
 * ``Executor.on_full``: a due job that finds the executor full is released for others;
+* ``Executor.fence``: a durable job starts only while this instance's leases surely hold
+  (:mod:`._fence`);
 * ``CronTriggers.claim_slot``: each cron slot is claimed (exactly once) before it fires;
   other writes of cron rows (paused, failed for good, ended, progress at a clean stop) in
   :mod:`._cron_rows`.
@@ -44,6 +46,7 @@ from ..storage import (
 )
 from ._cron_rows import ENDED_CRON_DELETE_TIMEOUT, CronRows
 from ._decide import describe_instance, live_others
+from ._fence import LeaseFence
 from ._options import SharingOptions, host_name, new_instance_id, pid_alive
 from ._remote import Remote
 from ._slots import SlotBatcher
@@ -111,6 +114,7 @@ class Sharing:
         self.crons = CronRows(self)
         self.remote = Remote(self)
         self.slots = SlotBatcher(self)
+        self.fence = LeaseFence(self)
         self.unregister_on_stop = True
         self.stalled: trio.Event | None = None  # tests: set to freeze this instance
         self._restored: list[str] = []
@@ -146,6 +150,7 @@ class Sharing:
         runtime.outcomes.job_ended_hooks.append(self.remote.job_ended)
         runtime.outcomes.job_ended_hooks.append(self.crons.forget)
         runtime.executor.on_full = self.release_if_busy
+        runtime.executor.fence = self.fence
         runtime.cron_triggers.claim_slot = self.slots.claim
         runtime.cron_triggers.claim_lead = self.options.slot_claim_lead
 

@@ -134,11 +134,13 @@ class PostgresStorage(Storage):
             finally:
                 worker.stop()
 
-    async def _call(self, action: str, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
+    async def _call(
+        self, action: str, fn: Callable[[psycopg.Connection[Any]], T], *, urgent: bool = False
+    ) -> T:
         worker, pg = self._worker, self._pg
         if worker is None or pg is None:
             raise StorageError(f"{self!r} is not open; call startup() first")
-        return await worker.call(lambda: pg.run(action, fn))
+        return await worker.call(lambda: pg.run(action, fn), urgent=urgent)
 
     # -- the single-instance interface -------------------------------------------------
 
@@ -218,7 +220,8 @@ class PostgresStorage(Storage):
     async def heartbeat(
         self, *, instance_id: str, now: datetime, lease_until: datetime
     ) -> Heartbeat:
-        """Renew the instance and its leases; take its commands (one transaction)."""
+        """Renew the instance and its leases; take its commands (one transaction, run
+        ahead of queued calls)."""
         from ._postgres_share import heartbeat
 
         names = self.names
@@ -227,6 +230,7 @@ class PostgresStorage(Storage):
             lambda c: heartbeat(
                 c, names, instance_id=instance_id, now=now, lease_until=lease_until
             ),
+            urgent=True,  # ahead of queued write batches (see ``_thread``)
         )
 
     async def instances(self) -> list[InstanceInfo]:

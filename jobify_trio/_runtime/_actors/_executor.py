@@ -41,10 +41,11 @@ import collections
 import contextvars
 import math
 from collections.abc import Callable
+from typing import Any, Protocol
 
 import trio
 
-from ..._core._job import JobStatus
+from ..._core._job import Job, JobStatus
 from ..._core._messages import AttemptFailed, RunJob
 from ...exceptions import JobTimeoutError
 from .._outcomes import Outcomes
@@ -91,6 +92,15 @@ def passes_through(exc: BaseException) -> BaseException | None:
 
 _SCHEDULED, _RUNNING = JobStatus.SCHEDULED, JobStatus.RUNNING
 
+
+class Fence(Protocol):
+    """The sharing protocol's lease check before a run (``_sharing._fence.LeaseFence``)."""
+
+    def holds(self, job: Job[Any]) -> bool: ...
+
+    async def confirm(self, job: Job[Any]) -> None: ...
+
+
 IMMEDIATE_RETRY_CHECKPOINT = 8
 """A worker running zero-backoff retries of one job yields to others every this many."""
 
@@ -124,6 +134,8 @@ class Executor:
         self.on_full: Callable[[RunJob], bool] | None = None
         """Set by the sharing protocol: hands a job to other instances when no worker is
         free (True: the command was taken and must not be run here)."""
+        self.fence: Fence | None = None
+        """Set by the sharing protocol: a job starts only while its lease surely holds."""
 
     @property
     def running(self) -> int:
@@ -264,6 +276,12 @@ class Executor:
         job = command.job
         if job._generation != command.generation or job._status is not _SCHEDULED:
             return None  # cancelled or re-armed after this command was sent
+        fence = self.fence
+        if fence is not None:
+            while not fence.holds(job):  # our lease may be lost: renew (or learn) first
+                await fence.confirm(job)
+                if job._generation != command.generation or job._status is not _SCHEDULED:
+                    return None  # another instance took it: it runs there
         if self._draining:
             return None  # shutting down: the job stays scheduled (and stored, if durable)
         job._status = _RUNNING
