@@ -50,6 +50,9 @@ async def run(app: Jobify, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> No
         await trio.sleep_forever()
 
 
+# A write nobody waits for (a finished job's delete, deferred to ride with the next push)
+# may be the one that meets the terminated backend: it is warned about and retried.
+@pytest.mark.filterwarnings(r"ignore:.*were not saved \(they are retried\):RuntimeWarning")
 async def test_terminated_backends_mid_run_instances_carry_on(pg: PostgresBackend) -> None:
     ran: Ran = []
     a, b = node("A", pg.conninfo(), pg.schema, ran), node("B", pg.conninfo(), pg.schema, ran)
