@@ -173,11 +173,6 @@ class Storage(SharingMethods, abc.ABC):
         returns no run."""
         return []
 
-    #: Seconds the storage writer waits, with only writes nobody waits for queued (the
-    #: delete of a finished job...), for a scheduling call to take them along into its
-    #: commit. Private; 0 means one yield. A store whose commit costs a network round trip
-    #: and a WAL flush (PostgreSQL) saves one commit per push in a loop of pushes.
-    _unwatched_linger: float = 0.0
     #: True if a sequential caller's write may be committed by :meth:`apply` in the
     #: caller's own task (an ``apply`` that runs on the trio thread, with no thread hop).
     #: Private.

@@ -1,8 +1,8 @@
 """The storage writer with a store whose ``apply`` runs on the trio thread (PostgreSQL).
 
 ``Storage._commit_in_caller``: a sequential caller commits the open batch in its own task;
-``Storage._unwatched_linger``: writes nobody waits for wait that long for a watched write
-to take them along. Commits never overlap, and concurrent callers still share one commit.
+writes nobody waits for wait up to ``DEFER_SECONDS`` for a watched write to take them
+along. Commits never overlap, and concurrent callers still share one commit.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ class InCaller(MemoryStorage):
     """Records each batch, the task that applied it, and whether two ever overlapped."""
 
     _commit_in_caller = True
-    _unwatched_linger = 0.002
 
     def __init__(self) -> None:
         super().__init__()

@@ -51,7 +51,6 @@ class PostgresStorage(Storage):
     the next call reconnects.
     """
 
-    _unwatched_linger = 0.002  # a finished job's delete rides with the next push's commit
     _commit_in_caller = True  # apply() runs on the trio thread (_postgres_native)
 
     def __init__(

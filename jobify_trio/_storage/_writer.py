@@ -43,9 +43,9 @@ A store whose :meth:`~jobify_trio.storage.Storage.apply` runs on the trio thread
 thread hop (``Storage._commit_in_caller``: PostgreSQL's non-blocking write connection) lets
 such a sequential caller await the commit of the open batch in its own task instead
 (still shielded, one commit at a time under a lock; the writer waits for such a commit
-before it looks at the open batch). A store may also ask the writer to defer writes
-nobody waits for longer than :data:`DEFER_SECONDS`, up to ``Storage._unwatched_linger``
-seconds (each commit costs PostgreSQL a round trip and a WAL flush).
+before it looks at the open batch). The deferral above serves it too: a finished job's
+delete rides with the next push's commit (each commit costs PostgreSQL a round trip and
+a WAL flush).
 
 Commits are shielded from cancellation (a batch that started is finished). At shutdown
 the app commits whatever is still queued with :meth:`flush` after the actors stopped.
@@ -196,7 +196,6 @@ class StorageWriter:
         """Leave writes nobody waits for to a sequential caller while one keeps taking
         them along (module docs); return when they should be committed. While a caller
         commits in its own task, wait for it: its next write may take them along."""
-        linger = max(DEFER_SECONDS, self._storage._unwatched_linger)
         while True:
             while self._committing:
                 await self._commit_done.wait()
@@ -205,7 +204,7 @@ class StorageWriter:
             taken = self.direct
             self._deferring = True
             try:
-                with trio.move_on_after(linger):
+                with trio.move_on_after(DEFER_SECONDS):
                     await self._wakeup.wait()
             finally:
                 self._deferring = False
