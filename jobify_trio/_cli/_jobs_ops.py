@@ -21,10 +21,10 @@ yanked from under it:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 import attrs
 
@@ -34,7 +34,7 @@ from ..storage import Command, CommandKind, ResultStatus, StoredJob, StoredResul
 from ._cron import CliError
 from ._tables import Instance, is_live
 
-__all__ = ["OpsStore", "OpsTx", "delete_jobs", "holder", "pause_job"]
+__all__ = ["OpsStore", "OpsTx", "decoded_row", "delete_jobs", "holder", "pause_job"]
 
 
 class OpsTx(Protocol):
@@ -68,6 +68,19 @@ class OpsStore(Protocol):
     always_leased: bool
 
     def transaction(self) -> AbstractContextManager[OpsTx]: ...
+
+
+def decoded_row(
+    raw: tuple[Any, ...] | None, job_id: str, decode: Callable[[tuple[Any, ...]], StoredJob]
+) -> StoredJob | None:
+    """The fetched row of ``job_id`` decoded by the store's ``decode``, None if there is
+    none (``CliError`` if it is corrupt)."""
+    if raw is None:
+        return None
+    try:
+        return decode(raw)
+    except (TypeError, ValueError) as exc:
+        raise CliError(f"the row of job {job_id!r} is unreadable: {exc}") from None
 
 
 def holder(

@@ -36,7 +36,7 @@ from ._cron import CliError, report_error
 from ._db import ENV_VAR, postgres_url
 from ._jobs import add_actions, known_tasks, purge
 from ._jobs_history import print_runs
-from ._jobs_ops import delete_jobs, pause_job
+from ._jobs_ops import decoded_row, delete_jobs, pause_job
 from ._tables import (
     CLAIMS_HEADER,
     INSTANCES_HEADER,
@@ -227,12 +227,7 @@ class _Tx:
         raw = self.conn.execute(
             f"SELECT {COLUMNS} FROM {self.names.jobs} WHERE job_id = %s FOR UPDATE", (job_id,)
         ).fetchone()
-        if raw is None:
-            return None
-        try:
-            return row_to_job(raw)
-        except (TypeError, ValueError) as exc:
-            raise CliError(f"the row of job {job_id!r} is unreadable: {exc}") from None
+        return decoded_row(raw, job_id, row_to_job)
 
     def instances(self) -> list[Instance]:
         rows = self.conn.execute(_select("instances", self.names, 1)).fetchall()

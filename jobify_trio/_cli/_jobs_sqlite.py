@@ -18,6 +18,7 @@ from .._storage._sqlite import SQLiteDatabase
 from .._storage._sqlite_rows import from_db_time, row_to_job, to_db_time
 from ..storage import Command, StoredJob, StoredResult
 from ._cron import CliError
+from ._jobs_ops import decoded_row
 from ._tables import Instance
 
 __all__ = ["SQLiteOps", "claims", "instances"]
@@ -94,12 +95,7 @@ class _Tx:
         raw = self.conn.execute(
             f"SELECT {columns} FROM {self.t} WHERE job_id = ?", (job_id,)
         ).fetchone()
-        if raw is None:
-            return None
-        try:
-            return row_to_job(raw)
-        except (TypeError, ValueError) as exc:
-            raise CliError(f"the row of job {job_id!r} is unreadable: {exc}") from None
+        return decoded_row(raw, job_id, row_to_job)
 
     def instances(self) -> list[Instance]:
         return instances(self.db)
