@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import os
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -30,6 +31,23 @@ DEFAULT_LIMIT = 60.0
 
 def _limit() -> float:
     return float(os.environ.get("JOBIFY_TEST_REAL_TIME_LIMIT", DEFAULT_LIMIT))
+
+
+def _dump_tasks(note: str) -> None:
+    """Write every live task and where it waits to stderr: what a hung test was doing."""
+    lines = [f"{note}; the tasks still alive:"]
+
+    def walk(task: trio.lowlevel.Task, depth: int) -> None:
+        where = " <- ".join(
+            f"{frame.f_code.co_name}:{lineno}" for frame, lineno in task.iter_await_frames()
+        )
+        lines.append(f"{'  ' * depth}{task.name}: {where}")
+        for nursery in task.child_nurseries:
+            for child in nursery.child_tasks:
+                walk(child, depth + 1)
+
+    walk(trio.lowlevel.current_root_task(), 0)  # type: ignore[arg-type]
+    sys.stderr.write("\n".join(lines) + "\n")
 
 
 def run_with_real_time_limit(
@@ -51,9 +69,13 @@ def run_with_real_time_limit(
         )
         with trio.CancelScope() as scope:
 
+            def cancel_after_dump() -> None:
+                _dump_tasks(note)
+                scope.cancel()
+
             def expire() -> None:
                 with contextlib.suppress(trio.RunFinishedError):  # the test ended just now
-                    token.run_sync_soon(scope.cancel)
+                    token.run_sync_soon(cancel_after_dump)
 
             timer = threading.Timer(seconds, expire)
             timer.daemon = True

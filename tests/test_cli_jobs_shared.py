@@ -31,8 +31,17 @@ from jobify_trio.storage import (
     Trigger,
 )
 
-NOW = datetime.now(UTC)
+NOW = datetime.now(UTC)  # reset by _fresh_now before each test
 MINUTE = timedelta(seconds=60)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_now() -> None:
+    """Heartbeats written 'now' are judged by the CLI against the real clock: taken at
+    import, NOW aged with the suite, and a test that ran a minute after collection saw
+    its live instance as dead."""
+    global NOW
+    NOW = datetime.now(UTC)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

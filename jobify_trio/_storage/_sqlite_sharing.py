@@ -164,9 +164,12 @@ class SQLiteSharing:
     async def wait_changed(self, *, poll_interval: float) -> bool:
         """Poll ``PRAGMA data_version`` every 50 ms for up to ``poll_interval`` seconds.
 
-        The 50 ms pauses are *real* time, slept in a worker thread: they are no trio
+        The whole 50 ms pauses are *real* time, slept in a worker thread: they are no trio
         deadline, so under a virtual clock (``autojump_clock``) they never hold time back
         nor make it crawl in 50 ms steps; ``poll_interval`` is measured on trio's clock.
+        The last, shorter pause is a trio sleep to that deadline: as a real pause shorter
+        than the autojump threshold it livelocked a virtual clock, which never jumped to
+        the deadline and never reached it.
         """
         thread = self._open_thread()
         deadline = trio.current_time() + poll_interval
@@ -178,5 +181,7 @@ class SQLiteSharing:
             left = deadline - trio.current_time()
             if left <= 0:
                 return False
-            pause = min(DATA_VERSION_POLL, left)
-            await trio.to_thread.run_sync(time.sleep, pause, abandon_on_cancel=True)
+            if left <= DATA_VERSION_POLL:
+                await trio.sleep_until(deadline)
+            else:
+                await trio.to_thread.run_sync(time.sleep, DATA_VERSION_POLL, abandon_on_cancel=True)
