@@ -143,3 +143,18 @@ async def test_lookup_cancel_and_replace_across_instances(store: Backend) -> Non
             assert waiting.status is JobStatus.SUCCESS
             nursery.cancel_scope.cancel()
     assert [tag for _, tag, _ in ran] == ["running", "new"]
+
+
+async def test_a_job_id_is_free_again_as_soon_as_its_job_ended(store: Backend) -> None:
+    # the ended job's row delete may still be queued in the writer: scheduling the same
+    # id again must not take that row for another instance's job (DuplicateJobError)
+    ran: Ran = []
+    a, b = Node("A", store, ran), Node("B", store, ran)
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            await start(nursery, [a, b])
+            for i in range(30):
+                job = await a.work.schedule(f"r{i}").push(job_id="same")
+                assert await job == f"r{i}-done"
+            assert sorted(tag for _, tag, _ in ran) == sorted(f"r{i}" for i in range(30))
+            nursery.cancel_scope.cancel()

@@ -214,6 +214,30 @@ async def test_results_are_stored_fetched_and_pruned(backend: Backend) -> None:
     assert [i.instance_id for i in await store.instances()] == ["new"]
 
 
+async def test_prune_drops_old_commands_to_instances_that_are_gone(backend: Backend) -> None:
+    store = await backend.open()
+    await store.register_instance(instance("old", 0))
+    await store.register_instance(instance("new", 9))
+
+    def cancel(target: str, seconds: float) -> SendCommand:
+        return SendCommand(
+            command=Command(
+                target=target, job_id=f"{target}-{seconds}", kind=CommandKind.CANCEL,
+                created_at=at(seconds),
+            )
+        )  # fmt: skip
+
+    await store.apply([cancel("old", 1), cancel("new", 1), cancel("never", 2), cancel("old", 7)])
+    await store.prune(results_before=at(0), claims_before=at(0), instances_before=at(5))
+    taken = {}
+    for target in ("old", "new", "never"):
+        beat = await store.heartbeat(instance_id=target, now=at(10), lease_until=at(40))
+        taken[target] = [c.job_id for c in beat.commands]
+    # the dead instance's old command and the one to an instance that never was are
+    # gone; a command younger than the cut-off, or to a live instance, is kept
+    assert taken == {"old": ["old-7"], "new": ["new-1"], "never": []}
+
+
 async def test_many_results_fetch_in_one_call(backend: Backend) -> None:
     store = await backend.open()
     results = [

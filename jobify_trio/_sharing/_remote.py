@@ -31,6 +31,7 @@ from ..storage import (
     Command,
     CommandKind,
     PutResult,
+    Release,
     ResultStatus,
     SendCommand,
     StoredJob,
@@ -327,6 +328,10 @@ class Remote:
         """
         sharing = self._sharing
         row = await sharing.storage.get_job(job_id)
+        if row is not None and row.lease_owner == sharing.me:
+            # a job of ours that just ended: its row's delete may still be queued
+            await sharing.writer.write(Release(job_id="", owner=sharing.me))  # a barrier
+            row = await sharing.storage.get_job(job_id)
         if row is None:
             return None
         if not replace:

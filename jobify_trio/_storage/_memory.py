@@ -374,6 +374,11 @@ class MemoryStorage(Storage):
         self.instance_rows = {
             k: i for k, i in self.instance_rows.items() if i.heartbeat_at >= instances_before
         }
+        self.commands = [
+            c
+            for c in self.commands
+            if c.target in self.instance_rows or c.created_at >= instances_before
+        ]
 
     def __repr__(self) -> str:
         return f"<MemoryStorage rows={len(self.rows)} instances={len(self.instance_rows)}>"

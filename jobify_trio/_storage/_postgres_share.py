@@ -327,3 +327,8 @@ def prune(
             f"DELETE FROM {names.table('instances')} WHERE heartbeat_at < %s",
             (instances_before,),
         )
+        conn.execute(
+            f"DELETE FROM {names.table('commands')} WHERE created_at < %s "
+            f"AND target NOT IN (SELECT instance_id FROM {names.table('instances')})",
+            (instances_before,),
+        )

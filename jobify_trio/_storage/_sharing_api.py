@@ -144,7 +144,9 @@ class SharingMethods:
         self, *, results_before: datetime, claims_before: datetime, instances_before: datetime
     ) -> None:
         """Retention: delete results finished, slot claims made, and instance rows last
-        heard from before the given times."""
+        heard from before the given times; then the commands sent before
+        ``instances_before`` to an instance that has no row any more (it died: no one
+        will ever take them)."""
         raise self._no_sharing("prune")
 
     def _no_sharing(self, method: str) -> SharingNotSupportedError:

@@ -300,3 +300,8 @@ def prune(
         conn.execute(
             f"DELETE FROM {t}_instances WHERE heartbeat_at < ?", (to_db_time(instances_before),)
         )
+        conn.execute(
+            f"DELETE FROM {t}_commands WHERE created_at < ? "
+            f"AND target NOT IN (SELECT instance_id FROM {t}_instances)",
+            (to_db_time(instances_before),),
+        )
