@@ -15,7 +15,7 @@ import pytest
 import trio
 from _stores import PG_URL, Backend, SQLiteBackend, make_backend
 
-from jobify_trio import Jobify, JobStatus
+from jobify_trio import Jobify, JobStatus, SharingOptions
 from jobify_trio._cli._jobs import jobs_main
 from jobify_trio._cli._jobs_ops import holder
 from jobify_trio._cli._tables import Instance, is_live
@@ -214,6 +214,37 @@ async def test_delete_and_pause_reach_the_live_app_holding_the_job(shared: Backe
         assert job.status is JobStatus.CANCELLED
         await trio.sleep(0.2)  # the row's delete is written by the app's writer
         assert await app._storage.get_job("later") is None
+
+
+async def test_delete_wait_returns_once_the_live_holder_applied_the_cancel(
+    shared: Backend,
+) -> None:
+    app = Jobify(storage=shared.new(), sharing=SharingOptions(lease=0.6))  # beats: 0.2 s
+
+    @app.task(name="work")
+    async def work() -> None:
+        pass
+
+    async with app:
+        job = await work.schedule().delay(3600, job_id="later")
+        await trio.sleep(0.5)  # its row is committed and leased by a heartbeat
+        with trio.fail_after(20):
+            code, out = await _cli(shared, "delete", "later", "--wait", "10")
+        assert code == 0
+        assert "cancel of 'later' sent to instance" in out
+        assert out.splitlines()[-1].startswith("all 1 cancel(s) applied after ")
+        assert job.status is JobStatus.CANCELLED
+        assert await app._storage.get_job("later") is None
+
+
+async def test_delete_wait_gives_up_on_a_holder_that_never_applies_it(shared: Backend) -> None:
+    store = await shared.open()
+    await store.register_instance(_info("live-1"))  # registered, but no app behind it
+    await store.add(_row("held", owner="live-1", until=NOW + MINUTE))
+    code, out = await _cli(shared, "delete", "held", "--wait", "0.3")
+    assert code == 1
+    assert out.splitlines()[-1] == "after 0.3 s, still held: held"
+    assert await store.get_job("held") is not None
 
 
 async def test_delete_on_an_unshared_file_reaches_the_lone_app_too(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from datetime import UTC, datetime, timedelta, tzinfo
 from traceback import print_exception
@@ -12,7 +13,15 @@ from .._cron._dst import DstShiftKind, dst_shift
 from .._cron._expression import CronExhausted, CronExpression
 from ..exceptions import InvalidCronExpression
 
-__all__ = ["MAX_FIRES", "CliError", "add_cron_parser", "cron_main", "describe_fire", "report_error"]
+__all__ = [
+    "MAX_FIRES",
+    "CliError",
+    "add_cron_parser",
+    "cron_main",
+    "describe_fire",
+    "report_error",
+    "seconds_argument",
+]
 
 _LAYOUTS = {
     5: "minute hour day-of-month month day-of-week",
@@ -23,6 +32,18 @@ _LAYOUTS = {
 
 #: The most fire times ``-n`` may ask for: a preview, not a data export.
 MAX_FIRES = 10_000
+
+
+def seconds_argument(text: str) -> float:
+    """An argument in seconds (``--grace``, ``--wait``): a finite number >= 0 (``nan``,
+    ``inf`` and negatives fail)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds >= 0, got {text!r}")
+    return value
 
 
 class CliError(Exception):

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from .._storage._sqlite import SQLiteDatabase
 from .._storage._sqlite_rows import row_to_job
 from ..storage import StorageError, validate_table_name
-from ._cron import CliError, report_error
+from ._cron import CliError, report_error, seconds_argument
 from ._db import postgres_url
 from ._jobs_history import print_history
 from ._jobs_ops import delete_jobs, pause_job
@@ -83,6 +83,11 @@ def add_actions(commands: Any) -> None:
     claims.add_argument("--limit", type=int, default=50, help="how many (default: 50)")
     delete = commands.add_parser("delete", help="delete stored jobs by id")
     delete.add_argument("job_ids", nargs="+", metavar="JOB_ID")
+    delete.add_argument(
+        "--wait", type=seconds_argument, default=0.0, metavar="SECONDS",
+        help="wait up to SECONDS until the live instances holding jobs applied their "
+        "cancels (exit 1 if some did not); default: do not wait",
+    )  # fmt: skip
     for verb in ("pause", "resume"):
         command = commands.add_parser(verb, help=f"{verb} a stored job (see the docs)")
         command.add_argument("job_id", metavar="JOB_ID")
@@ -129,7 +134,7 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
         if args.action == "history":
             return print_history(db, args.job_id, limit=args.limit, out=out)
         if args.action == "delete":
-            return delete_jobs(SQLiteOps(db), args.job_ids, now, out)
+            return delete_jobs(SQLiteOps(db), args.job_ids, now, out, wait=args.wait)
         if args.action == "purge-unknown":
             if known is None:
                 raise CliError("purge-unknown needs --app MODULE:APP to know the app's tasks")

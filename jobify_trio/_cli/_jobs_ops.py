@@ -21,6 +21,7 @@ yanked from under it:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -34,7 +35,10 @@ from ..storage import Command, CommandKind, ResultStatus, StoredJob, StoredResul
 from ._cron import CliError
 from ._tables import Instance, is_live
 
-__all__ = ["OpsStore", "OpsTx", "decoded_row", "delete_jobs", "holder", "pause_job"]
+__all__ = ["WAIT_POLL", "OpsStore", "OpsTx", "decoded_row", "delete_jobs", "holder", "pause_job"]
+
+WAIT_POLL = 0.1
+"""Seconds between two looks at the rows ``delete --wait`` waits for."""
 
 
 class OpsTx(Protocol):
@@ -103,22 +107,43 @@ def holder(
     return live[0] if len(live) == 1 else None
 
 
-def delete_jobs(store: OpsStore, job_ids: Sequence[str], now: datetime, out: TextIO) -> int:
-    """Delete (or have their live holders cancel) ``job_ids``; the exit code."""
-    deleted = sent = 0
+def delete_jobs(
+    store: OpsStore, job_ids: Sequence[str], now: datetime, out: TextIO, *, wait: float = 0.0
+) -> int:
+    """Delete (or have their live holders cancel) ``job_ids``, then wait up to ``wait``
+    seconds for the holders to apply their cancels; the exit code."""
+    deleted, sent = 0, []
     for job_id in job_ids:
         target = _delete_one(store, job_id, now)
         if target is None:
             continue
         if target:
-            sent += 1
+            sent.append(job_id)
             print(f"cancel of {job_id!r} sent to instance {target!r} (it deletes the job at "
                   "its next heartbeat)", file=out)  # fmt: skip
         else:
             deleted += 1
-    tail = f"; {sent} sent to the live instance(s) holding them" if sent else ""
+    tail = f"; {len(sent)} sent to the live instance(s) holding them" if sent else ""
     print(f"deleted {deleted} of {len(job_ids)} job(s){tail}", file=out)
-    return 0 if deleted + sent == len(job_ids) else 1
+    applied = not sent or wait <= 0 or _wait_applied(store, sent, wait, out)
+    return 0 if deleted + len(sent) == len(job_ids) and applied else 1
+
+
+def _wait_applied(store: OpsStore, job_ids: Sequence[str], wait: float, out: TextIO) -> bool:
+    """Poll until the rows ``job_ids`` are gone (their cancels applied), ``wait`` s at most."""
+    start = time.monotonic()
+    left = list(job_ids)
+    while True:
+        with store.transaction() as tx:
+            left = [job_id for job_id in left if tx.row(job_id) is not None]
+        took = time.monotonic() - start
+        if not left:
+            print(f"all {len(job_ids)} cancel(s) applied after {took:.1f} s", file=out)
+            return True
+        if took >= wait:
+            print(f"after {wait:g} s, still held: {', '.join(left)}", file=out)
+            return False
+        time.sleep(min(WAIT_POLL, max(wait - took, 0.0)))
 
 
 def _delete_one(store: OpsStore, job_id: str, now: datetime) -> str | None:

@@ -105,7 +105,7 @@ def _dispatch(url: str, args: argparse.Namespace, out: TextIO) -> int:
         if action in ("pause", "resume"):
             return pause_job(store, args.job_id, paused=action == "pause", now=now, out=out)
         if action == "delete":
-            return delete_jobs(store, args.job_ids, now, out)
+            return delete_jobs(store, args.job_ids, now, out, wait=args.wait)
         if action == "history":
             with conn.transaction():
                 runs = conn.execute(_select(action, names, args.limit), (args.job_id,)).fetchall()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import math
 import os
 import signal
 import sys
@@ -22,12 +21,12 @@ from typing import Any
 import trio
 
 from .._api._app import Jobify
-from ._cron import CliError
+from ._cron import CliError, seconds_argument
 from ._dashboard import DashboardPlan, add_dashboard_arguments, open_dashboard, plan
 from ._db import ENV_VAR, storage_for
 from ._event_log import EventLog
 
-__all__ = ["EventLog", "add_run_parser", "grace_seconds", "load_app", "run_main", "serve"]
+__all__ = ["EventLog", "add_run_parser", "load_app", "run_main", "serve"]
 
 
 def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,7 +41,7 @@ def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     parser.add_argument(
         "--grace",
-        type=grace_seconds,
+        type=seconds_argument,
         default=10.0,
         help="seconds running jobs get to finish at shutdown (default: 10)",
     )
@@ -68,17 +67,6 @@ def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
         "--traceback", action="store_true", help="show the full traceback of an import error"
     )
     add_dashboard_arguments(parser)
-
-
-def grace_seconds(text: str) -> float:
-    """``--grace``: a finite number of seconds >= 0 (``nan``, ``inf`` and negatives fail)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number of seconds >= 0, got {text!r}")
-    return value
 
 
 def run_main(args: argparse.Namespace) -> int:
