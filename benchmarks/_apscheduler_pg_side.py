@@ -19,6 +19,7 @@ on the in-memory APScheduler side: its default is one running job per task).
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from typing import Any
 
@@ -26,7 +27,7 @@ from _common import Params, Registry, Values, now, per_round, settle_memory, sid
 from _pg_common import CONNINFO, connect, fresh_schema, server_settings
 
 registry = Registry(side="apscheduler_pg")
-SCHEMA = "bench_apscheduler"
+SCHEMA = f"bench_apscheduler_{os.getpid()}"  # per run: two runs at once do not clash
 WARMUP_JOBS = 100
 NOOP_TASK = "bench:noop"
 

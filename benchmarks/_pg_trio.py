@@ -18,12 +18,13 @@ psycopg is not installed, or when the server does not answer.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from _common import Params, Registry, Skipped, Values, now, per_round, settle_memory
 from _pg_common import CONNINFO, connect, fresh_schema, server_settings
 
-SCHEMA = "bench_jobify_trio"
+SCHEMA = f"bench_jobify_trio_{os.getpid()}"  # per run: two runs at once do not clash
 WARMUP_JOBS = 100
 
 

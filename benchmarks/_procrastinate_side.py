@@ -24,6 +24,7 @@ The jobs table is emptied between rounds (outside the timing).
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from typing import Any
 
@@ -31,7 +32,7 @@ from _common import Params, Registry, Values, now, per_round, settle_memory, sid
 from _pg_common import CONNINFO, connect, fresh_schema, server_settings
 
 registry = Registry(side="procrastinate")
-SCHEMA = "bench_procrastinate"
+SCHEMA = f"bench_procrastinate_{os.getpid()}"  # per run: two runs at once do not clash
 WARMUP_JOBS = 100
 WORKER_CONCURRENCY = 10
 

@@ -12,6 +12,7 @@ same ``n`` rows in one transaction.
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +21,7 @@ from _common import Params, Registry, Values, now, per_round, side_main
 from _pg_common import connect, fresh_schema, server_settings
 
 registry = Registry(side="raw_pg")
-SCHEMA = "bench_raw_pg"
+SCHEMA = f"bench_raw_pg_{os.getpid()}"  # per run: two runs at once do not clash
 TABLE = f"""CREATE TABLE {SCHEMA}.jobs (
     job_id TEXT PRIMARY KEY, task TEXT NOT NULL, next_run_at TIMESTAMPTZ NOT NULL,
     arguments BYTEA NOT NULL
