@@ -102,3 +102,28 @@ def test_bad_rows_raise_the_general_error(data: bytes) -> None:
     with pytest.raises(SerializationError) as general:
         decode_call_arguments(ExtendedJSONSerializer(), data, task_name="t")
     assert str(fast.value) == str(general.value)
+
+
+@pytest.mark.parametrize("c_encoder", [True, False])
+@given(args=st.lists(scalars, max_size=3).map(tuple), kwargs=kwargs_st)
+def test_the_scalar_encoder_writes_what_json_encoder_encode_writes(
+    c_encoder: bool, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    """Built once from json's C encoder, or ``JSONEncoder.encode`` itself without one."""
+    import json
+
+    from jobify_trio._storage import _arguments
+
+    saved = json.encoder.c_make_encoder
+    if not c_encoder:
+        json.encoder.c_make_encoder = None
+    try:
+        encode = _arguments._c_encoder()
+    finally:
+        json.encoder.c_make_encoder = saved
+    envelope = {"v": 1, "args": list(args), "kwargs": kwargs}
+    try:
+        expected = ExtendedJSONSerializer._encoder.encode(envelope)
+    except ValueError:  # nan and infinities: the fast path never gets them
+        return
+    assert encode(envelope) == expected

@@ -7,7 +7,9 @@ writes; the fast paths only skip work whose result is known in advance:
   by comparing bytes;
 * with :class:`~jobify_trio.serializers.ExtendedJSONSerializer`, arguments that are all
   plain scalars (``str``, ``bool``, ``None``, ints within 64 bits, finite floats) are
-  their own tagged-JSON tree, so they go straight to the serializer's JSON encoder;
+  their own tagged-JSON tree, so they go straight to the serializer's JSON encoder (the
+  C encoder :meth:`json.JSONEncoder.encode` would build on every call, with the same
+  settings, is built once: :func:`_c_encoder`);
 * with that serializer, stored bytes containing no ``"$`` (nor an escaped ``$``) can hold
   no tag, so they are decoded by the C JSON parser without the tag hook.
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any, Final
 
 from ..serializers import (
@@ -37,6 +40,27 @@ _DETERMINISTIC: Final = (ExtendedJSONSerializer, JSONSerializer, UnsafePickleSer
 _INT_LIMIT: Final = 1 << 63
 _ENCODER: Final = ExtendedJSONSerializer._encoder
 _ESCAPED_DOLLAR: Final = b"\\u0024"
+
+
+def _c_encoder() -> Callable[[Any], str]:
+    """``_ENCODER.encode`` for a dict of scalars, without building json's C encoder on
+    every call (what ``JSONEncoder.encode`` does; the plain method if there is none)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None or _ENCODER.check_circular or not _ENCODER.ensure_ascii:
+        return _ENCODER.encode
+    encode = make(
+        None, _ENCODER.default, json.encoder.encode_basestring_ascii, _ENCODER.indent,
+        _ENCODER.key_separator, _ENCODER.item_separator, _ENCODER.sort_keys,
+        _ENCODER.skipkeys, _ENCODER.allow_nan,
+    )  # fmt: skip
+
+    def encoded(envelope: Any) -> str:
+        return "".join(encode(envelope, 0))
+
+    return encoded
+
+
+_ENCODE_SCALARS: Final = _c_encoder()
 
 
 def _scalar(value: Any) -> bool:
@@ -74,7 +98,7 @@ class ArgumentCodec:
             return self._empty
         if self._tagged_json and _all_scalars(args, kwargs):
             envelope = {"v": MESSAGE_VERSION, "args": list(args), "kwargs": kwargs}
-            return _ENCODER.encode(envelope).encode("ascii")
+            return _ENCODE_SCALARS(envelope).encode("ascii")
         return encode_call_arguments(self.serializer, task_name=task_name, args=args, kwargs=kwargs)
 
     def decode(self, data: bytes, task_name: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
