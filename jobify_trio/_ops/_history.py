@@ -11,7 +11,7 @@ them at once, in plain lists and dicts, when the log is full or someone reads it
 With a store that keeps runs, the runs of durable jobs are stored too (see
 ``_history_store``), and the stored runs are loaded into memory when the app starts.
 Then the hub hands each attempt's end over at once (a batch of one), so a stored run is
-queued to the storage writer when it ends, not 32 runs later: a crash loses at most the
+queued to the storage writer when it ends, not a batch later: a crash loses at most the
 runs of the writer's last uncommitted batch.
 """
 
