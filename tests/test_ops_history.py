@@ -5,13 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import trio
 import trio.lowlevel
 from _helpers import START
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jobify_trio import Job, Jobify, JobStatus, RunHistory, SmartRetry
+from jobify_trio._ops._history import _entries
 
 
 async def test_records_attempts_with_times_status_and_error(
@@ -184,3 +188,53 @@ def test_events_of_other_kinds_are_not_attempts(make_app: Callable[..., Jobify])
 
 async def _never(job: object) -> None:
     raise AssertionError("not called")
+
+
+def _filed_one_at_a_time(
+    ends: list[tuple[Any, ...]], per_job: int, max_jobs: int
+) -> dict[str, list[tuple[Any, ...]]]:
+    """The runs a RunHistory keeps after ``ends``, by its rules taken literally: the last
+    ``per_job`` runs of at most ``max_jobs`` jobs; past that bound the job that ended
+    longest ago is forgotten, else (none ended) the one seen first."""
+    jobs: dict[str, list[tuple[Any, ...]]] = {}
+    ended: list[tuple[Any, ...]] = []  # runs that ended a job for good, oldest first
+    for entry in ends:
+        job_id = entry[0]
+        if job_id in jobs:
+            jobs[job_id] = [*jobs[job_id], entry][-per_job:]
+        else:
+            jobs[job_id] = [entry]
+            if len(jobs) > max_jobs:
+                while ended and jobs.get(ended[0][0], [None])[-1] is not ended[0]:
+                    ended.pop(0)  # (no longer its job's last run)
+                del jobs[ended.pop(0)[0] if ended else next(iter(jobs))]
+        if not entry[6]:  # ended for good (the job does not run again)
+            ended.append(entry)
+    return jobs
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    per_job=st.integers(1, 3),
+    max_jobs=st.integers(1, 4),
+    batches=st.lists(
+        st.lists(st.tuples(st.integers(0, 6), st.booleans()), min_size=1, max_size=12),
+        max_size=8,
+    ),
+)
+def test_batches_keep_what_one_run_at_a_time_would(
+    per_job: int, max_jobs: int, batches: list[list[tuple[int, bool]]]
+) -> None:
+    history = RunHistory(Jobify(storage=False), per_job=per_job, max_jobs=max_jobs)
+    entries: list[tuple[Any, ...]] = []
+    for batch in batches:
+        ends = [
+            (f"j{job}", "t", len(entries) + i, JobStatus.SUCCESS, None, False, again, 1.0, 0.5)
+            for i, (job, again) in enumerate(batch)
+        ]
+        entries.extend(ends)
+        history.record((), ends)
+        kept = {job_id: _entries(runs) for job_id, runs in history._jobs.items()}
+        expected = _filed_one_at_a_time(entries, per_job, max_jobs)
+        assert list(kept) == list(expected)
+        assert kept == expected

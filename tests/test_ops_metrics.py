@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
+from itertools import groupby
+from operator import itemgetter
+from typing import Any
 
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from jobify_trio import Jobify, SmartRetry
+from jobify_trio import Jobify, JobStatus, SmartRetry
 
 prometheus_client = pytest.importorskip("prometheus_client")
 
@@ -119,3 +125,81 @@ def test_no_metrics_means_no_listener(make_app: Callable[..., Jobify]) -> None:
     assert app._listeners == []
     JobMetrics(app, registry=prometheus_client.CollectorRegistry())
     assert len(app._listeners) == 1
+
+
+def _counted_one_at_a_time(
+    stats: Any, starts: list[tuple[Any, ...]], ends: list[tuple[Any, ...]]
+) -> None:
+    """What ``JobMetrics.record`` does to one task's ``stats``, one attempt at a time (the
+    sums per batch, in order), to check its batched counting against."""
+    from bisect import bisect_left
+
+    from jobify_trio._ops import _metrics
+
+    bounds, total = stats.lateness.bounds, 0.0
+    for _, attempt, now, due in starts:
+        stats.counts[_metrics._STARTED] += attempt == 1
+        late = now - due.timestamp()
+        stats.lateness.counts[bisect_left(bounds, late)] += 1
+        if late > bounds[0] or late > 0.0:  # (early is on time)
+            total += late
+    stats.lateness.total += total
+    bounds, total = stats.duration.bounds, 0.0
+    for _, _, _, status, _, retried, _, now, started in ends:
+        if started is not None:
+            stats.duration.counts[bisect_left(bounds, now - started)] += 1
+            total += now - started
+        outcome = _metrics._RETRIED if retried else _metrics._ENDED.get(status, _metrics._FAILED)
+        stats.counts[outcome] += 1
+    stats.duration.total += total
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    batches=st.lists(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["a", "b"]),
+                st.integers(1, 3),
+                st.floats(-0.01, 400, allow_nan=False),  # lateness
+                st.one_of(st.none(), st.floats(0, 2000, allow_nan=False)),  # duration
+                st.sampled_from(list(JobStatus)),
+                st.booleans(),  # retried
+            ),
+            min_size=1,
+            max_size=40,
+        ),
+        max_size=5,
+    )
+)
+def test_batched_counting_matches_counting_one_attempt_at_a_time(
+    batches: list[list[tuple[Any, ...]]],
+) -> None:
+    from jobify_trio._ops._metrics import _TaskStats
+
+    app = Jobify(storage=False)
+    metrics = JobMetrics(app, registry=prometheus_client.CollectorRegistry())
+    expected = {
+        task: _TaskStats(metrics._duration_bounds, metrics._lateness_bounds) for task in "ab"
+    }
+    due = datetime(2026, 1, 1, tzinfo=UTC)
+    for batch in batches:
+        starts, ends = [], []
+        for task, attempt, late, took, status, retried in batch:
+            started = due.timestamp() + late
+            starts.append((task, attempt, started, due))
+            ended = started if took is None else started + took
+            began = None if took is None else started
+            ends.append(("id", task, attempt, status, None, retried, False, ended, began))
+        metrics.record(starts, ends)
+        for task, runs in groupby(starts, itemgetter(0)):  # (as the sums are, per run)
+            _counted_one_at_a_time(expected[task], list(runs), [])
+        for task, runs in groupby(ends, itemgetter(1)):
+            _counted_one_at_a_time(expected[task], [], list(runs))
+    for task, stats in metrics._tasks.items():
+        want = expected[task]
+        assert stats.counts == want.counts
+        assert stats.lateness.counts == want.lateness.counts
+        assert stats.lateness.total == want.lateness.total
+        assert stats.duration.counts == want.duration.counts
+        assert stats.duration.total == want.duration.total

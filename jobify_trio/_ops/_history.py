@@ -11,7 +11,7 @@ them at once, in plain lists and dicts, when the log is full or someone reads it
 With a store that keeps runs, the runs of durable jobs are stored too (see
 ``_history_store``), and the stored runs are loaded into memory when the app starts.
 Then the hub hands each attempt's end over at once (a batch of one), so a stored run is
-queued to the storage writer when it ends, not 32 runs later: a crash loses at most the
+queued to the storage writer when it ends, not a batch later: a crash loses at most the
 runs of the writer's last uncommitted batch.
 """
 
@@ -174,12 +174,15 @@ class RunHistory:
         time) is filed as it is, and evicts the job that ended longest ago: no object is
         built."""
         jobs, ends_seen, per_job, max_jobs = self._jobs, self._ends, self.per_job, self.max_jobs
+        size = len(jobs)  # (kept here: one len() less per entry)
         for entry in ends:
             job_id = entry[0]
             runs = jobs.get(job_id)
             if runs is None:
                 jobs[job_id] = entry
-                if len(jobs) > max_jobs:
+                if size < max_jobs:
+                    size += 1
+                else:  # one job is forgotten for this one
                     oldest = ends_seen[0] if ends_seen else None
                     if oldest is not None and jobs.get(oldest[0]) is oldest:
                         del jobs[oldest[0]]  # (inline: what _forget_one does, usually)
@@ -192,10 +195,10 @@ class RunHistory:
                     del runs[0]
             else:
                 jobs[job_id] = [runs, entry] if per_job > 1 else entry  # type: ignore[list-item]
-            if not entry[_AGAIN]:  # ended for good
+            if not entry[6]:  # (_AGAIN) ended for good
                 ends_seen.append(entry)
-                if len(ends_seen) > 2 * max_jobs:
-                    self._ends = ends_seen = deque(self._current_ends())
+        if len(ends_seen) > 2 * max_jobs:  # (checked per batch: it may exceed by one batch)
+            self._ends = deque(self._current_ends())
         if self._store is not None:
             self._unstored.extend(ends)
             if threading.get_ident() == self._loop_thread:  # (not a scrape's thread)

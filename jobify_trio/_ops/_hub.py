@@ -42,8 +42,10 @@ __all__ = [
 
 S = TypeVar("S")
 
-BATCH = 32
-"""Attempt ends the hub logs before it hands them (and the starts) to the batch sinks."""
+BATCH = 128
+"""Attempt ends the hub logs before it hands them (and the starts) to the batch sinks
+(128, not 32: each hand-over runs code the job path left cold, measured at about 0.2 to
+0.3 µs per job more with 32; 512 gained nothing more)."""
 
 ERROR_TEXT_LIMIT = 200
 """Characters of an error kept per run (the exception's type name and message)."""

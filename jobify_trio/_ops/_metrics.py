@@ -58,6 +58,7 @@ _ENDED = {
     JobStatus.TIMEOUT: _TIMED_OUT,
     JobStatus.CANCELLED: _CANCELLED,
 }
+_SUCCESS = JobStatus.SUCCESS
 
 
 class MetricsError(BaseJobifyError):
@@ -162,7 +163,8 @@ class JobMetrics:
 
     @staticmethod
     def _count_starts(stats: _TaskStats, starts: Iterable[StartEntry]) -> None:
-        first, total = 0, 0.0
+        # (the usual counts, first attempts and the lowest bucket, are kept in locals)
+        first, low, total = 0, 0, 0.0
         bounds, counts = stats.lateness.bounds, stats.lateness.counts
         lowest = bounds[0]  # (the usual bucket, tested before a bisect)
         for _, attempt, now, due in starts:
@@ -170,12 +172,13 @@ class JobMetrics:
                 first += 1
             late = now - due.timestamp()
             if late <= lowest:
-                counts[0] += 1
+                low += 1
                 if late > 0.0:  # (early counts as on time: the clock's resolution)
                     total += late
             else:
                 total += late
                 counts[bisect_left(bounds, late)] += 1
+        counts[0] += low
         stats.counts[_STARTED] += first
         stats.lateness.total += total
 
@@ -184,12 +187,23 @@ class JobMetrics:
         total, bounds, counts = 0.0, stats.duration.bounds, stats.duration.counts
         lowest = bounds[0]
         outcomes, ended = stats.counts, _ENDED
+        low = succeeded = 0
         for _, _, _, status, _, retried, _, now, started in ends:
             if started is not None:
                 took = now - started
                 total += took
-                counts[0 if took <= lowest else bisect_left(bounds, took)] += 1
-            outcomes[_RETRIED if retried else ended.get(status, _FAILED)] += 1
+                if took <= lowest:
+                    low += 1
+                else:
+                    counts[bisect_left(bounds, took)] += 1
+            if retried:
+                outcomes[_RETRIED] += 1
+            elif status is _SUCCESS:
+                succeeded += 1
+            else:
+                outcomes[ended.get(status, _FAILED)] += 1
+        counts[0] += low
+        outcomes[_SUCCEEDED] += succeeded
         stats.duration.total += total
 
     def _new_task(self, name: str) -> _TaskStats:

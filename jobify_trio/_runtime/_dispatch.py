@@ -9,18 +9,20 @@ propagated.
 A listener that is an :class:`AttemptObserver` (the operations hub feeding the run
 history and the metrics) is told about attempts by plain calls instead: with only
 observers registered, no event object is built at all, and with only one the runtime
-calls it directly.
+calls it directly. The usual mixes (one listener; the hub and one listener) have their
+own methods, without the loops.
 """
 
 from __future__ import annotations
 
 import abc
 import logging
+import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .._core._clock import WallClock, clock_reader
+from .._core._clock import SystemWallClock, WallClock
 from .._core._job import Job, JobStatus, failure_status
 from .._cron._dst import DstShift, DstShiftKind
 from .._cron._misfire import NextAfter, Skipped, list_skipped
@@ -104,7 +106,11 @@ class EventDispatcher:
                 others.append(listener)
         self._observers = tuple(observers)
         self._listeners = tuple(others)
-        self._now = clock_reader(clock)
+        # a started event's time: the system clock as a float (the event builds its
+        # datetime only if read), any other clock as its datetime
+        self._now: Callable[[], datetime | float] = (
+            time.time if type(clock) is SystemWallClock else clock.now
+        )
         self.instance: str | None = None
         if not others and len(observers) == 1:  # only the operations hub: straight to it
             (observer,) = observers
@@ -113,6 +119,10 @@ class EventDispatcher:
             )  # fmt: skip
         elif not observers and len(others) == 1:  # one listener: no loops
             self.started, self.retrying, self.ended = self._started_1, self._retrying, self._ended_1
+        elif len(observers) == 1 and len(others) == 1:  # the hub and one listener
+            self.started, self.retrying, self.ended = (
+                self._started_o1, self._retrying, self._ended_o1,
+            )  # fmt: skip
         else:
             self.started, self.retrying, self.ended = self._started, self._retrying, self._ended
 
@@ -157,6 +167,26 @@ class EventDispatcher:
 
     def _ended_1(self, job: Job[Any], status: JobStatus) -> None:
         # (_ended for a single listener and no observer, inlined: this runs once per job)
+        next_run = job._exec_at if job._status is _SCHEDULED else None
+        exception = None if status is _SUCCESS else job._exception
+        event = JobEvent(_ENDED, job, job._attempt, status, exception, next_run)
+        try:
+            self._listeners[0](event)
+        except Exception:
+            _log.exception("job event listener %r failed on %s", self._listeners[0], event.kind)
+
+    def _started_o1(self, job: Job[Any], attempt: int) -> None:
+        # (_started for one observer and one listener, inlined: this runs once per job)
+        self._observers[0].started(job, attempt)
+        event = StartedEvent(job, attempt, job._exec_at, self._now())
+        try:
+            self._listeners[0](event)
+        except Exception:
+            _log.exception("job event listener %r failed on %s", self._listeners[0], event.kind)
+
+    def _ended_o1(self, job: Job[Any], status: JobStatus) -> None:
+        # (_ended for one observer and one listener, inlined: this runs once per job)
+        self._observers[0].ended(job, status)
         next_run = job._exec_at if job._status is _SCHEDULED else None
         exception = None if status is _SUCCESS else job._exception
         event = JobEvent(_ENDED, job, job._attempt, status, exception, next_run)
