@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -170,3 +171,39 @@ async def test_an_urgent_call_runs_before_queued_work() -> None:
     finally:
         worker.stop()
     assert order == ["beat", "batch1", "batch2"]
+
+
+async def test_a_sqlite_heartbeat_runs_before_queued_calls(tmp_path: Path) -> None:
+    import threading
+    from datetime import UTC, datetime, timedelta
+
+    from jobify_trio.storage import InstanceInfo, SQLiteStorage
+
+    store = SQLiteStorage(tmp_path / "jobs.db", shared=True)
+    await store.startup()
+    now = datetime.now(UTC)
+    info = InstanceInfo(instance_id="A", host="h", pid=1, started_at=now, heartbeat_at=now)
+    await store.register_instance(info)
+    gate, order = threading.Event(), []
+    thread = store._open_thread()
+
+    async def queued() -> None:
+        await store.next_due_at(now=now)
+        order.append("read")
+
+    async def beat() -> None:
+        await store.heartbeat(instance_id="A", now=now, lease_until=now + timedelta(seconds=30))
+        order.append("beat")
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(thread.run, lambda: gate.wait(5))  # the thread is busy
+            await trio.sleep(0.01)
+            nursery.start_soon(queued)
+            await trio.sleep(0.01)
+            nursery.start_soon(beat)
+            await trio.sleep(0.01)
+            gate.set()
+    finally:
+        await store.shutdown()
+    assert order == ["beat", "read"]

@@ -56,11 +56,15 @@ class SQLiteSharing:
     async def heartbeat(
         self, *, instance_id: str, now: datetime, lease_until: datetime
     ) -> Heartbeat:
-        """Renew the instance and its leases; take its commands (one transaction)."""
+        """Renew the instance and its leases; take its commands (one transaction). It runs
+        ahead of the calls queued on the connection's thread (claims, reads, commits that
+        fell back to the thread), as on PostgreSQL: a renewal behind a backlog can come
+        after the leases of a live instance ran out."""
         beat: Heartbeat = await self._open_thread().call(
             lambda db: _share().heartbeat(
                 db, instance_id=instance_id, now=now, lease_until=lease_until
-            )
+            ),
+            urgent=True,
         )
         return beat
 

@@ -59,11 +59,11 @@ class SQLiteThread:
             self._db = None
             self._worker.stop()
 
-    async def call(self, fn: Callable[[SQLiteDatabase], T]) -> T:
-        """``fn(db)`` on the connection's thread."""
+    async def call(self, fn: Callable[[SQLiteDatabase], T], *, urgent: bool = False) -> T:
+        """``fn(db)`` on the connection's thread (``urgent``: ahead of queued calls)."""
         db = self._db
         assert db is not None, "SQLiteThread.call before open()"
-        return await self._worker.call(lambda: fn(db))
+        return await self._worker.call(lambda: fn(db), urgent=urgent)
 
     async def run(self, fn: Callable[[], T]) -> T:
         """``fn()`` on the connection's thread (for work that needs no connection)."""
