@@ -45,7 +45,10 @@ such a sequential caller await the commit of the open batch in its own task inst
 (still shielded, one commit at a time under a lock; the writer waits for such a commit
 before it looks at the open batch). The deferral above serves it too: a finished job's
 delete rides with the next push's commit (each commit costs PostgreSQL a round trip and
-a WAL flush).
+a WAL flush). :meth:`StorageWriter.write` tells its caller whether it passed a schedule
+point (always, except on the synchronous path above): a push then adds none of its own, so
+a sequential caller yields only while its statement is in flight and the work it readied
+(its job) overlaps the next push's round trip.
 
 Commits are shielded from cancellation (a batch that started is finished). At shutdown
 the app commits whatever is still queued with :meth:`flush` after the actors stopped.
@@ -129,13 +132,17 @@ class StorageWriter:
         ) >= DEFER_MAX_WRITES:
             self._wakeup.set()  # else the writer knows already (module docs)
 
-    async def write(self, write: Write) -> None:
-        """Queue ``write`` and return once it is committed; :class:`StorageError` if not."""
+    async def write(self, write: Write) -> bool:
+        """Queue ``write`` and return once it is committed; :class:`StorageError` if not.
+
+        Returns True if the call passed a schedule point (it waited for a commit), False
+        if it committed synchronously (``Storage._apply_now``): a caller that must be a
+        checkpoint then yields itself (module docs)."""
         batch = self._open
         batch.writes.append(write)
         sequential = self._sequential(batch)
         if sequential and self._committed_by_caller(batch):
-            return
+            return False
         if sequential and self._storage._commit_in_caller:
             self.direct += 1
             try:
@@ -151,6 +158,7 @@ class StorageWriter:
             job_id = job_id_of(write)
             what = f"job {job_id!r} was not saved" if job_id else "the storage write failed"
             raise StorageError(f"{what}: {error}") from error
+        return True
 
     def _sequential(self, batch: Batch) -> bool:
         """A sequential caller's write, the writer idle, nothing to retry (module docs)."""
