@@ -199,6 +199,8 @@ async def test_a_sequential_push_yields_once_while_its_statement_is_in_flight(
         for i in range(5):  # warm-up: connections open, statements prepared
             await t.push(i)
         await app.wait_all()
+        writes = store._writes  # type: ignore[attr-defined]
+        prepared = len(writes._prepared)
         steps = _Steps(trio.lowlevel.current_task())
         trio.lowlevel.add_instrument(steps)
         try:
@@ -206,8 +208,9 @@ async def test_a_sequential_push_yields_once_while_its_statement_is_in_flight(
                 await t.push(i)
         finally:
             trio.lowlevel.remove_instrument(steps)
+        prepared = len(writes._prepared) - prepared  # a new statement shape: one more wait
         await app.wait_all()
-    assert steps.own == 20, steps.own  # a step after each wait for the server, no other
+    assert steps.own == 20 + prepared, (steps.own, prepared)  # a step after each wait
     assert steps.others > 0  # the jobs ran meanwhile
     assert sorted(ran) == list(range(25))
 
@@ -231,3 +234,38 @@ async def test_a_push_cancelled_before_it_starts_stores_nothing(pg: PostgresBack
         assert len(app.get_active_jobs()) == 0
         # at most the first job's row, whose delete may still be deferred
         assert {row.job_id for row in (await store.load()).jobs} <= {first.id}
+
+
+async def test_a_push_loop_leaves_ended_jobs_deletes_for_every_16th_push(
+    pg: PostgresBackend,
+) -> None:
+    """A sequential push commits its row alone while fewer than DELETES_PER_COMMIT
+    deletes of ended jobs are queued (a DELETE riding with every push costs the server);
+    a push takes them along once that many are queued, else the writer commits them."""
+    from jobify_trio._storage._writer import DELETES_PER_COMMIT
+
+    store = pg.new()
+    app = Jobify(storage=store)
+    batches: list[tuple[int, int]] = []  # (upserts, deletes) of each statement
+    original = store.apply
+
+    async def apply(writes: Any) -> None:
+        kinds = [type(write).__name__ for write in writes]
+        batches.append((kinds.count("Upsert"), kinds.count("Delete")))
+        await original(writes)
+
+    store.apply = apply  # type: ignore[method-assign]
+
+    @app.task(name="t")
+    async def t(i: int) -> None:
+        return None
+
+    async with app:
+        for i in range(80):
+            await t.push(i)
+        await app.wait_all()
+    pushes = [deletes for upserts, deletes in batches if upserts == 1]
+    assert len(pushes) == 80
+    assert all(deletes == 0 or deletes >= DELETES_PER_COMMIT for deletes in pushes), pushes
+    assert sum(deletes for _, deletes in batches) == 80  # every ended job's row deleted
+    assert (await (await pg.open()).load()).jobs == []
