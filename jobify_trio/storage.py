@@ -174,8 +174,8 @@ class Storage(SharingMethods, abc.ABC):
         return []
 
     #: True if a sequential caller's write may be committed by :meth:`apply` in the
-    #: caller's own task (an ``apply`` that runs on the trio thread, with no thread hop).
-    #: Private.
+    #: caller's own task (an ``apply`` that runs on the trio thread, with no thread hop;
+    #: it must pass a schedule point, as the caller's push then yields no more). Private.
     _commit_in_caller: bool = False
 
     async def add(self, *jobs: StoredJob) -> None:

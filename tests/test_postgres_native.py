@@ -165,3 +165,107 @@ async def test_a_burst_of_concurrent_pushes_is_committed_in_a_few_batches(
     assert sum(statements) >= 300
     assert len(statements) <= 30, statements  # group commit: many rows per statement
     assert max(statements) >= 50
+
+
+class _Steps(trio.abc.Instrument):
+    """Counts the steps of one task, and the steps of the others taken meanwhile."""
+
+    def __init__(self, task: trio.lowlevel.Task) -> None:
+        self.task = task
+        self.own = 0
+        self.others = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task is self.task:
+            self.own += 1
+        else:
+            self.others += 1
+
+
+async def test_a_sequential_push_yields_once_while_its_statement_is_in_flight(
+    pg: PostgresBackend,
+) -> None:
+    """One schedule point per push, the wait for the server: the tasks it readies (its
+    job, the writer) run during the next push's round trip, not between two pushes."""
+    store = pg.new()
+    app = Jobify(storage=store)
+    ran: list[int] = []
+
+    @app.task(name="t")
+    async def t(i: int) -> None:
+        ran.append(i)
+
+    async with app:
+        for i in range(5):  # warm-up: connections open, statements prepared
+            await t.push(i)
+        await app.wait_all()
+        writes = store._writes  # type: ignore[attr-defined]
+        prepared = len(writes._prepared)
+        steps = _Steps(trio.lowlevel.current_task())
+        trio.lowlevel.add_instrument(steps)
+        try:
+            for i in range(5, 25):
+                await t.push(i)
+        finally:
+            trio.lowlevel.remove_instrument(steps)
+        prepared = len(writes._prepared) - prepared  # a new statement shape: one more wait
+        await app.wait_all()
+    assert steps.own == 20 + prepared, (steps.own, prepared)  # a step after each wait
+    assert steps.others > 0  # the jobs ran meanwhile
+    assert sorted(ran) == list(range(25))
+
+
+async def test_a_push_cancelled_before_it_starts_stores_nothing(pg: PostgresBackend) -> None:
+    """A push is still a checkpoint: cancelled on entry, it stores and runs nothing."""
+    store = pg.new()
+    app = Jobify(storage=store)
+
+    @app.task(name="t")
+    async def t(i: int) -> None:
+        return None
+
+    async with app:
+        first = await t.push(0)
+        await app.wait_all()
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await t.push(1)
+        assert scope.cancelled_caught
+        assert len(app.get_active_jobs()) == 0
+        # at most the first job's row, whose delete may still be deferred
+        assert {row.job_id for row in (await store.load()).jobs} <= {first.id}
+
+
+async def test_a_push_loop_leaves_ended_jobs_deletes_for_every_16th_push(
+    pg: PostgresBackend,
+) -> None:
+    """A sequential push commits its row alone while fewer than DELETES_PER_COMMIT
+    deletes of ended jobs are queued (a DELETE riding with every push costs the server);
+    a push takes them along once that many are queued, else the writer commits them."""
+    from jobify_trio._storage._writer import DELETES_PER_COMMIT
+
+    store = pg.new()
+    app = Jobify(storage=store)
+    batches: list[tuple[int, int]] = []  # (upserts, deletes) of each statement
+    original = store.apply
+
+    async def apply(writes: Any) -> None:
+        kinds = [type(write).__name__ for write in writes]
+        batches.append((kinds.count("Upsert"), kinds.count("Delete")))
+        await original(writes)
+
+    store.apply = apply  # type: ignore[method-assign]
+
+    @app.task(name="t")
+    async def t(i: int) -> None:
+        return None
+
+    async with app:
+        for i in range(80):
+            await t.push(i)
+        await app.wait_all()
+    pushes = [deletes for upserts, deletes in batches if upserts == 1]
+    assert len(pushes) == 80
+    assert all(deletes == 0 or deletes >= DELETES_PER_COMMIT for deletes in pushes), pushes
+    assert sum(deletes for _, deletes in batches) == 80  # every ended job's row deleted
+    assert (await (await pg.open()).load()).jobs == []

@@ -2,7 +2,8 @@
 
 ``Storage._commit_in_caller``: a sequential caller commits the open batch in its own task;
 writes nobody waits for wait up to ``DEFER_SECONDS`` for a watched write to take them
-along. Commits never overlap, and concurrent callers still share one commit.
+along (deletes of other jobs until ``DELETES_PER_COMMIT`` of them are queued). Commits
+never overlap, and concurrent callers still share one commit.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 import trio
 from test_storage_failures import MemoryStorage
 
-from jobify_trio._storage._writer import StorageWriter
+from jobify_trio._storage._writer import DELETES_PER_COMMIT, StorageWriter
 from jobify_trio.storage import Delete, StoredJob, Upsert, Write
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -64,9 +65,15 @@ async def test_a_sequential_caller_commits_in_its_own_task_taking_unwatched_writ
     assert not storage.overlapped
     assert writer.direct >= 19  # the first write of a task goes through the writer
     by_caller = [writes for writes, task in storage.batches if task is me]
-    assert len(by_caller) >= 19
-    assert all(len(writes) == 2 for writes in by_caller[1:])  # upsert + previous delete
-    assert len(storage.batches) == 21  # 20 pushes, then the last delete on its own
+    # each push commits its row alone while fewer than DELETES_PER_COMMIT deletes are
+    # queued; the push that finds that many takes them all along, in order
+    sizes = [len(writes) for writes in by_caller]  # the first push went through the writer
+    assert sizes == [1] * 15 + [DELETES_PER_COMMIT + 1] + [1] * 3, sizes
+    taken = by_caller[15]
+    assert taken[:-1] == [Delete(job_id=f"j{i}") for i in range(16)]
+    assert taken[-1] == upsert("j16")
+    assert len(storage.batches) == 21  # 20 pushes, then the last deletes on their own
+    assert storage.batches[-1][0] == [Delete(job_id=f"j{i}") for i in range(16, 20)]
     assert storage.rows == {}
 
 

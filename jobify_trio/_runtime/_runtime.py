@@ -249,13 +249,20 @@ class Runtime:
             if elsewhere is not None:
                 return elsewhere
         job = self._new_job(task, args, kwargs, job_id, self._now())
-        if stored is not None and not await self._store(job, Trigger.PUSH, stored, new=True):
-            return job
+        yielded = False
+        if stored is not None:
+            yielded = await self._store(job, Trigger.PUSH, stored, new=True)
+            if not self._armable(job):
+                return job
         job._status = JobStatus.SCHEDULED
         job._generation = 1
         command = RunJob(job=job, generation=1)
         if self.executor.offer(command, fresh=True):
-            await trio.lowlevel.cancel_shielded_checkpoint()  # handed over: the call succeeds
+            # Handed over: the call succeeds. A commit that waited for the database was
+            # this call's schedule point: another would run everything the commit's wait
+            # could have overlapped (the job itself) before a sequential caller's next push.
+            if not yielded:
+                await trio.lowlevel.cancel_shielded_checkpoint()
             return job
         await self._hand_over(command)
         return job
@@ -306,8 +313,10 @@ class Runtime:
             if elsewhere is not None:
                 return elsewhere
         job = self._new_job(task, args, kwargs, job_id, exec_at)
-        if stored is not None and not await self._store(job, Trigger.AT, stored, new=True):
-            return job
+        if stored is not None:
+            await self._store(job, Trigger.AT, stored, new=True)
+            if not self._armable(job):
+                return job
         self.outcomes.rearm(job)
         await trio.lowlevel.checkpoint()
         return job
@@ -335,15 +344,15 @@ class Runtime:
         return _cron_runtime.restore_cron(self, task, row)
 
     async def _store(self, job: Job[Any], trigger: Trigger, stored: bytes, *, new: bool) -> bool:
-        """Commit a durable job's row before it is armed.
+        """Commit a durable job's row before it is armed; True if that passed a schedule
+        point (``StorageWriter.write``).
 
-        Returns False when the caller must not arm the job: it was cancelled meanwhile,
-        or (a new job) a concurrent ``replace=True`` call already armed it. If the commit
-        fails, a new job is forgotten (nothing scheduled) and the error raised.
+        If the commit fails, a new job is forgotten (nothing scheduled) and the error
+        raised. Then the caller checks :meth:`_armable`.
         """
         assert self.durability is not None
         try:
-            await self.durability.commit(job, trigger, stored)
+            return await self.durability.commit(job, trigger, stored)
         except (StorageError, ValueError):  # not committed (ValueError: a row it refused)
             if new:
                 self.registry.discard(job)
@@ -352,9 +361,12 @@ class Runtime:
             if new:
                 self.outcomes.withdrawn(job, 0)  # forgotten, and its row deleted
             raise
-        if job.status is JobStatus.CANCELLED:
-            return False
-        return not (new and job._generation)
+
+    @staticmethod
+    def _armable(job: Job[Any]) -> bool:
+        """After :meth:`_store` of a new job: False when the caller must not arm it: it
+        was cancelled meanwhile, or a concurrent ``replace=True`` call already armed it."""
+        return job.status is not JobStatus.CANCELLED and not job._generation
 
     def _disarm(self, job: Job[Any]) -> None:
         if job._timer is not None:

@@ -129,15 +129,16 @@ class Durability:
             return None
         return self.codec.encode(task.name, args, kwargs)
 
-    async def commit(self, job: Job[Any], trigger: Trigger, arguments: bytes) -> None:
-        """Store ``job`` and return once its row is committed (:class:`StorageError` if not).
+    async def commit(self, job: Job[Any], trigger: Trigger, arguments: bytes) -> bool:
+        """Store ``job`` and return once its row is committed (:class:`StorageError` if not);
+        True if that passed a schedule point (see ``StorageWriter.write``).
 
         ``ValueError`` naming the task and the value if the row cannot be stored (it never
         joins a batch, so it cannot fail the other calls committed with it).
         """
         check_storable(job._task.name, job.id, job.exec_at)
         self._rewritten(job.id)
-        await self.writer.write(self._upsert(self.row(job, trigger, arguments, attempt=1)))
+        return await self.writer.write(self._upsert(self.row(job, trigger, arguments, attempt=1)))
 
     async def commit_cron(
         self,

@@ -81,17 +81,27 @@ class NativeConnection:
         self.statements = 0  # statements run (for tests)
 
     async def execute(self, action: str, sql: str, params: Mapping[str, Any]) -> None:
-        """Run one statement (its own transaction); StorageError if it fails."""
-        async with self._lock:
-            try:
-                conn = self._conn if self._conn is not None else await self._open()
-                await self._execute(conn, sql, params)
-            except psycopg.Error as exc:
-                self._drop_if_broken()
-                raise StorageError(explain(self.where, action, exc)) from exc
-            except BaseException:  # Cancelled, KeyboardInterrupt, a value that cannot be dumped
-                self._abandon()
-                raise
+        """Run one statement (its own transaction); StorageError if it fails.
+
+        Always a schedule point, and only while the statement is in flight: a free lock is
+        taken without yielding (``Lock.acquire`` would yield), so the tasks that are ready
+        run during the round trip, not before the statement is sent."""
+        lock = self._lock
+        try:
+            lock.acquire_nowait()
+        except trio.WouldBlock:
+            await lock.acquire()
+        try:
+            conn = self._conn if self._conn is not None else await self._open()
+            await self._execute(conn, sql, params)
+        except psycopg.Error as exc:
+            self._drop_if_broken()
+            raise StorageError(explain(self.where, action, exc)) from exc
+        except BaseException:  # Cancelled, KeyboardInterrupt, a value that cannot be dumped
+            self._abandon()
+            raise
+        finally:
+            lock.release()
 
     def _connect_for_writes(self) -> psycopg.Connection[Any]:
         conn = self._connect()
@@ -144,20 +154,25 @@ class NativeConnection:
     async def _result(self, pgconn: pq.abc.PGconn) -> None:
         """Flush what was sent and read every result; raise the first error."""
         fd = pgconn.socket
+        waited = False
         while pgconn.flush():
             await trio.lowlevel.wait_writable(fd)
+            waited = True
         error: psycopg.Error | None = None
         while True:
             pgconn.consume_input()
             while not pgconn.is_busy():
                 result = pgconn.get_result()
                 if result is None:
+                    if not waited:  # answered at once: still a schedule point
+                        await trio.lowlevel.cancel_shielded_checkpoint()
                     if error is not None:
                         raise error
                     return
                 if error is None and result.status == pq.ExecStatus.FATAL_ERROR:
                     error = error_from_result(result, encoding=self._encoding(pgconn))
             await trio.lowlevel.wait_readable(fd)
+            waited = True
 
     @staticmethod
     def _encoding(pgconn: pq.abc.PGconn) -> str:

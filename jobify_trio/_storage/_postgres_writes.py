@@ -14,6 +14,7 @@ statement in autocommit mode costs one round trip, against four for
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -138,6 +139,44 @@ class _Net:
 
 def compile_batch(names: Names, writes: Sequence[Write]) -> tuple[str, dict[str, Any]]:
     """One statement applying ``writes`` (see the module docs), and its parameters."""
+    for write in writes:
+        if type(write) is not Upsert and type(write) is not Delete:
+            return _compile_any(names, writes)
+    return _compile_rows(names, writes)
+
+
+def _compile_rows(names: Names, writes: Sequence[Write]) -> tuple[str, dict[str, Any]]:
+    """The usual batch, only upserts and deletes (each push, each ended job): its SQL
+    depends on a few counts, so it is built once (:func:`_rows_sql`)."""
+    rows: dict[str, StoredJob | None] = {}  # None: delete
+    for write in writes:
+        if isinstance(write, Upsert):
+            rows[write.job.job_id] = write.job
+        elif isinstance(write, Delete):
+            rows[write.job_id] = None
+    params: dict[str, Any] = {}
+    upserts = sorted((j for j in rows.values() if j is not None), key=_job_id)
+    if upserts:
+        _upsert_params(upserts, params)
+    deletes = sorted(job_id for job_id, job in rows.items() if job is None)
+    if deletes:
+        params["d"] = deletes
+    notify = any(job.lease_owner is None for job in upserts)
+    if notify:
+        params["channel"] = names.channel_name
+    return _rows_sql(names, min(len(upserts), 2), bool(deletes), notify), params
+
+
+@functools.lru_cache(maxsize=64)
+def _rows_sql(names: Names, upserts: int, deletes: bool, notify: bool) -> str:
+    """The SQL of :func:`_compile_rows` (``upserts``: 0, 1 or 2 for several)."""
+    clauses = [upsert_sql(names.jobs, _upsert_source(upserts))] if upserts else []
+    if deletes:
+        clauses.append(_DELETE.format(jobs=names.jobs))
+    return _statement(clauses, notify)
+
+
+def _compile_any(names: Names, writes: Sequence[Write]) -> tuple[str, dict[str, Any]]:
     net = _Net()
     for write in writes:
         net.add(write)
@@ -145,33 +184,45 @@ def compile_batch(names: Names, writes: Sequence[Write]) -> tuple[str, dict[str,
     params: dict[str, Any] = {}
     upserts = sorted((j for j in net.jobs.values() if j is not None), key=_job_id)
     if upserts:  # in job_id order: concurrent batches lock rows in one order
-        clauses.append(_upsert_clause(names, upserts, params))
+        _upsert_params(upserts, params)
+        clauses.append(upsert_sql(names.jobs, _upsert_source(len(upserts))))
     deletes = sorted(job_id for job_id, job in net.jobs.items() if job is None)
     if deletes:
         params["d"] = deletes
-        clauses.append(f"DELETE FROM {names.jobs} WHERE job_id = ANY(%(d)s::text[])")
+        clauses.append(_DELETE.format(jobs=names.jobs))
     clauses.extend(_shared_clauses(names, net, params))
     clauses.extend(net.others.clauses(names, params))
     notify = bool(net.releases or net.results or net.commands)
     notify = notify or any(job.lease_owner is None for job in upserts)
-    final = "SELECT pg_notify(%(channel)s, '')" if notify else "SELECT 1"
     if notify:
         params["channel"] = names.channel_name
+    return _statement(clauses, notify), params
+
+
+_DELETE = "DELETE FROM {jobs} WHERE job_id = ANY(%(d)s::text[])"
+_KEYS = tuple(f"u{i}" for i in range(12))
+
+
+def _statement(clauses: list[str], notify: bool) -> str:
+    """``clauses`` as one statement; it sends a ``NOTIFY`` if asked."""
+    final = "SELECT pg_notify(%(channel)s, '')" if notify else "SELECT 1"
     if len(clauses) == 1 and not notify:  # one statement needs no WITH
-        return clauses[0], params
+        return clauses[0]
     named = ", ".join(f"w{i} AS ({clause} RETURNING 1)" for i, clause in enumerate(clauses))
-    return (f"WITH {named} " if clauses else "") + final, params
+    return (f"WITH {named} " if clauses else "") + final
 
 
-def _upsert_clause(names: Names, upserts: list[StoredJob], params: dict[str, Any]) -> str:
-    keys = [f"u{i}" for i in range(12)]
+def _upsert_params(upserts: list[StoredJob], params: dict[str, Any]) -> None:
     if len(upserts) == 1:  # VALUES: ~1.6x faster than unnest for one row (no arrays)
-        params.update(zip(keys, job_values(upserts[0]), strict=True))
-        source = "VALUES (" + ", ".join(f"%({key})s" for key in keys) + ")"
+        params.update(zip(_KEYS, job_values(upserts[0]), strict=True))
     else:
-        params.update(zip(keys, _columns([job_values(j) for j in upserts], 12), strict=True))
-        source = _unnest(_JOB_TYPES, keys)
-    return upsert_sql(names.jobs, source)
+        params.update(zip(_KEYS, _columns([job_values(j) for j in upserts], 12), strict=True))
+
+
+def _upsert_source(count: int) -> str:
+    if count == 1:
+        return "VALUES (" + ", ".join(f"%({key})s" for key in _KEYS) + ")"
+    return _unnest(_JOB_TYPES, _KEYS)
 
 
 def _job_id(job: StoredJob) -> str:
