@@ -158,3 +158,22 @@ async def test_a_job_id_is_free_again_as_soon_as_its_job_ended(store: Backend) -
                 assert await job == f"r{i}-done"
             assert sorted(tag for _, tag, _ in ran) == sorted(f"r{i}" for i in range(30))
             nursery.cancel_scope.cancel()
+
+
+async def test_a_job_id_is_free_again_after_its_job_ran_on_another_instance(
+    store: Backend,
+) -> None:
+    # A is busy: each job runs on B, whose delete of the row travels with its result
+    ran: Ran = []
+    a, b = Node("A", store, ran, max_concurrency=1), Node("B", store, ran)
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            await start(nursery, [a, b])
+            await a.work.push("busy", 5.0)
+            for i in range(10):
+                job = await a.work.schedule(f"r{i}").push(job_id="same")
+                assert await job == f"r{i}-done"
+            assert [(node, tag) for node, tag, _ in ran if tag != "busy"] == [
+                ("B", f"r{i}") for i in range(10)
+            ]
+            nursery.cancel_scope.cancel()
