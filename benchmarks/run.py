@@ -250,7 +250,7 @@ def parse_options(argv: list[str] | None) -> Options:
         mem_n=args.mem_n or (20_000 if quick else 100_000),
         mem_repeat=1 if quick else 2,
         passes=1 if quick else 2,
-        timeout=60.0 if quick else 300.0,
+        timeout=60.0 * max(1.0, (args.repeat or 2) / 2) if quick else 300.0,
     )
     partial = quick or bool(only) or bool(args.n or args.repeat or args.mem_n)
     out = args.out or (PARTIAL_REPORT_FILE if partial else REPORT_FILE)
