@@ -39,6 +39,7 @@ from psycopg.adapt import Transformer as make_transformer
 from psycopg.errors import error_from_result
 
 from ..storage import StorageError
+from ._locks import acquire_at_once
 from ._postgres_conn import explain
 
 __all__ = ["NativeConnection"]
@@ -87,10 +88,7 @@ class NativeConnection:
         taken without yielding (``Lock.acquire`` would yield), so the tasks that are ready
         run during the round trip, not before the statement is sent."""
         lock = self._lock
-        try:
-            lock.acquire_nowait()
-        except trio.WouldBlock:
-            await lock.acquire()
+        await acquire_at_once(lock)
         try:
             conn = self._conn if self._conn is not None else await self._open()
             await self._execute(conn, sql, params)

@@ -81,6 +81,7 @@ import warnings
 import trio
 
 from ..storage import Delete, Storage, StorageError, Write
+from ._locks import acquire_at_once
 from ._writer_batch import (
     DEFER_MAX_WRITES,
     DEFER_SECONDS,
@@ -280,10 +281,7 @@ class StorageWriter:
         """Commit the open batch (and the writes to retry), or a caller's ``own`` batch;
         the batch, if one was made."""
         lock = self._commit_lock  # the writer, or a sequential caller (module docs)
-        try:
-            lock.acquire_nowait()  # no extra yield when free (the usual case)
-        except trio.WouldBlock:
-            await lock.acquire()
+        await acquire_at_once(lock)  # no extra yield when free (the usual case)
         try:
             return await self._commit_locked(own)
         finally:
