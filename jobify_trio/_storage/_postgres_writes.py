@@ -155,41 +155,49 @@ def _compile_rows(names: Names, writes: Sequence[Write]) -> tuple[str, dict[str,
         elif isinstance(write, Delete):
             rows[write.job_id] = None
     params: dict[str, Any] = {}
+    upserts, deletes = _row_params(rows, params)
+    notify = any(job.lease_owner is None for job in upserts)
+    if notify:
+        params["channel"] = names.channel_name
+    return _rows_sql(names, min(len(upserts), 2), deletes, notify), params
+
+
+@functools.lru_cache(maxsize=64)
+def _rows_sql(names: Names, upserts: int, deletes: bool, notify: bool) -> str:
+    """The SQL of :func:`_compile_rows` (``upserts``: 0, 1 or 2 for several)."""
+    return _statement(_row_clauses(names, upserts, deletes), notify)
+
+
+def _row_params(
+    rows: dict[str, StoredJob | None], params: dict[str, Any]
+) -> tuple[list[StoredJob], bool]:
+    """Put the parameters of the upserts and deletes of ``rows`` (None: delete) in
+    ``params``; the upserted rows, in job_id order (concurrent batches lock rows in one
+    order), and whether there are deletes."""
     upserts = sorted((j for j in rows.values() if j is not None), key=_job_id)
     if upserts:
         _upsert_params(upserts, params)
     deletes = sorted(job_id for job_id, job in rows.items() if job is None)
     if deletes:
         params["d"] = deletes
-    notify = any(job.lease_owner is None for job in upserts)
-    if notify:
-        params["channel"] = names.channel_name
-    return _rows_sql(names, min(len(upserts), 2), bool(deletes), notify), params
+    return upserts, bool(deletes)
 
 
-@functools.lru_cache(maxsize=64)
-def _rows_sql(names: Names, upserts: int, deletes: bool, notify: bool) -> str:
-    """The SQL of :func:`_compile_rows` (``upserts``: 0, 1 or 2 for several)."""
+def _row_clauses(names: Names, upserts: int, deletes: bool) -> list[str]:
+    """The upsert clause (of ``upserts`` rows) and the delete clause, where there are any."""
     clauses = [upsert_sql(names.jobs, _upsert_source(upserts))] if upserts else []
     if deletes:
         clauses.append(_DELETE.format(jobs=names.jobs))
-    return _statement(clauses, notify)
+    return clauses
 
 
 def _compile_any(names: Names, writes: Sequence[Write]) -> tuple[str, dict[str, Any]]:
     net = _Net()
     for write in writes:
         net.add(write)
-    clauses: list[str] = []
     params: dict[str, Any] = {}
-    upserts = sorted((j for j in net.jobs.values() if j is not None), key=_job_id)
-    if upserts:  # in job_id order: concurrent batches lock rows in one order
-        _upsert_params(upserts, params)
-        clauses.append(upsert_sql(names.jobs, _upsert_source(len(upserts))))
-    deletes = sorted(job_id for job_id, job in net.jobs.items() if job is None)
-    if deletes:
-        params["d"] = deletes
-        clauses.append(_DELETE.format(jobs=names.jobs))
+    upserts, deletes = _row_params(net.jobs, params)
+    clauses = _row_clauses(names, len(upserts), deletes)
     clauses.extend(_shared_clauses(names, net, params))
     clauses.extend(net.others.clauses(names, params))
     notify = bool(net.releases or net.results or net.commands)
