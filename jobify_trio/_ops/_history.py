@@ -195,7 +195,7 @@ class RunHistory:
                     del runs[0]
             else:
                 jobs[job_id] = [runs, entry] if per_job > 1 else entry  # type: ignore[list-item]
-            if not entry[6]:  # (_AGAIN) ended for good
+            if not entry[_AGAIN]:  # ended for good
                 ends_seen.append(entry)
         if len(ends_seen) > 2 * max_jobs:  # (checked per batch: it may exceed by one batch)
             self._ends = deque(self._current_ends())
