@@ -4,7 +4,7 @@ its leases while its storage writer is behind (issue 9; MemoryStorage, MockClock
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -184,25 +184,41 @@ async def test_a_sqlite_heartbeat_runs_before_queued_calls(tmp_path: Path) -> No
     now = datetime.now(UTC)
     info = InstanceInfo(instance_id="A", host="h", pid=1, started_at=now, heartbeat_at=now)
     await store.register_instance(info)
-    gate, order = threading.Event(), []
+    gate, busy, order = threading.Event(), threading.Event(), []
     thread = store._open_thread()
+    worker = thread._worker
+
+    async def until(condition: Callable[[], bool]) -> None:
+        """Until ``condition()`` holds (the thread's queues are read, not timed)."""
+        with trio.fail_after(5):
+            while not condition():
+                await trio.sleep(0.001)
+
+    submit = thread.call
+
+    async def recording_call(fn: Callable[[Any], Any], *, urgent: bool = False) -> Any:
+        def call(db: Any) -> Any:  # (runs on the thread: the order is the thread's own;
+            order.append("beat" if urgent else "read")  # trio may wake the tasks in any)
+            return fn(db)
+
+        return await submit(call, urgent=urgent)
+
+    thread.call = recording_call  # type: ignore[method-assign]
 
     async def queued() -> None:
         await store.next_due_at(now=now)
-        order.append("read")
 
     async def beat() -> None:
         await store.heartbeat(instance_id="A", now=now, lease_until=now + timedelta(seconds=30))
-        order.append("beat")
 
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(thread.run, lambda: gate.wait(5))  # the thread is busy
-            await trio.sleep(0.01)
+            nursery.start_soon(thread.run, lambda: busy.set() or gate.wait(5))
+            await until(busy.is_set)  # the thread is busy
             nursery.start_soon(queued)
-            await trio.sleep(0.01)
+            await until(lambda: worker._queue.qsize() == 1)  # the read waits in the queue
             nursery.start_soon(beat)
-            await trio.sleep(0.01)
+            await until(lambda: len(worker._urgent) == 1)  # the heartbeat was submitted
             gate.set()
     finally:
         await store.shutdown()
