@@ -34,7 +34,7 @@ from ..storage import (
 )
 from ._columns import COLUMNS
 from ._sqlite_checks import check_existing, explain, lenient_text, readable
-from ._sqlite_rows import job_to_row, row_to_job, to_db_time
+from ._sqlite_rows import PLAIN_VALUES, job_to_row, plain_row, row_to_job, to_db_time
 from ._sqlite_runs import RUN_SQL, load_runs, prune_runs, run_params
 from ._sqlite_schema import create_or_migrate
 
@@ -96,6 +96,7 @@ class SQLiteDatabase:
             self._conn.close()
             raise
         self._upsert_sql: dict[int, str] = {}
+        self._plain_upsert = f"INSERT OR REPLACE INTO {self.table} ({_COLUMNS}) {PLAIN_VALUES}"
         limit = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         self._chunks = (*(size for size in _CHUNKS if size <= limit), 1)
         self._delete_sql: dict[int, str] = {}
@@ -263,7 +264,11 @@ class SQLiteDatabase:
 
     def _execute(self, conn: sqlite3.Connection, write: Write) -> None:
         if isinstance(write, Upsert):
-            conn.execute(self._upserts(1), job_to_row(write.job))
+            plain = plain_row(write.job)
+            if plain is not None:
+                conn.execute(self._plain_upsert, plain)
+            else:
+                conn.execute(self._upserts(1), job_to_row(write.job))
         elif isinstance(write, Delete):
             conn.execute(self._deletes(1), (write.job_id,))
         else:

@@ -68,10 +68,10 @@ class InlineCommits:
         checkpoint = self._since_checkpoint >= CHECKPOINT_EVERY
 
         def work(db: SQLiteDatabase) -> None:
-            db.apply(writes)
             if checkpoint:  # the rows are committed whatever the checkpoint does
                 with contextlib.suppress(StorageError):
                     db.checkpoint()
+            db.apply(writes)  # after it: this commit starts the WAL over (module docs)
 
         await self._thread.call(work)
         if checkpoint:
