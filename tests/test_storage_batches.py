@@ -58,3 +58,35 @@ def test_batch_matches_row_by_row_model(
         assert db.load().jobs == []
     finally:
         db.close()
+
+
+#: Mostly deletes: batches with a few upserts take the one-statement-per-write path, with
+#: consecutive deletes merged into one statement (a push loop's ended jobs and its row).
+delete_heavy = st.lists(
+    st.tuples(st.integers(0, 7).map(bool), st.integers(0, 20), st.integers(0, 5)), max_size=60
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=delete_heavy)
+def test_delete_heavy_batch_matches_row_by_row_model(
+    tmp_path_factory: object, ops: list[tuple[bool, int, int]]
+) -> None:
+    path = Path(tmp_path_factory.mktemp("db")) / "jobs.db"  # type: ignore[attr-defined]
+    db = SQLiteDatabase(path, "jobs")
+    try:
+        db.apply([Upsert(job=_job(key, 0)) for key in range(0, 21, 2)])  # some rows to delete
+        model = {job.job_id: job for job in db.load().jobs}
+        writes: list[Write] = []
+        for delete, key, version in ops:
+            if delete:
+                writes.append(Delete(job_id=f"j{key}"))
+                model.pop(f"j{key}", None)
+            else:
+                job = _job(key, version)
+                writes.append(Upsert(job=job))
+                model[job.job_id] = job
+        db.apply(writes)
+        assert {job.job_id: job for job in db.load().jobs} == model
+    finally:
+        db.close()
