@@ -9,18 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ..storage import (
-    Delete,
-    PruneRuns,
-    PutResult,
-    RecordRun,
-    Release,
-    SendCommand,
-    SetPaused,
-    StorageError,
-    Upsert,
-    Write,
-)
+from ..storage import Delete, StorageError, Upsert, Write
+from ._records import PruneRuns, PutResult, RecordRun, Release, SendCommand, SetPaused
 from ._sqlite_rows import job_to_row, to_db_time
 from ._sqlite_runs import run_params
 

@@ -51,21 +51,10 @@ def from_db_time(text: str) -> datetime:
 
 
 def job_to_row(job: StoredJob) -> tuple[Any, ...]:
-    """The column values of a :class:`StoredJob`, in ``COLUMNS`` order.
-
-    The arguments are bound as a ``bytearray`` (stored as the same blob): ``sqlite3`` binds
-    ``str``, ``int``, ``float`` and ``bytearray`` as they are, but looks every other value
-    (``bytes``, ``None``) up in its adapter registry first, which costs more than the copy.
-    """
+    """The column values of a :class:`StoredJob`, in ``COLUMNS`` order."""
     lease = job.lease_expires_at
     return (
-        job.job_id,
-        job.task_name,
-        job.trigger.value,
-        to_db_time(job.next_run_at),
-        bytearray(job.arguments),
-        job.attempt,
-        job.state.value,
+        *_leading(job),
         job.cron,
         job.lease_owner,
         None if lease is None else to_db_time(lease),
@@ -81,7 +70,7 @@ PLAIN_VALUES = "VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?)"
 def plain_row(job: StoredJob) -> tuple[Any, ...] | None:
     """The values :data:`PLAIN_VALUES` binds, if ``job`` has no cron, lease nor origin (a
     pushed job's row, unshared), else None. Binding ``None`` costs ``sqlite3`` an adapter
-    lookup per value (:func:`job_to_row`); a ``NULL`` in the statement costs nothing."""
+    lookup per value (see :func:`_leading`); a ``NULL`` in the statement costs nothing."""
     if (
         job.cron is not None
         or job.lease_owner is not None
@@ -89,6 +78,16 @@ def plain_row(job: StoredJob) -> tuple[Any, ...] | None:
         or job.origin is not None
     ):
         return None
+    return (*_leading(job), int(job.paused))
+
+
+def _leading(job: StoredJob) -> tuple[Any, ...]:
+    """The values of the first seven columns (up to ``state``).
+
+    The arguments are bound as a ``bytearray`` (stored as the same blob): ``sqlite3`` binds
+    ``str``, ``int``, ``float`` and ``bytearray`` as they are, but looks every other value
+    (``bytes``, ``None``) up in its adapter registry first, which costs more than the copy.
+    """
     return (
         job.job_id,
         job.task_name,
@@ -97,7 +96,6 @@ def plain_row(job: StoredJob) -> tuple[Any, ...] | None:
         bytearray(job.arguments),
         job.attempt,
         job.state.value,
-        int(job.paused),
     )
 
 
