@@ -166,3 +166,34 @@ async def test_the_wal_stays_bounded_during_a_stream_of_inline_commits(tmp_path:
         assert storage._inline.commits > 1000
         wal = path.with_name(path.name + "-wal").stat().st_size
     assert wal < 6 * 1024 * 1024  # without whole checkpoints: ~12 KB per job, ~18 MB
+
+
+async def test_the_commit_after_a_checkpoint_starts_the_wal_over_on_the_thread(
+    tmp_path: Path,
+) -> None:
+    """The batch that goes to the thread with a checkpoint is committed after it, so that
+    commit starts the WAL file over (and syncs its new header) on the thread, not the next
+    inline commit on the event loop: right after it, the WAL holds only its frames."""
+    from jobify_trio._storage._sqlite_inline import CHECKPOINT_EVERY
+
+    path = tmp_path / "jobs.db"
+    app, t, storage = _app(path, busy_timeout=5.0)
+    async with app:
+        inline = storage._inline
+        assert inline is not None
+        while inline._since_checkpoint < CHECKPOINT_EVERY:
+            await t.schedule(inline.commits).delay(timedelta(hours=1))
+        await t.schedule(-1).delay(timedelta(hours=1))  # on the thread, with the checkpoint
+        assert inline._since_checkpoint == 0
+        frames = _wal_frames(path)
+    assert 0 < frames <= 8  # before, the WAL still held every inline commit (1,000s)
+
+
+def _wal_frames(path: Path) -> int:
+    """The frames in the WAL (as a passive checkpoint reports them)."""
+    other = sqlite3.connect(path, isolation_level=None, timeout=0)
+    try:
+        _busy, frames, _done = other.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    finally:
+        other.close()
+    return int(frames)

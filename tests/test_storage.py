@@ -66,6 +66,56 @@ async def test_apply_load_round_trip_in_wal_mode(tmp_path: Path) -> None:
     conn.close()
 
 
+async def test_a_row_written_alone_reads_back_the_same_whatever_its_optional_columns(
+    tmp_path: Path,
+) -> None:
+    """A lone upsert of a row without cron, lease nor origin binds them as ``NULL``
+    literals (``plain_row``); the others bind every column. Both read back as written."""
+    from datetime import UTC
+
+    from attrs import evolve
+
+    lease = START.astimezone(UTC) + timedelta(seconds=30)
+    plain = row("plain", minutes=1)
+    others = [
+        evolve(row("cron", minutes=2), trigger=Trigger.CRON, cron='{"expression": "* * * * *"}'),
+        evolve(row("leased", minutes=3), lease_owner="instance-1", lease_expires_at=lease),
+        evolve(row("origin", minutes=4), origin="instance-2", paused=True),
+    ]
+    storage = SQLiteStorage(tmp_path / "s.db")
+    await storage.startup()
+    try:
+        for job in (plain, *others):
+            await storage.apply([Upsert(job=job)])
+        loaded = await storage.load()
+    finally:
+        await storage.shutdown()
+    assert loaded.jobs == [plain, *others]
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        kinds = {kind for (kind,) in conn.execute("SELECT typeof(arguments) FROM jobify_jobs")}
+    conn.close()
+    assert kinds == {"blob"}
+
+
+def test_stored_times_are_isoformat_text_in_utc() -> None:
+    """``to_db_time`` reuses the text of the second it wrote last: still ``isoformat``."""
+    import random
+    from datetime import UTC, datetime, timezone
+
+    from jobify_trio._storage._sqlite_rows import to_db_time
+
+    rng = random.Random(7)
+    start = datetime(1, 1, 2, tzinfo=UTC)
+    moments = [START, START + timedelta(microseconds=1), START + timedelta(seconds=1)]
+    for _ in range(3000):
+        moment = start + timedelta(microseconds=rng.randrange(315_000_000_000_000_000))
+        zone = timezone(timedelta(hours=rng.randint(-12, 12)))
+        moments += [moment, moment + timedelta(microseconds=rng.randrange(2_000_000))]
+        moments.append(moment.astimezone(zone))
+    for moment in moments:
+        assert to_db_time(moment) == moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
 async def test_claim_due_leases_rows_until_the_lease_expires(tmp_path: Path) -> None:
     storage = SQLiteStorage(tmp_path / "s.db")
     await storage.startup()

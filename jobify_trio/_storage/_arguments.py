@@ -9,7 +9,9 @@ writes; the fast paths only skip work whose result is known in advance:
   plain scalars (``str``, ``bool``, ``None``, ints within 64 bits, finite floats) are
   their own tagged-JSON tree, so they go straight to the serializer's JSON encoder (the
   C encoder :meth:`json.JSONEncoder.encode` would build on every call, with the same
-  settings, is built once: :func:`_c_encoder`);
+  settings, is built once: :func:`_c_encoder`); without keyword arguments, each is
+  written as that encoder writes it (ints and floats by ``repr``, text by the C escaping
+  function) between the fixed text of the envelope, which is not built at all;
 * with that serializer, stored bytes containing no ``"$`` (nor an escaped ``$``) can hold
   no tag, so they are decoded by the C JSON parser without the tag hook.
 
@@ -63,6 +65,34 @@ def _c_encoder() -> Callable[[Any], str]:
 _ENCODE_SCALARS: Final = _c_encoder()
 
 
+def _positional_frame() -> tuple[str, str, str] | None:
+    """The text around positional scalars (no keyword arguments) and between them, as
+    ``_ENCODER`` writes it; None if its settings are not the plain ones this assumes."""
+    if _ENCODER.indent is not None or not _ENCODER.ensure_ascii:
+        return None
+    empty = _ENCODE_SCALARS({"v": MESSAGE_VERSION, "args": [], "kwargs": {}})
+    head, found, tail = empty.partition("[]")
+    return (head + "[", "]" + tail, _ENCODER.item_separator) if found else None
+
+
+_POSITIONAL: Final = _positional_frame()
+_ENCODE_TEXT: Final = json.encoder.encode_basestring_ascii
+
+
+def _scalar_json(value: Any) -> str:
+    """A value :func:`_scalar` accepts, as ``_ENCODER`` writes it."""
+    tp = type(value)
+    if tp is int:
+        return int.__repr__(value)
+    if tp is str:
+        return _ENCODE_TEXT(value)
+    if value is None:
+        return "null"
+    if tp is bool:
+        return "true" if value else "false"
+    return float.__repr__(value)  # finite (_scalar)
+
+
 def _scalar(value: Any) -> bool:
     tp = type(value)
     if tp is str or tp is bool or value is None:
@@ -97,6 +127,9 @@ class ArgumentCodec:
         if not args and not kwargs and self._empty is not None:
             return self._empty
         if self._tagged_json and _all_scalars(args, kwargs):
+            if not kwargs and _POSITIONAL is not None:  # no envelope to build and walk
+                head, tail, separator = _POSITIONAL
+                return (head + separator.join(map(_scalar_json, args)) + tail).encode("ascii")
             envelope = {"v": MESSAGE_VERSION, "args": list(args), "kwargs": kwargs}
             return _ENCODE_SCALARS(envelope).encode("ascii")
         return encode_call_arguments(self.serializer, task_name=task_name, args=args, kwargs=kwargs)

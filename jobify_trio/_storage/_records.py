@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -108,23 +108,34 @@ class StoredJob:
     ) -> StoredJob:
         """A row built from values the caller already checked (hot paths: scheduling calls
         and loading rows). Skips the attrs validators and converters."""
+        (
+            set_id, set_task, set_trigger, set_next, set_arguments, set_attempt, set_state,
+            set_cron, set_owner, set_lease, set_origin, set_paused,
+        ) = _STORED_JOB_SLOTS  # fmt: skip
         job = object.__new__(cls)
-        _set(job, "job_id", job_id)
-        _set(job, "task_name", task_name)
-        _set(job, "trigger", trigger)
-        _set(job, "next_run_at", next_run_at)
-        _set(job, "arguments", arguments)
-        _set(job, "attempt", attempt)
-        _set(job, "state", state)
-        _set(job, "cron", cron)
-        _set(job, "lease_owner", lease_owner)
-        _set(job, "lease_expires_at", lease_expires_at)
-        _set(job, "origin", origin)
-        _set(job, "paused", paused)
+        set_id(job, job_id)
+        set_task(job, task_name)
+        set_trigger(job, trigger)
+        set_next(job, next_run_at)
+        set_arguments(job, arguments)
+        set_attempt(job, attempt)
+        set_state(job, state)
+        set_cron(job, cron)
+        set_owner(job, lease_owner)
+        set_lease(job, lease_expires_at)
+        set_origin(job, origin)
+        set_paused(job, paused)
         return job
 
 
-_set = object.__setattr__
+def _slot_setters(cls: type) -> tuple[Callable[[Any, Any], None], ...]:
+    """The ``__set__`` of each field's slot, in field order: setting a slot through it
+    skips the frozen class's ``__setattr__`` and the attribute lookup ``object.__setattr__``
+    makes (about a third of :meth:`StoredJob._trusted`'s time)."""
+    return tuple(cls.__dict__[field.name].__set__ for field in attrs.fields(cls))
+
+
+_STORED_JOB_SLOTS: Final = _slot_setters(StoredJob)
 
 
 @attrs.frozen(kw_only=True)

@@ -19,12 +19,6 @@ from ..storage import (
     CorruptRow,
     Delete,
     LoadResult,
-    PruneRuns,
-    PutResult,
-    RecordRun,
-    Release,
-    SendCommand,
-    SetPaused,
     StorageError,
     StoredJob,
     StoredRun,
@@ -34,8 +28,9 @@ from ..storage import (
 )
 from ._columns import COLUMNS
 from ._sqlite_checks import check_existing, explain, lenient_text, readable
-from ._sqlite_rows import job_to_row, row_to_job, to_db_time
-from ._sqlite_runs import RUN_SQL, load_runs, prune_runs, run_params
+from ._sqlite_params import SMALL, few_besides_deletes, write_params, write_runs
+from ._sqlite_rows import PLAIN_VALUES, job_to_row, plain_row, row_to_job
+from ._sqlite_runs import RUN_SQL, load_runs, prune_runs
 from ._sqlite_schema import create_or_migrate
 
 __all__ = ["COLUMNS", "PAGE_SIZE", "SQLiteDatabase"]
@@ -47,8 +42,6 @@ _WIDTH = 12  # columns in _COLUMNS
 #: Parameters per multi-row statement, largest first: each size is one cached prepared
 #: statement; 16,384 stays under SQLite's default limit of 32,766 variables.
 _CHUNKS = (16384, 2048, 256, 32, 16, 4, 1)
-#: Batches up to this size are applied one statement per write (:meth:`_apply_small`).
-_SMALL = 4
 #: The page size of a new file (SQLite's default is 4096; a file keeps the size it was
 #: made with). A one-row commit writes two pages to the WAL (the row's table page and
 #: its ``next_run_at`` index page), and in a loop of pushes half-size pages made a
@@ -96,6 +89,7 @@ class SQLiteDatabase:
             self._conn.close()
             raise
         self._upsert_sql: dict[int, str] = {}
+        self._plain_upsert = f"INSERT OR REPLACE INTO {self.table} ({_COLUMNS}) {PLAIN_VALUES}"
         limit = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         self._chunks = (*(size for size in _CHUNKS if size <= limit), 1)
         self._delete_sql: dict[int, str] = {}
@@ -225,11 +219,11 @@ class SQLiteDatabase:
         step releases and re-takes the GIL, and re-taking it while the event loop is busy
         can wait a whole switch interval, so fewer steps matter more than fewer rows.
         """
-        if len(writes) <= _SMALL:
+        if len(writes) <= SMALL or few_besides_deletes(writes):
             self._apply_small(writes)
             return
         with self._transaction("write"):
-            for kind, values in _runs(writes):
+            for kind, values in write_runs(writes):
                 if kind == "upsert" or kind == "delete":
                     self._write_run(kind == "delete", values)
                 elif kind == "prune":
@@ -241,9 +235,11 @@ class SQLiteDatabase:
                     self._conn.executemany(self._other_sql(kind), values)
 
     def _apply_small(self, writes: Sequence[Write]) -> None:
-        """A few writes, one statement each, with less Python around them: one write is
-        one statement in autocommit mode (its own transaction, which takes the write lock
-        at once like ``BEGIN IMMEDIATE``), more are wrapped in ``BEGIN IMMEDIATE``."""
+        """A few writes besides deletes, one statement each (consecutive deletes: one
+        multi-row statement, like the ended jobs a push loop deletes every 16 pushes), with
+        less Python around them: one write is one statement in autocommit mode (its own
+        transaction, which takes the write lock at once like ``BEGIN IMMEDIATE``), more are
+        wrapped in ``BEGIN IMMEDIATE``."""
         conn = self._conn
         try:
             if len(writes) == 1:
@@ -251,8 +247,17 @@ class SQLiteDatabase:
                 return
             conn.execute("BEGIN IMMEDIATE")
             try:
+                deleting: list[str] = []
                 for write in writes:
+                    if type(write) is Delete:
+                        deleting.append(write.job_id)
+                        continue
+                    if deleting:
+                        self._write_run(True, deleting)
+                        deleting = []
                     self._execute(conn, write)
+                if deleting:
+                    self._write_run(True, deleting)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -263,11 +268,15 @@ class SQLiteDatabase:
 
     def _execute(self, conn: sqlite3.Connection, write: Write) -> None:
         if isinstance(write, Upsert):
-            conn.execute(self._upserts(1), job_to_row(write.job))
+            plain = plain_row(write.job)
+            if plain is not None:
+                conn.execute(self._plain_upsert, plain)
+            else:
+                conn.execute(self._upserts(1), job_to_row(write.job))
         elif isinstance(write, Delete):
             conn.execute(self._deletes(1), (write.job_id,))
         else:
-            kind, params = _params(write)
+            kind, params = write_params(write)
             if kind == "prune":
                 prune_runs(conn, self.table, params[0])
             else:
@@ -341,43 +350,3 @@ class SQLiteDatabase:
                 "WHERE job_id = ? AND lease_owner = ?",
                 [(job_id, owner) for job_id in job_ids],
             )
-
-
-def _runs(writes: Sequence[Write]) -> Iterator[tuple[str, list[Any]]]:
-    """Maximal runs of consecutive writes of one kind: flat parameter lists for upserts and
-    deletes (multi-row statements), parameter tuples for the other kinds (executemany)."""
-    values: list[Any] = []
-    current = ""
-    for write in writes:
-        kind, params = _params(write)
-        if kind != current and values:
-            yield current, values
-            values = []
-        current = kind
-        if kind == "upsert":
-            values.extend(params)
-        elif kind == "delete":
-            values.append(params[0])
-        else:
-            values.append(params)
-    if values:
-        yield current, values
-
-
-def _params(write: Write) -> tuple[str, tuple[Any, ...]]:
-    if isinstance(write, Upsert):
-        return "upsert", job_to_row(write.job)
-    if isinstance(write, Delete):
-        return "delete", (write.job_id,)
-    if isinstance(write, PutResult):
-        r = write.result
-        values = (r.job_id, r.origin, r.status.value, r.value, r.error, to_db_time(r.finished_at))
-        return "result", values
-    if isinstance(write, Release):
-        return "release", (write.job_id, write.owner)
-    if isinstance(write, SendCommand):
-        c = write.command
-        return "command", (c.target, c.job_id, c.kind.value, c.payload, to_db_time(c.created_at))
-    if isinstance(write, (RecordRun, SetPaused, PruneRuns)):  # (a tuple: faster than a union)
-        return run_params(write)
-    raise StorageError(f"SQLiteStorage cannot apply {type(write).__name__} writes")
