@@ -176,14 +176,24 @@ class EventDispatcher:
             _log.exception("job event listener %r failed on %s", self._listeners[0], event.kind)
 
     def _started_o1(self, job: Job[Any], attempt: int) -> None:
-        # (_started for one observer and one listener: this runs once per job)
+        # (_started for one observer and one listener, _started_1 inlined: once per job)
         self._observers[0].started(job, attempt)
-        self._started_1(job, attempt)
+        event = StartedEvent(job, attempt, job._exec_at, self._now())
+        try:
+            self._listeners[0](event)
+        except Exception:
+            _log.exception("job event listener %r failed on %s", self._listeners[0], event.kind)
 
     def _ended_o1(self, job: Job[Any], status: JobStatus) -> None:
-        # (_ended for one observer and one listener: this runs once per job)
+        # (_ended for one observer and one listener, _ended_1 inlined: once per job)
         self._observers[0].ended(job, status)
-        self._ended_1(job, status)
+        next_run = job._exec_at if job._status is _SCHEDULED else None
+        exception = None if status is _SUCCESS else job._exception
+        event = JobEvent(_ENDED, job, job._attempt, status, exception, next_run)
+        try:
+            self._listeners[0](event)
+        except Exception:
+            _log.exception("job event listener %r failed on %s", self._listeners[0], event.kind)
 
     def _retrying(
         self, job: Job[Any], attempt: int, exc: BaseException, next_attempt: int, delay: float

@@ -141,6 +141,12 @@ class StartedEvent(JobEvent):
 
     _fields = (*JobEvent._fields, "scheduled_at", "started_at")
 
+    # the same in every started event: class attributes, which shadow JobEvent's slots
+    kind: JobEventKind = JobEventKind.STARTED
+    status: JobStatus = JobStatus.RUNNING
+    exception: BaseException | None = None
+    next_run: datetime | None = None
+
     #: When the attempt was due: ``job.exec_at`` (the cron slot, the retry's time, the
     #: time a pushed job was pushed).
     scheduled_at: datetime
@@ -148,13 +154,10 @@ class StartedEvent(JobEvent):
     def __init__(
         self, job: Job[Any], attempt: int, scheduled_at: datetime, started_at: datetime | float
     ) -> None:
-        # (the fields are set here, not through super().__init__: this runs once per job)
-        self.kind = _STARTED
+        # (the fields are set here, not through super().__init__: this runs once per job;
+        # those that are the same in every started event are class attributes)
         self.job = job
         self.attempt = attempt
-        self.status = _RUNNING
-        self.exception = None
-        self.next_run = None
         self.scheduled_at = scheduled_at
         self._started = started_at
 
@@ -206,8 +209,6 @@ class RetryingEvent(JobEvent):
         self.next_attempt = next_attempt
         self.delay = delay
 
-
-_STARTED, _RUNNING = JobEventKind.STARTED, JobStatus.RUNNING
 
 JobListener = Callable[[JobEvent], object]
 """A callable taking a :class:`JobEvent`; its return value is ignored."""
