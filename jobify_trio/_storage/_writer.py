@@ -81,7 +81,7 @@ import warnings
 import trio
 
 from ..storage import Delete, Storage, StorageError, Write
-from ._locks import acquire_at_once
+from ._locks import QuickLock
 from ._writer_batch import (
     DEFER_MAX_WRITES,
     DEFER_SECONDS,
@@ -116,7 +116,7 @@ class StorageWriter:
         self._max_retry_delay = max_retry_delay
         self._committing = False  # a batch is being committed (by the writer or a caller)
         self._deferring = False  # the writer leaves unwatched writes to a caller
-        self._commit_lock = trio.Lock()  # one commit at a time
+        self._commit_lock = QuickLock()  # one commit at a time
         self._commit_done = trio.Event()  # set when the current commit ends
         self._last_caller: object = None  # the task of the last watched write
         self.batches = 0  # commits made (for tests and benchmarks)
@@ -145,10 +145,10 @@ class StorageWriter:
         batch = self._open
         batch.writes.append(write)
         sequential = self._sequential(batch)
-        if sequential and self._committed_by_caller(batch):
-            return False
         if sequential and self._storage._commit_in_caller:
             batch = await self._commit_in_caller(batch, write)
+        elif sequential and self._committed_by_caller(batch):
+            return False
         else:
             self._wakeup.set()
             await batch.wait()
@@ -281,7 +281,7 @@ class StorageWriter:
         """Commit the open batch (and the writes to retry), or a caller's ``own`` batch;
         the batch, if one was made."""
         lock = self._commit_lock  # the writer, or a sequential caller (module docs)
-        await acquire_at_once(lock)  # no extra yield when free (the usual case)
+        await lock.acquire()  # no extra yield when free (the usual case)
         try:
             return await self._commit_locked(own)
         finally:
