@@ -49,6 +49,24 @@ def test_upserts_and_deletes_compile_as_the_general_path(writes: list[Write]) ->
     assert compile_batch(NAMES, writes) == _compile_any(NAMES, writes)
 
 
+@given(_writes)
+def test_new_rows_are_inserted_without_on_conflict_only_if_every_upsert_is_new(
+    writes: list[Write],
+) -> None:
+    """``Upsert.new`` (generated ids): a plain INSERT when every upsert of the batch is
+    new, with the same parameters; ``insert_new=False`` (the retry after a unique
+    violation) compiles as the general path."""
+    new = [Upsert(job=w.job, new=True) if isinstance(w, Upsert) else w for w in writes]
+    sql, params = compile_batch(NAMES, new)
+    general_sql, general_params = _compile_any(NAMES, writes)
+    assert params == general_params
+    assert ("ON CONFLICT" in sql) is False
+    assert ("INSERT" in sql) is ("INSERT" in general_sql)
+    assert compile_batch(NAMES, new, insert_new=False) == (general_sql, general_params)
+    mixed = [*new, Upsert(job=_row("z", "me"))]
+    assert "ON CONFLICT" in compile_batch(NAMES, mixed)[0]
+
+
 def test_a_push_after_an_ended_job_is_one_statement_without_notify() -> None:
     sql, params = compile_batch(NAMES, [Delete(job_id="a"), Upsert(job=_row("b", "me"))])
     assert sql.startswith('WITH w0 AS (INSERT INTO "s"."jobify_jobs"')

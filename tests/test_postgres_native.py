@@ -269,3 +269,29 @@ async def test_a_push_loop_leaves_ended_jobs_deletes_for_every_16th_push(
     assert all(deletes == 0 or deletes >= DELETES_PER_COMMIT for deletes in pushes), pushes
     assert sum(deletes for _, deletes in batches) == 80  # every ended job's row deleted
     assert (await (await pg.open()).load()).jobs == []
+
+
+async def test_a_new_row_is_a_plain_insert_and_replaces_a_stored_row_all_the_same(
+    pg: PostgresBackend,
+) -> None:
+    """``Upsert.new`` (a generated id) is inserted without ``ON CONFLICT``; should a row
+    have that id after all, the unique violation is answered by the usual upsert."""
+    store = await pg.open()
+    statements: list[str] = []
+    writes = store._writes  # type: ignore[attr-defined]
+    original = writes.execute
+
+    async def execute(action: str, sql: str, params: Any) -> None:
+        statements.append(sql)
+        await original(action, sql, params)
+
+    writes.execute = execute
+    await store.apply([Upsert(job=job("a", task="first"), new=True)])
+    assert "ON CONFLICT" not in statements[-1]
+    await store.apply([Upsert(job=job("a", task="second"), new=True)])
+    assert "ON CONFLICT" not in statements[-2]
+    assert "ON CONFLICT" in statements[-1]
+    assert await _stored_task(store, "a") == "second"
+    await store.apply([Upsert(job=job("a", task="third"))])
+    assert "ON CONFLICT" in statements[-1]
+    assert await _stored_task(store, "a") == "third"

@@ -113,3 +113,51 @@ async def test_concurrent_callers_share_commits_that_never_overlap(
     assert not storage.overlapped
     assert storage.rows == {}
     assert len(storage.batches) < 6 * 30  # several callers' rows per commit
+
+
+class Gated(InCaller):
+    """An InCaller whose commits wait for ``gate`` while it is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate: trio.Event | None = None
+
+    async def apply(self, writes: Sequence[Write], /) -> None:
+        if self.gate is not None:
+            await self.gate.wait()
+        await super().apply(writes)
+
+
+async def test_a_callers_own_row_alone_is_cancellable_and_a_batch_with_others_is_not(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A sequential caller's row committed alone (deletes of ended jobs left queued) is not
+    shielded: cancelled in flight, the call raises and the queued deletes stay queued. A
+    batch carrying other writes is finished whatever happens to the caller."""
+    storage = Gated()
+    writer = StorageWriter(storage)
+
+    async def open_gate_at_5s(gate: trio.Event) -> None:
+        await trio.sleep_until(5)
+        gate.set()
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writer.run)
+        await writer.write(upsert("a"))
+        await writer.write(upsert("b"))  # the second write of a task: in its own task
+        writer.write_nowait(Delete(job_id="a"))
+        storage.gate = gate = trio.Event()
+        nursery.start_soon(open_gate_at_5s, gate)
+        with trio.move_on_after(1) as scope:
+            await writer.write(upsert("c"))  # alone: the delete of "a" stays queued
+        assert scope.cancelled_caught
+        assert "c" not in storage.rows
+        assert "a" in storage.rows
+        for i in range(DELETES_PER_COMMIT):
+            writer.write_nowait(Delete(job_id=f"x{i}"))
+        with trio.move_on_after(1) as scope:
+            await writer.write(upsert("d"))  # takes the deletes along: shielded
+        assert not scope.cancelled_caught  # cancelled at 2 s, committed at 5 s all the same
+        assert trio.current_time() >= 5
+        assert set(storage.rows) == {"b", "d"}
+        nursery.cancel_scope.cancel()

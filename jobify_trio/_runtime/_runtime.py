@@ -251,7 +251,7 @@ class Runtime:
         job = self._new_job(task, args, kwargs, job_id, self._now())
         yielded = False
         if stored is not None:
-            yielded = await self._store(job, Trigger.PUSH, stored, new=True)
+            yielded = await self._store(job, Trigger.PUSH, stored, new=True, made_id=job_id is None)
             if not self._armable(job):
                 return job
         job._status = JobStatus.SCHEDULED
@@ -314,7 +314,7 @@ class Runtime:
                 return elsewhere
         job = self._new_job(task, args, kwargs, job_id, exec_at)
         if stored is not None:
-            await self._store(job, Trigger.AT, stored, new=True)
+            await self._store(job, Trigger.AT, stored, new=True, made_id=job_id is None)
             if not self._armable(job):
                 return job
         self.outcomes.rearm(job)
@@ -343,16 +343,19 @@ class Runtime:
         """Re-arm a stored cron row at startup (see ``_cron_runtime.restore_cron``)."""
         return _cron_runtime.restore_cron(self, task, row)
 
-    async def _store(self, job: Job[Any], trigger: Trigger, stored: bytes, *, new: bool) -> bool:
+    async def _store(
+        self, job: Job[Any], trigger: Trigger, stored: bytes, *, new: bool, made_id: bool = False
+    ) -> bool:
         """Commit a durable job's row before it is armed; True if that passed a schedule
-        point (``StorageWriter.write``).
+        point (``StorageWriter.write``). ``made_id``: the call generated the job's id (no
+        stored row can have it: ``Upsert.new``).
 
         If the commit fails, a new job is forgotten (nothing scheduled) and the error
         raised. Then the caller checks :meth:`_armable`.
         """
         assert self.durability is not None
         try:
-            return await self.durability.commit(job, trigger, stored)
+            return await self.durability.commit(job, trigger, stored, new=made_id)
         except (StorageError, ValueError):  # not committed (ValueError: a row it refused)
             if new:
                 self.registry.discard(job)

@@ -84,6 +84,7 @@ class PostgresStorage(Storage):
         self._pg: PGConnection | None = None
         self._listener: ListenerThread | None = None
         self._writes: NativeConnection | None = None
+        self._compile: Callable[..., tuple[str, dict[str, Any]]] | None = None  # set by startup
 
     # -- opening and closing -----------------------------------------------------------
 
@@ -94,6 +95,7 @@ class PostgresStorage(Storage):
             from ._postgres_native import NativeConnection
             from ._postgres_schema import create_or_check
             from ._postgres_thread import WorkerThread
+            from ._postgres_writes import compile_batch
         except ImportError as exc:
             raise StorageError(
                 f"PostgresStorage needs psycopg 3: pip install 'jobify_trio[postgres]' ({exc})"
@@ -116,6 +118,7 @@ class PostgresStorage(Storage):
             raise
         self._worker, self._pg = worker, pg
         self._writes = NativeConnection(pg.connect_plain, pg.where)
+        self._compile = compile_batch  # (imported here, not at each apply)
 
     async def shutdown(self) -> None:
         """Stop listening, close the connections and end their threads."""
@@ -166,14 +169,24 @@ class PostgresStorage(Storage):
     async def apply(self, writes: Sequence[Write], /) -> None:
         """Apply the writes in one statement (see ``_postgres_writes``), on the write
         connection driven from the trio thread (``_postgres_native``)."""
-        from ._postgres_writes import compile_batch
-
-        connection = self._writes
-        if connection is None:
+        connection, compile_batch = self._writes, self._compile
+        if connection is None or compile_batch is None:
             raise StorageError(f"{self!r} is not open; call startup() first")
-        if writes:
-            sql, params = compile_batch(self.names, writes)
+        if not writes:
+            return
+        sql, params = compile_batch(self.names, writes)
+        try:
             await connection.execute("write", sql, params)
+        except StorageError as exc:
+            from psycopg.errors import UniqueViolation
+
+            if not isinstance(exc.__cause__, UniqueViolation):
+                raise
+            # A generated id that is stored after all (Upsert.new): upsert as usual.
+            again, params = compile_batch(self.names, writes, insert_new=False)
+            if again == sql:
+                raise
+            await connection.execute("write", again, params)
 
     @property
     def keeps_runs(self) -> bool:

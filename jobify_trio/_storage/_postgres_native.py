@@ -39,7 +39,7 @@ from psycopg.adapt import Transformer as make_transformer
 from psycopg.errors import error_from_result
 
 from ..storage import StorageError
-from ._locks import acquire_at_once
+from ._locks import QuickLock
 from ._postgres_conn import explain
 
 __all__ = ["NativeConnection"]
@@ -78,17 +78,17 @@ class NativeConnection:
         self._tx: Transformer | None = None
         self._prepared: dict[tuple[str, tuple[int, ...]], bytes] = {}
         self._shapes: dict[str, _Shape] = {}
-        self._lock = trio.Lock()
+        self._lock = QuickLock()
         self.statements = 0  # statements run (for tests)
 
     async def execute(self, action: str, sql: str, params: Mapping[str, Any]) -> None:
         """Run one statement (its own transaction); StorageError if it fails.
 
         Always a schedule point, and only while the statement is in flight: a free lock is
-        taken without yielding (``Lock.acquire`` would yield), so the tasks that are ready
-        run during the round trip, not before the statement is sent."""
+        taken without yielding (``_locks.QuickLock``), so the tasks that are ready run
+        during the round trip, not before the statement is sent."""
         lock = self._lock
-        await acquire_at_once(lock)
+        await lock.acquire()
         try:
             conn = self._conn if self._conn is not None else await self._open()
             await self._execute(conn, sql, params)
@@ -150,27 +150,26 @@ class NativeConnection:
         await self._result(pgconn)
 
     async def _result(self, pgconn: pq.abc.PGconn) -> None:
-        """Flush what was sent and read every result; raise the first error."""
+        """Flush what was sent and read every result; raise the first error.
+
+        The answer takes a round trip at least, so the socket is waited for before it is
+        first read (no read that can only find it empty); that wait is the call's
+        schedule point."""
         fd = pgconn.socket
-        waited = False
         while pgconn.flush():
             await trio.lowlevel.wait_writable(fd)
-            waited = True
         error: psycopg.Error | None = None
         while True:
+            await trio.lowlevel.wait_readable(fd)
             pgconn.consume_input()
             while not pgconn.is_busy():
                 result = pgconn.get_result()
                 if result is None:
-                    if not waited:  # answered at once: still a schedule point
-                        await trio.lowlevel.cancel_shielded_checkpoint()
                     if error is not None:
                         raise error
                     return
                 if error is None and result.status == pq.ExecStatus.FATAL_ERROR:
                     error = error_from_result(result, encoding=self._encoding(pgconn))
-            await trio.lowlevel.wait_readable(fd)
-            waited = True
 
     @staticmethod
     def _encoding(pgconn: pq.abc.PGconn) -> str:

@@ -137,21 +137,35 @@ class _Net:
             self.jobs[job_id] = attrs.evolve(job, lease_owner=None, lease_expires_at=None)
 
 
-def compile_batch(names: Names, writes: Sequence[Write]) -> tuple[str, dict[str, Any]]:
-    """One statement applying ``writes`` (see the module docs), and its parameters."""
+def compile_batch(
+    names: Names, writes: Sequence[Write], *, insert_new: bool = True
+) -> tuple[str, dict[str, Any]]:
+    """One statement applying ``writes`` (see the module docs), and its parameters.
+
+    With ``insert_new``, a batch whose upserts are all ``new`` (ids just generated)
+    inserts them without ``ON CONFLICT``: cheaper for the server (no speculative
+    insertion, about 10 % less WAL per row). Should one of those ids exist after all, the
+    statement fails with a unique violation and the caller compiles the batch again
+    without ``insert_new``."""
+    if len(writes) == 1 and type(writes[0]) is Upsert:  # a push, alone (the usual batch)
+        return _compile_one(names, writes[0], insert_new)
     for write in writes:
         if type(write) is not Upsert and type(write) is not Delete:
             return _compile_any(names, writes)
-    return _compile_rows(names, writes)
+    return _compile_rows(names, writes, insert_new)
 
 
-def _compile_rows(names: Names, writes: Sequence[Write]) -> tuple[str, dict[str, Any]]:
+def _compile_rows(
+    names: Names, writes: Sequence[Write], insert_new: bool
+) -> tuple[str, dict[str, Any]]:
     """The usual batch, only upserts and deletes (each push, each ended job): its SQL
     depends on a few counts, so it is built once (:func:`_rows_sql`)."""
     rows: dict[str, StoredJob | None] = {}  # None: delete
+    insert = insert_new
     for write in writes:
         if isinstance(write, Upsert):
             rows[write.job.job_id] = write.job
+            insert = insert and write.new
         elif isinstance(write, Delete):
             rows[write.job_id] = None
     params: dict[str, Any] = {}
@@ -159,13 +173,24 @@ def _compile_rows(names: Names, writes: Sequence[Write]) -> tuple[str, dict[str,
     notify = any(job.lease_owner is None for job in upserts)
     if notify:
         params["channel"] = names.channel_name
-    return _rows_sql(names, min(len(upserts), 2), deletes, notify), params
+    return _rows_sql(names, min(len(upserts), 2), deletes, notify, insert), params
+
+
+def _compile_one(names: Names, write: Upsert, insert_new: bool) -> tuple[str, dict[str, Any]]:
+    """:func:`_compile_rows` of one upsert, without its loops and sorts."""
+    job = write.job
+    params = dict(zip(_KEYS, job_values(job), strict=True))
+    notify = job.lease_owner is None
+    if notify:
+        params["channel"] = names.channel_name
+    return _rows_sql(names, 1, False, notify, insert_new and write.new), params
 
 
 @functools.lru_cache(maxsize=64)
-def _rows_sql(names: Names, upserts: int, deletes: bool, notify: bool) -> str:
-    """The SQL of :func:`_compile_rows` (``upserts``: 0, 1 or 2 for several)."""
-    return _statement(_row_clauses(names, upserts, deletes), notify)
+def _rows_sql(names: Names, upserts: int, deletes: bool, notify: bool, insert: bool) -> str:
+    """The SQL of :func:`_compile_rows` (``upserts``: 0, 1 or 2 for several; ``insert``:
+    without ``ON CONFLICT``)."""
+    return _statement(_row_clauses(names, upserts, deletes, insert=insert), notify)
 
 
 def _row_params(
@@ -183,9 +208,14 @@ def _row_params(
     return upserts, bool(deletes)
 
 
-def _row_clauses(names: Names, upserts: int, deletes: bool) -> list[str]:
-    """The upsert clause (of ``upserts`` rows) and the delete clause, where there are any."""
-    clauses = [upsert_sql(names.jobs, _upsert_source(upserts))] if upserts else []
+def _row_clauses(names: Names, upserts: int, deletes: bool, *, insert: bool = False) -> list[str]:
+    """The upsert clause (of ``upserts`` rows; a plain ``INSERT`` if ``insert``) and the
+    delete clause, where there are any."""
+    clauses: list[str] = []
+    if upserts:
+        source = _upsert_source(upserts)
+        sql = f"INSERT INTO {names.jobs} ({COLUMNS}) {source}" if insert else None
+        clauses.append(sql or upsert_sql(names.jobs, source))
     if deletes:
         clauses.append(_DELETE.format(jobs=names.jobs))
     return clauses

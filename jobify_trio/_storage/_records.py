@@ -157,9 +157,16 @@ class LoadResult:
 
 @attrs.frozen(kw_only=True)
 class Upsert:
-    """Insert the row, or replace the row with the same ``job_id``."""
+    """Insert the row, or replace the row with the same ``job_id``.
+
+    ``new`` is True when the scheduling call generated the job's id itself, so no stored
+    row is expected to have it: a store may then insert without looking for one first
+    (:class:`~jobify_trio.storage.PostgresStorage` does). Should a row have that id after
+    all, it is replaced all the same.
+    """
 
     job: StoredJob
+    new: bool = False
 
 
 @attrs.frozen(kw_only=True)

@@ -52,7 +52,8 @@ class Batch:
     def finish(self) -> None:
         """Mark done, wake the first :data:`WAKE_AT_ONCE` callers (``StorageWriter._wake``)."""
         self.committed = True
-        self.lot.unpark(count=WAKE_AT_ONCE)
+        if self.lot:  # (a caller's own batch has nobody parked)
+            self.lot.unpark(count=WAKE_AT_ONCE)
 
 
 def leaves_deletes(batch: Batch) -> bool:
