@@ -90,7 +90,9 @@ class EventDispatcher:
     once it shares a store (set by the runtime).
     """
 
-    __slots__ = ("_listeners", "_now", "_observers", "ended", "instance", "retrying", "started")
+    __slots__ = (
+        "_listeners", "_now", "_observer", "_observers", "ended", "instance", "retrying", "started",
+    )  # fmt: skip
 
     started: Callable[[Job[Any], int], None]
     retrying: Callable[[Job[Any], int, BaseException, int, float], None]
@@ -106,6 +108,7 @@ class EventDispatcher:
                 others.append(listener)
         self._observers = tuple(observers)
         self._listeners = tuple(others)
+        self._observer = observers[0] if len(observers) == 1 else None  # (for _started_1)
         # a started event's time: the system clock as a float (the event builds its
         # datetime only if read), any other clock as its datetime
         self._now: Callable[[], datetime | float] = (
@@ -117,12 +120,8 @@ class EventDispatcher:
             self.started, self.retrying, self.ended = (
                 observer.started, observer.retrying, observer.ended,
             )  # fmt: skip
-        elif not observers and len(others) == 1:  # one listener: no loops
+        elif len(observers) <= 1 and len(others) == 1:  # one listener (and the hub): no loops
             self.started, self.retrying, self.ended = self._started_1, self._retrying, self._ended_1
-        elif len(observers) == 1 and len(others) == 1:  # the hub and one listener
-            self.started, self.retrying, self.ended = (
-                self._started_o1, self._retrying, self._ended_o1,
-            )  # fmt: skip
         else:
             self.started, self.retrying, self.ended = self._started, self._retrying, self._ended
 
@@ -158,7 +157,11 @@ class EventDispatcher:
                     _log.exception("job event listener %r failed on %s", listener, event.kind)
 
     def _started_1(self, job: Job[Any], attempt: int) -> None:
-        # (_started for a single listener and no observer, inlined: this runs once per job)
+        # (_started for one listener and at most one observer, the loops unrolled: this
+        # runs once per job, and the hub plus a listener have no call in between)
+        observer = self._observer
+        if observer is not None:
+            observer.started(job, attempt)
         event = StartedEvent(job, attempt, job._exec_at, self._now())
         try:
             self._listeners[0](event)
@@ -166,27 +169,10 @@ class EventDispatcher:
             _log.exception("job event listener %r failed on %s", self._listeners[0], event.kind)
 
     def _ended_1(self, job: Job[Any], status: JobStatus) -> None:
-        # (_ended for a single listener and no observer, inlined: this runs once per job)
-        next_run = job._exec_at if job._status is _SCHEDULED else None
-        exception = None if status is _SUCCESS else job._exception
-        event = JobEvent(_ENDED, job, job._attempt, status, exception, next_run)
-        try:
-            self._listeners[0](event)
-        except Exception:
-            _log.exception("job event listener %r failed on %s", self._listeners[0], event.kind)
-
-    def _started_o1(self, job: Job[Any], attempt: int) -> None:
-        # (_started for one observer and one listener, _started_1 inlined: once per job)
-        self._observers[0].started(job, attempt)
-        event = StartedEvent(job, attempt, job._exec_at, self._now())
-        try:
-            self._listeners[0](event)
-        except Exception:
-            _log.exception("job event listener %r failed on %s", self._listeners[0], event.kind)
-
-    def _ended_o1(self, job: Job[Any], status: JobStatus) -> None:
-        # (_ended for one observer and one listener, _ended_1 inlined: once per job)
-        self._observers[0].ended(job, status)
+        # (_ended for one listener and at most one observer, as _started_1: once per job)
+        observer = self._observer
+        if observer is not None:
+            observer.ended(job, status)
         next_run = job._exec_at if job._status is _SCHEDULED else None
         exception = None if status is _SUCCESS else job._exception
         event = JobEvent(_ENDED, job, job._attempt, status, exception, next_run)
