@@ -8,7 +8,7 @@ time: these are about what the server and the socket do.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,7 +18,7 @@ from _stores import PG_URL, PostgresBackend, pg_execute, require_postgres
 from test_storage_contract import job
 
 from jobify_trio import Jobify
-from jobify_trio.storage import Storage, StorageError, Upsert
+from jobify_trio.storage import Delete, Storage, StorageError, Upsert, Write
 
 
 @pytest.fixture
@@ -29,6 +29,19 @@ async def pg() -> AsyncIterator[PostgresBackend]:
         yield backend
     finally:
         await backend.close()
+
+
+def recorded_batches(store: Storage) -> list[Sequence[Write]]:
+    """The batches ``store.apply`` is called with from now on, in order."""
+    batches: list[Sequence[Write]] = []
+    original = store.apply
+
+    async def apply(writes: Sequence[Write], /) -> None:
+        batches.append(list(writes))  # (as it was then)
+        await original(writes)
+
+    store.apply = apply  # type: ignore[method-assign]
+    return batches
 
 
 @contextmanager
@@ -143,14 +156,7 @@ async def test_a_burst_of_concurrent_pushes_is_committed_in_a_few_batches(
 ) -> None:
     store = pg.new()
     app = Jobify(storage=store)
-    statements: list[int] = []
-    original = store.apply
-
-    async def apply(writes: Any) -> None:
-        statements.append(len(writes))
-        await original(writes)
-
-    store.apply = apply  # type: ignore[method-assign]
+    batches = recorded_batches(store)
 
     @app.task(name="t")
     async def t(i: int) -> None:
@@ -162,6 +168,7 @@ async def test_a_burst_of_concurrent_pushes_is_committed_in_a_few_batches(
                 nursery.start_soon(t.schedule(i).delay, 3600.0)
         stored = (await store.load()).jobs
         assert len(stored) == 300
+    statements = [len(writes) for writes in batches]  # writes per statement
     assert sum(statements) >= 300
     assert len(statements) <= 30, statements  # group commit: many rows per statement
     assert max(statements) >= 50
@@ -246,15 +253,7 @@ async def test_a_push_loop_leaves_ended_jobs_deletes_for_every_16th_push(
 
     store = pg.new()
     app = Jobify(storage=store)
-    batches: list[tuple[int, int]] = []  # (upserts, deletes) of each statement
-    original = store.apply
-
-    async def apply(writes: Any) -> None:
-        kinds = [type(write).__name__ for write in writes]
-        batches.append((kinds.count("Upsert"), kinds.count("Delete")))
-        await original(writes)
-
-    store.apply = apply  # type: ignore[method-assign]
+    applied = recorded_batches(store)
 
     @app.task(name="t")
     async def t(i: int) -> None:
@@ -264,6 +263,10 @@ async def test_a_push_loop_leaves_ended_jobs_deletes_for_every_16th_push(
         for i in range(80):
             await t.push(i)
         await app.wait_all()
+    batches = [  # (upserts, deletes) of each statement
+        (sum(type(w) is Upsert for w in writes), sum(type(w) is Delete for w in writes))
+        for writes in applied
+    ]
     pushes = [deletes for upserts, deletes in batches if upserts == 1]
     assert len(pushes) == 80
     assert all(deletes == 0 or deletes >= DELETES_PER_COMMIT for deletes in pushes), pushes
