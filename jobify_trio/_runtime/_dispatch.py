@@ -9,8 +9,8 @@ propagated.
 A listener that is an :class:`AttemptObserver` (the operations hub feeding the run
 history and the metrics) is told about attempts by plain calls instead: with only
 observers registered, no event object is built at all, and with only one the runtime
-calls it directly. The usual mixes (one listener; the hub and one listener) have their
-own methods, without the loops.
+calls it directly. The usual mixes (one listener, with or without the hub) share one
+method per event, without the loops.
 """
 
 from __future__ import annotations
