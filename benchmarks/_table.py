@@ -201,9 +201,42 @@ def _fraction_rows(results: Results) -> list[list[str]]:
     return rows
 
 
+def _one_after_other(a: Stat, b: Stat) -> Stat:
+    """The rate of doing a then b for each item: ``1 / (1/a + 1/b)``, bounds likewise."""
+
+    def both(x: float, y: float) -> float:
+        return 1 / (1 / x + 1 / y) if x > 0 and y > 0 else 0.0
+
+    return Stat(both(a.mid, b.mid), both(a.lo, b.lo), both(a.hi, b.hi))
+
+
+def _loop_bound_rows(results: Results) -> list[list[str]]:
+    """How fast our durable loop could be if its durable part cost only the raw commit.
+
+    A sequential durable push does at least what a non-durable push does (the plain loop,
+    which also runs the job) and one commit of its row (the raw inline-commit ceiling),
+    one after the other: no call can share another's commit. Against Jobify's durable
+    loop this bounds the ratio any durable loop of ours can reach on this machine.
+    """
+    plain = stat(results, "jobify_trio", "durable_throughput", "plain_loop_jobs_per_s")
+    inline = stat(results, "raw_trio", "sqlite_commit", "rows_per_s")
+    theirs = stat(results, "jobify", "durable_throughput", "durable_loop_jobs_per_s")
+    if plain is None or inline is None:
+        return []
+    bound = _one_after_other(plain, inline)
+    ratio = None if theirs is None else bound.over(theirs)
+    label = "bound on a durable loop: own plain loop + one raw inline commit per job (jobs/s)"
+    cells = [_cell(bound, "{:,.0f}"), _cell(theirs, "{:,.0f}"), "—"]
+    return [[label, *cells, _cell(ratio, "{:.2f}x"), "—", "(info)"]]
+
+
 def build_rows(results: Results) -> list[list[str]]:
     """The main table (see HEADER) for every row whose metric was measured."""
-    return [*_table(results, ROWS, MAIN_PEERS), *_fraction_rows(results)]
+    return [
+        *_table(results, ROWS, MAIN_PEERS),
+        *_fraction_rows(results),
+        *_loop_bound_rows(results),
+    ]
 
 
 def build_pg_rows(results: Results) -> list[list[str]]:
