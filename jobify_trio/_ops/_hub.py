@@ -189,7 +189,7 @@ class OpsListener(AttemptObserver):
                 except Exception:
                     _log.exception("recording job attempts in %r failed", sink)
 
-    def started(self, job: Job[Any], attempt: int) -> None:
+    def started(self, job: Job[Any], attempt: int) -> float:
         now = self.started_at[job._id] = self._stamp()
         if self._log_starts:  # (flushed with the ends: it holds at most BATCH + running)
             self._starts.append((job._task.name, attempt, now, job._exec_at))
@@ -199,6 +199,7 @@ class OpsListener(AttemptObserver):
                     sink.started(job, attempt, now)
             except Exception:
                 _log.exception("recording the start of job %r failed", job._id)
+        return now
 
     def retrying(
         self, job: Job[Any], attempt: int, exc: BaseException, next_attempt: int, delay: float
