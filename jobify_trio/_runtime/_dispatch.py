@@ -10,7 +10,9 @@ A listener that is an :class:`AttemptObserver` (the operations hub feeding the r
 history and the metrics) is told about attempts by plain calls instead: with only
 observers registered, no event object is built at all, and with only one the runtime
 calls it directly. The usual mixes (one listener, with or without the hub) share one
-method per event, without the loops.
+method per event, without the loops; on the system clock, the hub with one listener
+builds that listener's events itself (:meth:`AttemptObserver.tell`), and the runtime
+calls the hub alone.
 """
 
 from __future__ import annotations
@@ -65,11 +67,8 @@ class AttemptObserver(abc.ABC):
     __slots__ = ()
 
     @abc.abstractmethod
-    def started(self, job: Job[Any], attempt: int) -> float | None:
-        """Attempt ``attempt`` of ``job`` starts now. Returns the time it read from the
-        app's wall clock, as a POSIX timestamp, if it read it (else None): on the system
-        clock, the started event of a listener takes it instead of reading the clock
-        again."""
+    def started(self, job: Job[Any], attempt: int) -> None:
+        """Attempt ``attempt`` of ``job`` starts now."""
 
     @abc.abstractmethod
     def retrying(
@@ -81,6 +80,14 @@ class AttemptObserver(abc.ABC):
     def ended(self, job: Job[Any], status: JobStatus) -> None:
         """A run of ``job`` ended with ``status`` (``job.status`` is SCHEDULED if it runs
         again, a cron job's next slot)."""
+
+    def tell(self, listener: JobListener | None) -> bool:
+        """Whether it will call ``listener``, the app's one plain listener, itself after
+        its own work in :meth:`started` and :meth:`ended`, with the events the dispatcher
+        would build (on the system clock: a started event's time is the observer's own
+        reading of it). Then the runtime calls the observer alone, one call per attempt
+        less. None: forget any listener told before (the default does neither)."""
+        return False
 
     async def app_starting(self, runtime: Runtime) -> None:  # noqa: B027 (optional hook)
         """The app's storage is open and its jobs restored; no job has run yet."""
@@ -101,7 +108,7 @@ class EventDispatcher:
         "_listeners", "_now", "_observer", "_observers", "ended", "instance", "retrying", "started",
     )  # fmt: skip
 
-    started: Callable[[Job[Any], int], object]
+    started: Callable[[Job[Any], int], None]
     retrying: Callable[[Job[Any], int, BaseException, int, float], None]
     ended: Callable[[Job[Any], JobStatus], None]
 
@@ -113,6 +120,8 @@ class EventDispatcher:
                 observers.append(listener)
             else:
                 others.append(listener)
+        for observer in observers:  # (a listener told at an earlier start is forgotten)
+            observer.tell(None)
         self._observers = tuple(observers)
         self._listeners = tuple(others)
         self._observer = observers[0] if len(observers) == 1 else None  # (for _started_1)
@@ -129,8 +138,8 @@ class EventDispatcher:
             )  # fmt: skip
         elif len(observers) <= 1 and len(others) == 1:  # one listener (and the hub): no loops
             self.started, self.retrying, self.ended = self._started_1, self._retrying, self._ended_1
-            if observers and self._now is time.time:  # (the observer's reading is the event's)
-                self.started = self._started_observed
+            if observers and self._now is time.time and observers[0].tell(others[0]):
+                self.started, self.ended = observers[0].started, observers[0].ended
         else:
             self.started, self.retrying, self.ended = self._started, self._retrying, self._ended
 
@@ -176,20 +185,6 @@ class EventDispatcher:
         event.attempt = attempt
         event.scheduled_at = job._exec_at
         event._started = self._now()
-        try:
-            self._listeners[0](event)
-        except Exception:
-            _log.exception("job event listener %r failed on %s", self._listeners[0], event.kind)
-
-    def _started_observed(self, job: Job[Any], attempt: int) -> None:
-        # (_started_1 with the observer, on the system clock: the event's start is the
-        # time the observer read, one clock read less per job)
-        event = _new(StartedEvent)  # (StartedEvent.__init__, inlined: see _new)
-        event.job = job
-        event.attempt = attempt
-        event.scheduled_at = job._exec_at
-        started = self._observer.started(job, attempt)  # type: ignore[union-attr]
-        event._started = time.time() if started is None else started
         try:
             self._listeners[0](event)
         except Exception:
