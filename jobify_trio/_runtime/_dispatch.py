@@ -86,7 +86,7 @@ class AttemptObserver(abc.ABC):
         its own work in :meth:`started` and :meth:`ended`, with the events the dispatcher
         would build (on the system clock: a started event's time is the observer's own
         reading of it). Then the runtime calls the observer alone, one call per attempt
-        less. None: forget any listener told before (the default does neither)."""
+        less. Told None, it forgets any listener told before. The default tells no one."""
         return False
 
     async def app_starting(self, runtime: Runtime) -> None:  # noqa: B027 (optional hook)
