@@ -238,3 +238,23 @@ def test_batches_keep_what_one_run_at_a_time_would(
         expected = _filed_one_at_a_time(entries, per_job, max_jobs)
         assert list(kept) == list(expected)
         assert kept == expected
+
+
+async def test_a_listener_and_the_history_see_one_start_time_on_the_system_clock() -> None:
+    # with the hub and one listener, the started event takes the hub's clock reading
+    app = Jobify(storage=False)
+    history = RunHistory(app)
+    started: list[Any] = []
+
+    @app.task(name="noop")
+    async def noop() -> None:
+        return None
+
+    app.add_listener(
+        lambda event: started.append(event.started_at) if event.kind == "started" else None
+    )
+    async with app:
+        jobs = [await noop.push() for _ in range(5)]
+        await app.wait_all()
+        recorded = [history.runs(job.id)[0].started_at for job in jobs]
+    assert recorded == started

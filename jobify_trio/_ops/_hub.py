@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 from .._core._clock import stamp_reader
 from .._core._job import Job, JobStatus, failure_status
 from .._runtime._dispatch import AttemptObserver
-from .._runtime._events import JobEvent, JobEventKind
+from .._runtime._events import JobEvent, JobEventKind, JobListener, StartedEvent
 from ..exceptions import ApplicationStateError
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ class OpsListener(AttemptObserver):
 
     __slots__ = (
         "_batch_sinks", "_end_sinks", "_ends", "_lock", "_log_ends", "_log_starts", "_stamp",
-        "_start_sinks", "_starts", "batch", "started_at",
+        "_start_sinks", "_starts", "_then", "batch", "started_at",
     )  # fmt: skip
 
     def __init__(self, app: Jobify) -> None:
@@ -146,6 +146,7 @@ class OpsListener(AttemptObserver):
         stored run is queued to the storage writer when its attempt ends)."""
         self.started_at: dict[str, float] = {}
         """When the running attempt of each job (by id) started (a POSIX timestamp)."""
+        self._then: JobListener | None = None  # the app's one plain listener (see tell)
 
     @property
     def sinks(self) -> tuple[Sink | BatchSink, ...]:
@@ -189,6 +190,13 @@ class OpsListener(AttemptObserver):
                 except Exception:
                     _log.exception("recording job attempts in %r failed", sink)
 
+    def tell(self, listener: JobListener | None) -> bool:
+        """Call ``listener`` after each attempt's start and end with its event (see
+        ``AttemptObserver.tell``): the dispatcher asks only on the system clock, whose
+        reading the hub takes as the started event's time."""
+        self._then = listener
+        return listener is not None
+
     def started(self, job: Job[Any], attempt: int) -> None:
         now = self.started_at[job._id] = self._stamp()
         if self._log_starts:  # (flushed with the ends: it holds at most BATCH + running)
@@ -199,6 +207,16 @@ class OpsListener(AttemptObserver):
                     sink.started(job, attempt, now)
             except Exception:
                 _log.exception("recording the start of job %r failed", job._id)
+        if self._then is not None:  # (what the dispatcher's _started_1 does, see tell)
+            event = _new(StartedEvent)
+            event.job = job
+            event.attempt = attempt
+            event.scheduled_at = job._exec_at
+            event._started = now
+            try:
+                self._then(event)
+            except Exception:
+                _log.exception("job event listener %r failed on %s", self._then, event.kind)
 
     def retrying(
         self, job: Job[Any], attempt: int, exc: BaseException, next_attempt: int, delay: float
@@ -226,6 +244,18 @@ class OpsListener(AttemptObserver):
                     sink.ended(job, attempt, status, exception, False, again, now, started)
             except Exception:
                 _log.exception("recording the end of job %r failed", job_id)
+        if self._then is not None:  # (what the dispatcher's _ended_1 does, see tell)
+            event = _new(JobEvent)
+            event.kind = _ENDED
+            event.job = job
+            event.attempt = attempt
+            event.status = status
+            event.exception = None if status is _SUCCESS else job._exception
+            event.next_run = job._exec_at if again else None
+            try:
+                self._then(event)
+            except Exception:
+                _log.exception("job event listener %r failed on %s", self._then, event.kind)
 
     def _attempt_ended(
         self,
@@ -265,6 +295,7 @@ class OpsListener(AttemptObserver):
 _STARTED, _RETRYING, _ENDED = JobEventKind.STARTED, JobEventKind.RETRYING, JobEventKind.ENDED
 _SUCCESS, _SCHEDULED = JobStatus.SUCCESS, JobStatus.SCHEDULED
 _log = logging.getLogger("jobify_trio")
+_new = object.__new__  # (builds an event without its __init__, as the dispatcher does)
 
 
 def hub_of(app: Jobify) -> OpsListener | None:

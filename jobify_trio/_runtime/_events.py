@@ -12,10 +12,13 @@ carry more than the common fields have a subclass (``isinstance`` or ``match`` o
 Cost: the runtime builds an event only when at least one listener is registered; with
 none, the actors test one attribute against ``None`` and do nothing else. Events are
 plain ``__slots__`` objects with a plain ``__init__`` (two are built per job, so an
-attrs class's frozen ``__init__`` was most of a listener's cost). A started event keeps
-the system clock's reading as a float and builds its ``started_at`` datetime only if it
-is read (``datetime.now`` costs about four times ``time.time``). They are values: read
-them, never assign to them (every listener gets the same object).
+attrs class's frozen ``__init__`` was most of a listener's cost); the runtime's hot paths
+build started and ended events without it, setting the slots themselves (see
+``_dispatch._new`` and the hub's ``tell``): a field added here must be set there too.
+A started event keeps the system clock's reading as a float and builds its
+``started_at`` datetime only if it is read (``datetime.now`` costs about four times
+``time.time``). They are values: read them, never assign to them (every listener gets
+the same object).
 
 Listeners are called synchronously inside the actors, so they must be quick and must not
 block (hand slow work to a channel or a thread). An exception raised by a listener is
