@@ -97,6 +97,47 @@ async def test_a_row_written_alone_reads_back_the_same_whatever_its_optional_col
     assert kinds == {"blob"}
 
 
+def test_a_big_batch_writes_rows_without_optional_columns_apart_and_in_order(
+    tmp_path: Path,
+) -> None:
+    """In a batch too big for one statement per write, consecutive rows without cron,
+    lease nor origin go out as one multi-row statement binding those as ``NULL`` literals
+    (``write_runs``: "plain"), the others in statements of their own; the writes keep
+    their order (the last row of an id wins) and read back as written."""
+    from attrs import evolve
+
+    plain = [row(f"p{i}", minutes=i) for i in range(4)]
+    cron = evolve(row("p0", minutes=9), trigger=Trigger.CRON, cron='{"expression": "* * * * *"}')
+    again = row("p1", minutes=8)  # plain again, after a row that is not
+    db = SQLiteDatabase(tmp_path / "s.db", "jobify_jobs")
+    statements: list[str] = []
+    db._conn.set_trace_callback(statements.append)
+    try:
+        db.apply([*(Upsert(job=job) for job in plain), Upsert(job=cron), Upsert(job=again)])
+        db.apply([Delete(job_id="p2")])
+        loaded = db.load()
+    finally:
+        db.close()
+    inserts = [sql for sql in statements if sql.startswith("INSERT")]
+    assert [sql.count("),(") + 1 for sql in inserts] == [4, 1, 1]
+    assert [sql.count("NULL, NULL, NULL, NULL, 0)") for sql in inserts] == [4, 0, 1]
+    assert sorted(loaded.jobs, key=lambda job: job.job_id) == [cron, again, *plain[3:]]
+
+
+def test_the_writes_built_through_their_slots_equal_the_constructed_ones() -> None:
+    import attrs
+
+    from jobify_trio._storage._records import delete_of, upsert_of
+
+    job = row("a")
+    for new in (False, True):
+        assert upsert_of(job, new) == Upsert(job=job, new=new)
+        assert hash(upsert_of(job, new)) == hash(Upsert(job=job, new=new))
+    assert delete_of("a") == Delete(job_id="a") != delete_of("b")
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        delete_of("a").job_id = "b"  # type: ignore[misc]
+
+
 def test_stored_times_are_isoformat_text_in_utc() -> None:
     """``to_db_time`` reuses the text of the second it wrote last: still ``isoformat``."""
     import random

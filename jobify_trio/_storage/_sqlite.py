@@ -28,8 +28,8 @@ from ..storage import (
 )
 from ._columns import COLUMNS
 from ._sqlite_checks import check_existing, explain, lenient_text, readable
-from ._sqlite_params import SMALL, few_besides_deletes, write_params, write_runs
-from ._sqlite_rows import PLAIN_VALUES, job_to_row, plain_row, row_to_job
+from ._sqlite_params import FLAT, SMALL, few_besides_deletes, write_params, write_runs
+from ._sqlite_rows import PLAIN_GROUP, PLAIN_VALUES, job_to_row, plain_row, row_to_job
 from ._sqlite_runs import RUN_SQL, load_runs, prune_runs
 from ._sqlite_schema import create_or_migrate
 
@@ -88,11 +88,13 @@ class SQLiteDatabase:
         except BaseException:
             self._conn.close()
             raise
-        self._upsert_sql: dict[int, str] = {}
+        self._sql: dict[tuple[str, int], str] = {}  # multi-row statements (_multi_row)
+        #: The small path's statements go through this one cursor: ``Connection.execute``
+        #: makes (and frees) a cursor per call, about a tenth of a one-row commit's Python.
+        self._cursor = self._conn.cursor()
         self._plain_upsert = f"INSERT OR REPLACE INTO {self.table} ({_COLUMNS}) {PLAIN_VALUES}"
         limit = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         self._chunks = (*(size for size in _CHUNKS if size <= limit), 1)
-        self._delete_sql: dict[int, str] = {}
 
     @classmethod
     def open_existing(
@@ -224,8 +226,8 @@ class SQLiteDatabase:
             return
         with self._transaction("write"):
             for kind, values in write_runs(writes):
-                if kind == "upsert" or kind == "delete":
-                    self._write_run(kind == "delete", values)
+                if kind in FLAT:
+                    self._write_run(kind, values)
                 elif kind == "prune":
                     for (prune,) in values:
                         prune_runs(self._conn, self.table, prune)
@@ -240,12 +242,12 @@ class SQLiteDatabase:
         less Python around them: one write is one statement in autocommit mode (its own
         transaction, which takes the write lock at once like ``BEGIN IMMEDIATE``), more are
         wrapped in ``BEGIN IMMEDIATE``."""
-        conn = self._conn
+        conn, cursor = self._conn, self._cursor
         try:
             if len(writes) == 1:
-                self._execute(conn, writes[0])
+                self._execute(cursor, writes[0])
                 return
-            conn.execute("BEGIN IMMEDIATE")
+            cursor.execute("BEGIN IMMEDIATE")
             try:
                 deleting: list[str] = []
                 for write in writes:
@@ -253,12 +255,12 @@ class SQLiteDatabase:
                         deleting.append(write.job_id)
                         continue
                     if deleting:
-                        self._write_run(True, deleting)
+                        self._write_run("delete", deleting)
                         deleting = []
-                    self._execute(conn, write)
+                    self._execute(cursor, write)
                 if deleting:
-                    self._write_run(True, deleting)
-                conn.execute("COMMIT")
+                    self._write_run("delete", deleting)
+                cursor.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -266,21 +268,21 @@ class SQLiteDatabase:
         except sqlite3.Error as exc:
             raise StorageError(explain(self.path, "write", exc)) from exc
 
-    def _execute(self, conn: sqlite3.Connection, write: Write) -> None:
+    def _execute(self, cursor: sqlite3.Cursor, write: Write) -> None:
         if isinstance(write, Upsert):
             plain = plain_row(write.job)
             if plain is not None:
-                conn.execute(self._plain_upsert, plain)
+                cursor.execute(self._plain_upsert, plain)
             else:
-                conn.execute(self._upserts(1), job_to_row(write.job))
+                cursor.execute(self._multi_row("upsert", 1), job_to_row(write.job))
         elif isinstance(write, Delete):
-            conn.execute(self._deletes(1), (write.job_id,))
+            cursor.execute(self._multi_row("delete", 1), (write.job_id,))
         else:
             kind, params = write_params(write)
             if kind == "prune":
-                prune_runs(conn, self.table, params[0])
+                prune_runs(self._conn, self.table, params[0])
             else:
-                conn.execute(self._other_sql(kind), params)
+                cursor.execute(self._other_sql(kind), params)
 
     def _other_sql(self, kind: str) -> str:
         t = self.table
@@ -301,33 +303,28 @@ class SQLiteDatabase:
             "VALUES (?, ?, ?, ?, ?)"
         )
 
-    def _write_run(self, is_delete: bool, values: list[Any]) -> None:
-        width = 1 if is_delete else _WIDTH
-        statements = self._deletes if is_delete else self._upserts
-        conn, start, rows = self._conn, 0, len(values) // width
+    def _write_run(self, kind: str, values: list[Any]) -> None:
+        """A :data:`FLAT` run of ``write_runs`` in multi-row statements of :data:`_CHUNKS`."""
+        width = FLAT[kind]
+        conn, start, rows = self._cursor, 0, len(values) // width
         for chunk in self._chunks:
             size = max(1, chunk // width)
             while rows >= size:
                 end = start + size * width
-                conn.execute(statements(size), values[start:end])
+                conn.execute(self._multi_row(kind, size), values[start:end])
                 start, rows = end, rows - size
 
-    def _upserts(self, rows: int) -> str:
-        sql = self._upsert_sql.get(rows)
+    def _multi_row(self, kind: str, rows: int) -> str:
+        """The statement writing ``rows`` rows of ``kind`` (cached)."""
+        sql = self._sql.get((kind, rows))
         if sql is None:
-            group = "(" + ",".join("?" * _WIDTH) + ")"
-            sql = self._upsert_sql[rows] = (
-                f"INSERT OR REPLACE INTO {self.table} ({_COLUMNS}) VALUES "
-                + ",".join([group] * rows)
-            )
-        return sql
-
-    def _deletes(self, rows: int) -> str:
-        sql = self._delete_sql.get(rows)
-        if sql is None:
-            sql = self._delete_sql[rows] = (
-                f"DELETE FROM {self.table} WHERE job_id IN ({','.join('?' * rows)})"
-            )
+            if kind == "delete":
+                sql = f"DELETE FROM {self.table} WHERE job_id IN ({','.join('?' * rows)})"
+            else:
+                group = PLAIN_GROUP if kind == "plain" else "(" + ",".join("?" * _WIDTH) + ")"
+                values = ",".join([group] * rows)
+                sql = f"INSERT OR REPLACE INTO {self.table} ({_COLUMNS}) VALUES {values}"
+            self._sql[(kind, rows)] = sql
         return sql
 
     def load_runs(self, *, since: datetime, per_job: int, job_id: str | None) -> list[StoredRun]:
@@ -339,7 +336,7 @@ class SQLiteDatabase:
         """Delete rows by id; the number deleted."""
         before = self._conn.total_changes
         with self._transaction("write"):
-            self._write_run(True, list(job_ids))
+            self._write_run("delete", list(job_ids))
         return self._conn.total_changes - before
 
     def release(self, *, owner: str, job_ids: Sequence[str]) -> None:

@@ -10,11 +10,12 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..storage import Delete, StorageError, Upsert, Write
+from ._columns import COLUMNS
 from ._records import PruneRuns, PutResult, RecordRun, Release, SendCommand, SetPaused
-from ._sqlite_rows import job_to_row, to_db_time
+from ._sqlite_rows import PLAIN_WIDTH, job_to_row, plain_row, to_db_time
 from ._sqlite_runs import run_params
 
-__all__ = ["SMALL", "few_besides_deletes", "write_params", "write_runs"]
+__all__ = ["FLAT", "SMALL", "few_besides_deletes", "write_params", "write_runs"]
 
 #: Batches with up to this many writes besides deletes are applied one statement per
 #: write, consecutive deletes merged (``SQLiteDatabase._apply_small``).
@@ -33,24 +34,32 @@ def few_besides_deletes(writes: Sequence[Write]) -> bool:
 
 
 def write_runs(writes: Sequence[Write]) -> Iterator[tuple[str, list[Any]]]:
-    """Maximal runs of consecutive writes of one kind: flat parameter lists for upserts and
+    """Maximal runs of consecutive writes of one kind: flat parameter lists for upserts,
+    plain upserts (:func:`plain_row`: a pushed job's row, bound with NULL literals) and
     deletes (multi-row statements), parameter tuples for the other kinds (executemany)."""
     values: list[Any] = []
     current = ""
     for write in writes:
-        kind, params = write_params(write)
+        kind, params = _row_params(write) if type(write) is Upsert else write_params(write)
         if kind != current and values:
             yield current, values
             values = []
         current = kind
-        if kind == "upsert":
+        if kind in FLAT:
             values.extend(params)
-        elif kind == "delete":
-            values.append(params[0])
         else:
             values.append(params)
     if values:
         yield current, values
+
+
+#: The kinds of :func:`write_runs` bound as one flat list, with the values per row.
+FLAT = {"upsert": len(COLUMNS.split(", ")), "plain": PLAIN_WIDTH, "delete": 1}
+
+
+def _row_params(write: Upsert) -> tuple[str, tuple[Any, ...]]:
+    plain = plain_row(write.job)
+    return ("upsert", job_to_row(write.job)) if plain is None else ("plain", plain)
 
 
 def write_params(write: Write) -> tuple[str, tuple[Any, ...]]:

@@ -13,7 +13,16 @@ from typing import Any
 from ..storage import StoredJob
 from ._columns import STATES, TRIGGERS
 
-__all__ = ["PLAIN_VALUES", "from_db_time", "job_to_row", "plain_row", "row_to_job", "to_db_time"]
+__all__ = [
+    "PLAIN_GROUP",
+    "PLAIN_VALUES",
+    "PLAIN_WIDTH",
+    "from_db_time",
+    "job_to_row",
+    "plain_row",
+    "row_to_job",
+    "to_db_time",
+]
 
 _OPTIONAL: tuple[Any, ...] = (None, None, None, 0)  # lease_owner, lease_expires_at, origin, paused
 
@@ -63,8 +72,11 @@ def job_to_row(job: StoredJob) -> tuple[Any, ...]:
     )
 
 
-#: The ``VALUES`` of a row :func:`plain_row` binds: its cron, lease and origin are NULL.
-PLAIN_VALUES = "VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?)"
+#: The values of a row :func:`plain_row` binds (:data:`PLAIN_WIDTH` of them): its cron,
+#: lease and origin are NULL.
+PLAIN_GROUP = "(?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?)"
+PLAIN_VALUES = f"VALUES {PLAIN_GROUP}"
+PLAIN_WIDTH = 8
 
 
 def plain_row(job: StoredJob) -> tuple[Any, ...] | None:
@@ -87,15 +99,17 @@ def _leading(job: StoredJob) -> tuple[Any, ...]:
     The arguments are bound as a ``bytearray`` (stored as the same blob): ``sqlite3`` binds
     ``str``, ``int``, ``float`` and ``bytearray`` as they are, but looks every other value
     (``bytes``, ``None``) up in its adapter registry first, which costs more than the copy.
+    The enums' ``_value_`` is their text read as a plain attribute (``.value`` is a
+    property: a Python call each).
     """
     return (
         job.job_id,
         job.task_name,
-        job.trigger.value,
+        job.trigger._value_,
         to_db_time(job.next_run_at),
         bytearray(job.arguments),
         job.attempt,
-        job.state.value,
+        job.state._value_,
     )
 
 
