@@ -29,7 +29,7 @@ from ..storage import (
 from ._columns import COLUMNS
 from ._sqlite_checks import check_existing, explain, lenient_text, readable
 from ._sqlite_params import FLAT, SMALL, few_besides_deletes, write_params, write_runs
-from ._sqlite_rows import PLAIN_GROUP, PLAIN_VALUES, job_to_row, plain_row, row_to_job
+from ._sqlite_rows import ROW_GROUPS, row_to_job, row_values
 from ._sqlite_runs import RUN_SQL, load_runs, prune_runs
 from ._sqlite_schema import create_or_migrate
 
@@ -38,7 +38,6 @@ __all__ = ["COLUMNS", "PAGE_SIZE", "SQLiteDatabase"]
 _COLUMNS = COLUMNS
 _V2_COLUMNS = COLUMNS.removesuffix(", paused")  # a version 2 table (read by the CLI as is)
 _V1_COLUMNS = _V2_COLUMNS.removesuffix(", origin")  # a version 1 table
-_WIDTH = 12  # columns in _COLUMNS
 #: Parameters per multi-row statement, largest first: each size is one cached prepared
 #: statement; 16,384 stays under SQLite's default limit of 32,766 variables.
 _CHUNKS = (16384, 2048, 256, 32, 16, 4, 1)
@@ -92,7 +91,7 @@ class SQLiteDatabase:
         #: The small path's statements go through this one cursor: ``Connection.execute``
         #: makes (and frees) a cursor per call, about a tenth of a one-row commit's Python.
         self._cursor = self._conn.cursor()
-        self._plain_upsert = f"INSERT OR REPLACE INTO {self.table} ({_COLUMNS}) {PLAIN_VALUES}"
+        self._one_row = {kind: self._multi_row(kind, 1) for kind in ROW_GROUPS}
         limit = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         self._chunks = (*(size for size in _CHUNKS if size <= limit), 1)
 
@@ -270,11 +269,8 @@ class SQLiteDatabase:
 
     def _execute(self, cursor: sqlite3.Cursor, write: Write) -> None:
         if isinstance(write, Upsert):
-            plain = plain_row(write.job)
-            if plain is not None:
-                cursor.execute(self._plain_upsert, plain)
-            else:
-                cursor.execute(self._multi_row("upsert", 1), job_to_row(write.job))
+            kind, values = row_values(write.job)
+            cursor.execute(self._one_row[kind], values)
         elif isinstance(write, Delete):
             cursor.execute(self._multi_row("delete", 1), (write.job_id,))
         else:
@@ -321,8 +317,7 @@ class SQLiteDatabase:
             if kind == "delete":
                 sql = f"DELETE FROM {self.table} WHERE job_id IN ({','.join('?' * rows)})"
             else:
-                group = PLAIN_GROUP if kind == "plain" else "(" + ",".join("?" * _WIDTH) + ")"
-                values = ",".join([group] * rows)
+                values = ",".join([ROW_GROUPS[kind][0]] * rows)
                 sql = f"INSERT OR REPLACE INTO {self.table} ({_COLUMNS}) VALUES {values}"
             self._sql[(kind, rows)] = sql
         return sql

@@ -7,12 +7,11 @@ Used by ``_sqlite.py`` (``SQLiteDatabase.apply``); a row's column values come fr
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Final
 
 from ..storage import Delete, StorageError, Upsert, Write
-from ._columns import COLUMNS
 from ._records import PruneRuns, PutResult, RecordRun, Release, SendCommand, SetPaused
-from ._sqlite_rows import PLAIN_WIDTH, job_to_row, plain_row, to_db_time
+from ._sqlite_rows import ROW_GROUPS, row_values, to_db_time
 from ._sqlite_runs import run_params
 
 __all__ = ["FLAT", "SMALL", "few_besides_deletes", "write_params", "write_runs"]
@@ -34,13 +33,13 @@ def few_besides_deletes(writes: Sequence[Write]) -> bool:
 
 
 def write_runs(writes: Sequence[Write]) -> Iterator[tuple[str, list[Any]]]:
-    """Maximal runs of consecutive writes of one kind: flat parameter lists for upserts,
-    plain upserts (:func:`plain_row`: a pushed job's row, bound with NULL literals) and
-    deletes (multi-row statements), parameter tuples for the other kinds (executemany)."""
+    """Maximal runs of consecutive writes of one kind: flat parameter lists for upserts
+    (of each kind of :func:`row_values`) and deletes (multi-row statements), parameter
+    tuples for the other kinds (executemany)."""
     values: list[Any] = []
     current = ""
     for write in writes:
-        kind, params = _row_params(write) if type(write) is Upsert else write_params(write)
+        kind, params = row_values(write.job) if type(write) is Upsert else write_params(write)
         if kind != current and values:
             yield current, values
             values = []
@@ -54,17 +53,12 @@ def write_runs(writes: Sequence[Write]) -> Iterator[tuple[str, list[Any]]]:
 
 
 #: The kinds of :func:`write_runs` bound as one flat list, with the values per row.
-FLAT = {"upsert": len(COLUMNS.split(", ")), "plain": PLAIN_WIDTH, "delete": 1}
-
-
-def _row_params(write: Upsert) -> tuple[str, tuple[Any, ...]]:
-    plain = plain_row(write.job)
-    return ("upsert", job_to_row(write.job)) if plain is None else ("plain", plain)
+FLAT: Final = {kind: width for kind, (_, width) in ROW_GROUPS.items()} | {"delete": 1}
 
 
 def write_params(write: Write) -> tuple[str, tuple[Any, ...]]:
     if isinstance(write, Upsert):
-        return "upsert", job_to_row(write.job)
+        return row_values(write.job)
     if isinstance(write, Delete):
         return "delete", (write.job_id,)
     if isinstance(write, PutResult):
