@@ -17,7 +17,7 @@ from test_storage_failures import MemoryStorage
 from jobify_trio._storage._writer import (
     DEFER_MAX_WRITES,
     DEFER_SECONDS,
-    DELETES_PER_INLINE_COMMIT,
+    DELETES_PER_COMMIT,
     WAKE_AT_ONCE,
     StorageWriter,
 )
@@ -75,22 +75,19 @@ async def test_a_sequential_caller_takes_the_deletes_along(autojump_clock: objec
     writer = StorageWriter(storage)
     async with trio.open_nursery() as nursery:
         await nursery.start(writer.run)
-        every = DELETES_PER_INLINE_COMMIT
-        pushes = 3 * every + 2
-        for i in range(pushes):
+        for i in range(50):
             await writer.write(_upsert(f"j{i}"))
             writer.write_nowait(Delete(job_id=f"j{i}"))  # the job ran and ended
             await trio.lowlevel.checkpoint()  # the writer may run: it must not commit it
         # one commit per push: the row alone, or with the deletes queued so far once
-        # DELETES_PER_INLINE_COMMIT of them are queued; the writer commits none of them
+        # DELETES_PER_COMMIT of them are queued; the writer commits none of them
+        per_commit = DELETES_PER_COMMIT + 1
         assert [len(batch) for batch in storage.batches] == [
-            every + 1 if i and i % every == 0 else 1 for i in range(pushes)
+            per_commit if i and i % DELETES_PER_COMMIT == 0 else 1 for i in range(50)
         ]
-        taken = [Delete(job_id=f"j{i}") for i in range(every)] + [_upsert(f"j{every}")]
-        assert storage.batches[every] == taken
+        assert storage.batches[16] == [Delete(job_id=f"j{i}") for i in range(16)] + [_upsert("j16")]
         await trio.sleep(DEFER_SECONDS * 3)  # nobody takes the last ones: committed alone
-        last = [Delete(job_id=f"j{i}") for i in range(3 * every, pushes)]
-        assert storage.batches[-1] == last
+        assert storage.batches[-1] == [Delete(job_id="j48"), Delete(job_id="j49")]
         assert storage.rows == {}
         nursery.cancel_scope.cancel()
 

@@ -38,9 +38,8 @@ from ._sqlite_thread import SQLiteThread
 
 __all__ = ["CHECKPOINT_EVERY", "INLINE_MAX_WRITES", "InlineCommits"]
 
-#: The largest batch committed on the trio thread: a push that takes the deletes of
-#: ``DELETES_PER_INLINE_COMMIT`` (32) ended jobs along (see ``_writer_batch``).
-INLINE_MAX_WRITES = 33
+#: The largest batch committed on the trio thread.
+INLINE_MAX_WRITES = 32
 #: Inline commits after which a batch goes to the thread, with a checkpoint. A checkpoint
 #: costs a few milliseconds whatever its size (three ``fsync`` calls and a thread round
 #: trip) plus about 3 µs per commit: 768 commits (a WAL of about 3.2 MB in a push loop;

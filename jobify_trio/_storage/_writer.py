@@ -16,9 +16,9 @@ from the same task (a ``for`` loop of awaited pushes), :meth:`write` asks the st
 commit the whole open batch at once on the trio thread (``Storage._apply_now``: SQLite's
 inline connection). That batch takes the writes nobody waits for queued since, with one
 exception: while they are only deletes of other jobs (ended jobs), fewer than
-:data:`DELETES_PER_INLINE_COMMIT`, the caller commits its own write alone and leaves them
-queued (:func:`leaves_deletes`); the next push that finds that many takes them all along,
-in one multi-row ``DELETE``. Reordering them is harmless (different rows), and a delete of the
+:data:`DELETES_PER_COMMIT`, the caller commits its own write alone and leaves them queued
+(:func:`_leaves_deletes`); the next push that finds that many takes them all along, in one
+multi-row ``DELETE``. Reordering them is harmless (different rows), and a delete of the
 id being written is never left behind. The call skips two task switches: waking the
 writer and being woken by it.
 
@@ -92,7 +92,6 @@ from ._writer_batch import (
     DEFER_MAX_WRITES,
     DEFER_SECONDS,
     DELETES_PER_COMMIT,
-    DELETES_PER_INLINE_COMMIT,
     WAKE_AT_ONCE,
     Batch,
     job_id_of,
@@ -103,7 +102,6 @@ __all__ = [
     "DEFER_MAX_WRITES",
     "DEFER_SECONDS",
     "DELETES_PER_COMMIT",
-    "DELETES_PER_INLINE_COMMIT",
     "WAKE_AT_ONCE",
     "StorageWriter",
 ]
@@ -181,7 +179,7 @@ class StorageWriter:
         deletes queued; the batch committed."""
         self.direct += 1
         own = None
-        if leaves_deletes(batch, DELETES_PER_COMMIT):  # they stay queued, for a later commit
+        if leaves_deletes(batch):  # the deletes stay queued, for a later commit
             batch.writes.pop()
             own = batch = Batch()
             batch.writes.append(write)
@@ -196,7 +194,7 @@ class StorageWriter:
 
     def _committed_by_caller(self, batch: Batch) -> bool:
         """Commit ``batch`` now, synchronously, if the storage can (module docs)."""
-        alone = leaves_deletes(batch, DELETES_PER_INLINE_COMMIT)
+        alone = leaves_deletes(batch)
         try:
             if not self._storage._apply_now(batch.writes[-1:] if alone else batch.writes):
                 return False

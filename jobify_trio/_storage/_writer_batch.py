@@ -11,7 +11,6 @@ __all__ = [
     "DEFER_MAX_WRITES",
     "DEFER_SECONDS",
     "DELETES_PER_COMMIT",
-    "DELETES_PER_INLINE_COMMIT",
     "WAKE_AT_ONCE",
     "Batch",
     "job_id_of",
@@ -20,15 +19,10 @@ __all__ = [
 
 #: How long the writer leaves writes nobody waits for to a sequential caller.
 DEFER_SECONDS = 0.002
-#: ... unless this many of them are queued (more than a sequential caller takes along).
-DEFER_MAX_WRITES = 64
-#: A sequential caller committing in its own task (PostgreSQL) takes queued deletes of
-#: ended jobs along once this many are queued.
+#: ... unless this many of them are queued.
+DEFER_MAX_WRITES = 32
+#: A sequential caller takes queued deletes of ended jobs along once this many are queued.
 DELETES_PER_COMMIT = 16
-#: The same for a caller committing synchronously (SQLite's inline connection): there
-#: the Python around a commit costs more than its one multi-row ``DELETE`` per row, so a
-#: larger batch pays (measured: about 2 % fewer instructions per push than 16).
-DELETES_PER_INLINE_COMMIT = 32
 #: Callers woken per scheduler pass when their batch is committed.
 WAKE_AT_ONCE = 4
 
@@ -62,14 +56,14 @@ class Batch:
             self.lot.unpark(count=WAKE_AT_ONCE)
 
 
-def leaves_deletes(batch: Batch, limit: int) -> bool:
+def leaves_deletes(batch: Batch) -> bool:
     """Whether a sequential caller commits its row (the last write of ``batch``) without
-    the unwatched writes before it: only deletes of other jobs, fewer than ``limit``
-    (:data:`DELETES_PER_COMMIT` or :data:`DELETES_PER_INLINE_COMMIT`, module docs)."""
+    the unwatched writes before it: only deletes of other jobs, fewer than
+    :data:`DELETES_PER_COMMIT` (module docs)."""
     write = batch.writes[-1]
     return (
         not batch.mixed
-        and 0 < len(batch.unwatched) < limit
+        and 0 < len(batch.unwatched) < DELETES_PER_COMMIT
         and isinstance(write, Upsert)
         and write.job.job_id not in batch.deleting
     )
