@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import trio
 from _helpers import START
+from attrs import evolve
 
 from jobify_trio import Jobify, storage
 from jobify_trio._cli._jobs import jobs_main
@@ -66,35 +67,91 @@ async def test_apply_load_round_trip_in_wal_mode(tmp_path: Path) -> None:
     conn.close()
 
 
+def pushed(job_id: str, *, minutes: int = 0) -> StoredJob:
+    return evolve(row(job_id, minutes=minutes), trigger=Trigger.PUSH)
+
+
 async def test_a_row_written_alone_reads_back_the_same_whatever_its_optional_columns(
     tmp_path: Path,
 ) -> None:
     """A lone upsert of a row without cron, lease nor origin binds them as ``NULL``
-    literals (``plain_row``); the others bind every column. Both read back as written."""
+    literals, and a pushed row at its first attempt also its trigger, attempt, state
+    and paused (``row_values``); the others bind every column. All read back as written."""
     from datetime import UTC
 
-    from attrs import evolve
+    from jobify_trio._storage._sqlite_rows import row_values
 
     lease = START.astimezone(UTC) + timedelta(seconds=30)
-    plain = row("plain", minutes=1)
-    others = [
+    jobs = [
+        pushed("pushed", minutes=1),
+        row("plain", minutes=1),
+        evolve(pushed("retrying"), attempt=2, state=StoredState.RETRYING),
+        evolve(pushed("paused"), paused=True),
         evolve(row("cron", minutes=2), trigger=Trigger.CRON, cron='{"expression": "* * * * *"}'),
         evolve(row("leased", minutes=3), lease_owner="instance-1", lease_expires_at=lease),
         evolve(row("origin", minutes=4), origin="instance-2", paused=True),
     ]
+    kinds = ["pushed", "plain", "plain", "plain", "upsert", "upsert", "upsert"]
+    assert [row_values(job)[0] for job in jobs] == kinds
     storage = SQLiteStorage(tmp_path / "s.db")
     await storage.startup()
     try:
-        for job in (plain, *others):
+        for job in jobs:
             await storage.apply([Upsert(job=job)])
         loaded = await storage.load()
     finally:
         await storage.shutdown()
-    assert loaded.jobs == [plain, *others]
+    assert sorted(loaded.jobs, key=jobs.index) == jobs
     with sqlite3.connect(tmp_path / "s.db") as conn:
-        kinds = {kind for (kind,) in conn.execute("SELECT typeof(arguments) FROM jobify_jobs")}
+        types = {kind for (kind,) in conn.execute("SELECT typeof(arguments) FROM jobify_jobs")}
     conn.close()
-    assert kinds == {"blob"}
+    assert types == {"blob"}
+
+
+def test_a_big_batch_writes_rows_of_each_kind_apart_and_in_order(tmp_path: Path) -> None:
+    """In a batch too big for one statement per write, consecutive rows of one kind of
+    ``row_values`` go out as one multi-row statement with literals for the columns that
+    kind leaves out, the others in statements of their own; the writes keep their order
+    (the last row of an id wins) and read back as written."""
+    jobs = [pushed(f"p{i}", minutes=i) for i in range(4)]
+    at = row("p2", minutes=7)  # no cron, lease nor origin, but not a push
+    cron = evolve(row("p0", minutes=9), trigger=Trigger.CRON, cron='{"expression": "* * * * *"}')
+    again = pushed("p1", minutes=8)  # pushed again, after rows that are not
+    db = SQLiteDatabase(tmp_path / "s.db", "jobify_jobs")
+    bound: list[tuple[str, int]] = []  # each statement's verb and number of values
+
+    class Recording:
+        def __init__(self, cursor: sqlite3.Cursor) -> None:
+            self.cursor = cursor
+
+        def execute(self, sql: str, values: Any = ()) -> sqlite3.Cursor:
+            bound.append((sql.split()[0], len(values)))
+            return self.cursor.execute(sql, values)
+
+    db._cursor = Recording(db._cursor)  # type: ignore[assignment]
+    try:
+        db.apply([*(Upsert(job=job) for job in (*jobs, at, cron, again))])
+        db.apply([Delete(job_id="p3")])
+        loaded = db.load()
+    finally:
+        db.close()
+    # 4 values per pushed row, 8 per plain row, all 12 for the others
+    assert bound == [("INSERT", 16), ("INSERT", 8), ("INSERT", 12), ("INSERT", 4), ("DELETE", 1)]
+    assert sorted(loaded.jobs, key=lambda job: job.job_id) == [cron, again, at]
+
+
+def test_the_writes_built_through_their_slots_equal_the_constructed_ones() -> None:
+    import attrs
+
+    from jobify_trio._storage._records import delete_of, upsert_of
+
+    job = row("a")
+    for new in (False, True):
+        assert upsert_of(job, new) == Upsert(job=job, new=new)
+        assert hash(upsert_of(job, new)) == hash(Upsert(job=job, new=new))
+    assert delete_of("a") == Delete(job_id="a") != delete_of("b")
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        delete_of("a").job_id = "b"  # type: ignore[misc]
 
 
 def test_stored_times_are_isoformat_text_in_utc() -> None:

@@ -369,7 +369,7 @@ class Runtime:
     def _armable(job: Job[Any]) -> bool:
         """After :meth:`_store` of a new job: False when the caller must not arm it: it
         was cancelled meanwhile, or a concurrent ``replace=True`` call already armed it."""
-        return job.status is not JobStatus.CANCELLED and not job._generation
+        return job._status is not JobStatus.CANCELLED and not job._generation
 
     def _disarm(self, job: Job[Any]) -> None:
         if job._timer is not None:

@@ -30,6 +30,7 @@ from ..storage import (
     Upsert,
 )
 from ._arguments import ArgumentCodec
+from ._records import delete_of, upsert_of
 from ._writer import StorageWriter
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ class Durability:
 
         ``TypeError`` naming the task and the argument if a value cannot be stored.
         """
-        if not is_durable(task):
+        if task.options.durable is False:  # (is_durable, without the call)
             return None
         return self.codec.encode(task.name, args, kwargs)
 
@@ -139,9 +140,13 @@ class Durability:
         ``ValueError`` naming the task and the value if the row cannot be stored (it never
         joins a batch, so it cannot fail the other calls committed with it).
         """
-        check_storable(job._task.name, job.id, job.exec_at)
-        self._rewritten(job.id)
-        row = self.row(job, trigger, arguments, attempt=1)
+        job_id, exec_at = job._id, job._exec_at  # (the properties are Python calls)
+        check_storable(job._task.name, job_id, exec_at)
+        if self._cancelling:
+            self._rewritten(job_id)
+        row = StoredJob._trusted(
+            job_id, job._task.name, trigger, exec_at, arguments, paused=job._paused
+        )
         return await self.writer.write(self._upsert(row, new=new))
 
     async def commit_cron(
@@ -257,17 +262,17 @@ class Durability:
         of a job whose id a new durable job took over (a cron replacing a one-off job): the
         row is the new job's.
         """
-        if not is_durable(job._task) or job is self._deleted:  # cancel() deleted it already
+        if job._task.options.durable is False or job is self._deleted:  # (is_durable)
+            return  # not durable, or cancel() deleted it already
+        if job._cron is not None and job._status is JobStatus.PERMANENTLY_FAILED:
             return
-        if job._cron is not None and job.status is JobStatus.PERMANENTLY_FAILED:
-            return
-        successor = self._registry.get(job.id)
+        successor = self._registry.get(job._id)
         if successor is not None and successor is not job and is_durable(successor._task):
             return
         if job._cron is not None and self.delete_ended_cron is not None:
-            self.delete_ended_cron(job.id)  # another instance may have taken the cron over
+            self.delete_ended_cron(job._id)  # another instance may have taken the cron over
             return
-        self.writer.write_nowait(Delete(job_id=job.id))
+        self.writer.write_nowait(delete_of(job._id))
 
     def cron_updated(
         self,
@@ -298,7 +303,7 @@ class Durability:
 
     def _upsert(self, row: StoredJob, *, new: bool = False) -> Upsert:
         stamp = self.stamp
-        return Upsert(job=row if stamp is None else stamp(row), new=new)
+        return upsert_of(row if stamp is None else stamp(row), new)
 
     def deleted(self, job_id: str) -> None:
         """Delete a row by id (not awaited)."""

@@ -176,6 +176,26 @@ class Delete:
     job_id: str
 
 
+_SET_UPSERT_JOB, _SET_UPSERT_NEW = _slot_setters(Upsert)
+(_SET_DELETE_ID,) = _slot_setters(Delete)
+
+
+def upsert_of(job: StoredJob, new: bool) -> Upsert:
+    """``Upsert(job=job, new=new)`` through the slots (see :func:`_slot_setters`): about
+    half the time of the frozen class's ``__init__`` (each durable scheduling call)."""
+    write = object.__new__(Upsert)
+    _SET_UPSERT_JOB(write, job)
+    _SET_UPSERT_NEW(write, new)
+    return write
+
+
+def delete_of(job_id: str) -> Delete:
+    """``Delete(job_id=job_id)`` through its slot, like :func:`upsert_of` (each ended job)."""
+    write = object.__new__(Delete)
+    _SET_DELETE_ID(write, job_id)
+    return write
+
+
 @attrs.frozen(kw_only=True)
 class PutResult:
     """Store the outcome of a job for the instance that scheduled it (sharing stores)."""

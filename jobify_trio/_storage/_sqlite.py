@@ -28,8 +28,8 @@ from ..storage import (
 )
 from ._columns import COLUMNS
 from ._sqlite_checks import check_existing, explain, lenient_text, readable
-from ._sqlite_params import SMALL, few_besides_deletes, write_params, write_runs
-from ._sqlite_rows import PLAIN_VALUES, job_to_row, plain_row, row_to_job
+from ._sqlite_params import FLAT, SMALL, few_besides_deletes, write_params, write_runs
+from ._sqlite_rows import ROW_GROUPS, row_to_job, row_values
 from ._sqlite_runs import RUN_SQL, load_runs, prune_runs
 from ._sqlite_schema import create_or_migrate
 
@@ -38,7 +38,6 @@ __all__ = ["COLUMNS", "PAGE_SIZE", "SQLiteDatabase"]
 _COLUMNS = COLUMNS
 _V2_COLUMNS = COLUMNS.removesuffix(", paused")  # a version 2 table (read by the CLI as is)
 _V1_COLUMNS = _V2_COLUMNS.removesuffix(", origin")  # a version 1 table
-_WIDTH = 12  # columns in _COLUMNS
 #: Parameters per multi-row statement, largest first: each size is one cached prepared
 #: statement; 16,384 stays under SQLite's default limit of 32,766 variables.
 _CHUNKS = (16384, 2048, 256, 32, 16, 4, 1)
@@ -88,11 +87,13 @@ class SQLiteDatabase:
         except BaseException:
             self._conn.close()
             raise
-        self._upsert_sql: dict[int, str] = {}
-        self._plain_upsert = f"INSERT OR REPLACE INTO {self.table} ({_COLUMNS}) {PLAIN_VALUES}"
+        self._sql: dict[tuple[str, int], str] = {}  # multi-row statements (_multi_row)
+        #: The small path's statements go through this one cursor: ``Connection.execute``
+        #: makes (and frees) a cursor per call, about a tenth of a one-row commit's Python.
+        self._cursor = self._conn.cursor()
+        self._one_row = {kind: self._multi_row(kind, 1) for kind in ROW_GROUPS}
         limit = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         self._chunks = (*(size for size in _CHUNKS if size <= limit), 1)
-        self._delete_sql: dict[int, str] = {}
 
     @classmethod
     def open_existing(
@@ -224,8 +225,8 @@ class SQLiteDatabase:
             return
         with self._transaction("write"):
             for kind, values in write_runs(writes):
-                if kind == "upsert" or kind == "delete":
-                    self._write_run(kind == "delete", values)
+                if kind in FLAT:
+                    self._write_run(kind, values)
                 elif kind == "prune":
                     for (prune,) in values:
                         prune_runs(self._conn, self.table, prune)
@@ -240,12 +241,12 @@ class SQLiteDatabase:
         less Python around them: one write is one statement in autocommit mode (its own
         transaction, which takes the write lock at once like ``BEGIN IMMEDIATE``), more are
         wrapped in ``BEGIN IMMEDIATE``."""
-        conn = self._conn
+        conn, cursor = self._conn, self._cursor
         try:
             if len(writes) == 1:
-                self._execute(conn, writes[0])
+                self._execute(cursor, writes[0])
                 return
-            conn.execute("BEGIN IMMEDIATE")
+            cursor.execute("BEGIN IMMEDIATE")
             try:
                 deleting: list[str] = []
                 for write in writes:
@@ -253,12 +254,12 @@ class SQLiteDatabase:
                         deleting.append(write.job_id)
                         continue
                     if deleting:
-                        self._write_run(True, deleting)
+                        self._write_run("delete", deleting)
                         deleting = []
-                    self._execute(conn, write)
+                    self._execute(cursor, write)
                 if deleting:
-                    self._write_run(True, deleting)
-                conn.execute("COMMIT")
+                    self._write_run("delete", deleting)
+                cursor.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -266,21 +267,18 @@ class SQLiteDatabase:
         except sqlite3.Error as exc:
             raise StorageError(explain(self.path, "write", exc)) from exc
 
-    def _execute(self, conn: sqlite3.Connection, write: Write) -> None:
+    def _execute(self, cursor: sqlite3.Cursor, write: Write) -> None:
         if isinstance(write, Upsert):
-            plain = plain_row(write.job)
-            if plain is not None:
-                conn.execute(self._plain_upsert, plain)
-            else:
-                conn.execute(self._upserts(1), job_to_row(write.job))
+            kind, values = row_values(write.job)
+            cursor.execute(self._one_row[kind], values)
         elif isinstance(write, Delete):
-            conn.execute(self._deletes(1), (write.job_id,))
+            cursor.execute(self._multi_row("delete", 1), (write.job_id,))
         else:
             kind, params = write_params(write)
             if kind == "prune":
-                prune_runs(conn, self.table, params[0])
+                prune_runs(self._conn, self.table, params[0])
             else:
-                conn.execute(self._other_sql(kind), params)
+                cursor.execute(self._other_sql(kind), params)
 
     def _other_sql(self, kind: str) -> str:
         t = self.table
@@ -301,33 +299,27 @@ class SQLiteDatabase:
             "VALUES (?, ?, ?, ?, ?)"
         )
 
-    def _write_run(self, is_delete: bool, values: list[Any]) -> None:
-        width = 1 if is_delete else _WIDTH
-        statements = self._deletes if is_delete else self._upserts
-        conn, start, rows = self._conn, 0, len(values) // width
+    def _write_run(self, kind: str, values: list[Any]) -> None:
+        """A :data:`FLAT` run of ``write_runs`` in multi-row statements of :data:`_CHUNKS`."""
+        width = FLAT[kind]
+        conn, start, rows = self._cursor, 0, len(values) // width
         for chunk in self._chunks:
             size = max(1, chunk // width)
             while rows >= size:
                 end = start + size * width
-                conn.execute(statements(size), values[start:end])
+                conn.execute(self._multi_row(kind, size), values[start:end])
                 start, rows = end, rows - size
 
-    def _upserts(self, rows: int) -> str:
-        sql = self._upsert_sql.get(rows)
+    def _multi_row(self, kind: str, rows: int) -> str:
+        """The statement writing ``rows`` rows of ``kind`` (cached)."""
+        sql = self._sql.get((kind, rows))
         if sql is None:
-            group = "(" + ",".join("?" * _WIDTH) + ")"
-            sql = self._upsert_sql[rows] = (
-                f"INSERT OR REPLACE INTO {self.table} ({_COLUMNS}) VALUES "
-                + ",".join([group] * rows)
-            )
-        return sql
-
-    def _deletes(self, rows: int) -> str:
-        sql = self._delete_sql.get(rows)
-        if sql is None:
-            sql = self._delete_sql[rows] = (
-                f"DELETE FROM {self.table} WHERE job_id IN ({','.join('?' * rows)})"
-            )
+            if kind == "delete":
+                sql = f"DELETE FROM {self.table} WHERE job_id IN ({','.join('?' * rows)})"
+            else:
+                values = ",".join([ROW_GROUPS[kind][0]] * rows)
+                sql = f"INSERT OR REPLACE INTO {self.table} ({_COLUMNS}) VALUES {values}"
+            self._sql[(kind, rows)] = sql
         return sql
 
     def load_runs(self, *, since: datetime, per_job: int, job_id: str | None) -> list[StoredRun]:
@@ -339,7 +331,7 @@ class SQLiteDatabase:
         """Delete rows by id; the number deleted."""
         before = self._conn.total_changes
         with self._transaction("write"):
-            self._write_run(True, list(job_ids))
+            self._write_run("delete", list(job_ids))
         return self._conn.total_changes - before
 
     def release(self, *, owner: str, job_ids: Sequence[str]) -> None:

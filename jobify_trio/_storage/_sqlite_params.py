@@ -7,14 +7,14 @@ Used by ``_sqlite.py`` (``SQLiteDatabase.apply``); a row's column values come fr
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Final
 
 from ..storage import Delete, StorageError, Upsert, Write
 from ._records import PruneRuns, PutResult, RecordRun, Release, SendCommand, SetPaused
-from ._sqlite_rows import job_to_row, to_db_time
+from ._sqlite_rows import ROW_GROUPS, row_values, to_db_time
 from ._sqlite_runs import run_params
 
-__all__ = ["SMALL", "few_besides_deletes", "write_params", "write_runs"]
+__all__ = ["FLAT", "SMALL", "few_besides_deletes", "write_params", "write_runs"]
 
 #: Batches with up to this many writes besides deletes are applied one statement per
 #: write, consecutive deletes merged (``SQLiteDatabase._apply_small``).
@@ -33,29 +33,32 @@ def few_besides_deletes(writes: Sequence[Write]) -> bool:
 
 
 def write_runs(writes: Sequence[Write]) -> Iterator[tuple[str, list[Any]]]:
-    """Maximal runs of consecutive writes of one kind: flat parameter lists for upserts and
-    deletes (multi-row statements), parameter tuples for the other kinds (executemany)."""
+    """Maximal runs of consecutive writes of one kind: flat parameter lists for upserts
+    (of each kind of :func:`row_values`) and deletes (multi-row statements), parameter
+    tuples for the other kinds (executemany)."""
     values: list[Any] = []
     current = ""
     for write in writes:
-        kind, params = write_params(write)
+        kind, params = row_values(write.job) if type(write) is Upsert else write_params(write)
         if kind != current and values:
             yield current, values
             values = []
         current = kind
-        if kind == "upsert":
+        if kind in FLAT:
             values.extend(params)
-        elif kind == "delete":
-            values.append(params[0])
         else:
             values.append(params)
     if values:
         yield current, values
 
 
+#: The kinds of :func:`write_runs` bound as one flat list, with the values per row.
+FLAT: Final = {kind: width for kind, (_, width) in ROW_GROUPS.items()} | {"delete": 1}
+
+
 def write_params(write: Write) -> tuple[str, tuple[Any, ...]]:
     if isinstance(write, Upsert):
-        return "upsert", job_to_row(write.job)
+        return row_values(write.job)
     if isinstance(write, Delete):
         return "delete", (write.job_id,)
     if isinstance(write, PutResult):

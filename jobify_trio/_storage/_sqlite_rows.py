@@ -8,12 +8,12 @@ readable in any SQLite shell, and ordered correctly by plain text comparison. Us
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
-from ..storage import StoredJob
+from ..storage import StoredJob, StoredState, Trigger
 from ._columns import STATES, TRIGGERS
 
-__all__ = ["PLAIN_VALUES", "from_db_time", "job_to_row", "plain_row", "row_to_job", "to_db_time"]
+__all__ = ["ROW_GROUPS", "from_db_time", "job_to_row", "row_to_job", "row_values", "to_db_time"]
 
 _OPTIONAL: tuple[Any, ...] = (None, None, None, 0)  # lease_owner, lease_expires_at, origin, paused
 
@@ -63,22 +63,42 @@ def job_to_row(job: StoredJob) -> tuple[Any, ...]:
     )
 
 
-#: The ``VALUES`` of a row :func:`plain_row` binds: its cron, lease and origin are NULL.
-PLAIN_VALUES = "VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?)"
+#: How :func:`row_values` binds a row, by kind: the values of one row in a statement
+#: and their number. A "plain" row has no cron, lease nor origin (a row of an unshared
+#: store): those are ``NULL`` literals. A "pushed" row is also a push at its first
+#: attempt, scheduled and not paused (each row of a push loop): those columns are
+#: literals too.
+ROW_GROUPS: Final = {
+    "upsert": ("(" + ", ".join("?" * 12) + ")", 12),
+    "plain": ("(?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?)", 8),
+    "pushed": (
+        f"(?, ?, '{Trigger.PUSH._value_}', ?, ?, 1, '{StoredState.SCHEDULED._value_}', "
+        "NULL, NULL, NULL, NULL, 0)",
+        4,
+    ),
+}
 
 
-def plain_row(job: StoredJob) -> tuple[Any, ...] | None:
-    """The values :data:`PLAIN_VALUES` binds, if ``job`` has no cron, lease nor origin (a
-    pushed job's row, unshared), else None. Binding ``None`` costs ``sqlite3`` an adapter
-    lookup per value (see :func:`_leading`); a ``NULL`` in the statement costs nothing."""
+def row_values(job: StoredJob) -> tuple[str, tuple[Any, ...]]:
+    """The kind of ``job``'s row in :data:`ROW_GROUPS` and the values it binds. Binding
+    ``None`` costs ``sqlite3`` an adapter lookup per value (see :func:`_leading`), and each
+    text value a copy; a literal in the statement costs nothing."""
     if (
         job.cron is not None
         or job.lease_owner is not None
         or job.lease_expires_at is not None
         or job.origin is not None
     ):
-        return None
-    return (*_leading(job), int(job.paused))
+        return "upsert", job_to_row(job)
+    if (
+        job.trigger is Trigger.PUSH
+        and job.attempt == 1
+        and job.state is StoredState.SCHEDULED
+        and not job.paused
+    ):
+        arguments = bytearray(job.arguments)
+        return "pushed", (job.job_id, job.task_name, to_db_time(job.next_run_at), arguments)
+    return "plain", (*_leading(job), int(job.paused))
 
 
 def _leading(job: StoredJob) -> tuple[Any, ...]:
@@ -87,15 +107,17 @@ def _leading(job: StoredJob) -> tuple[Any, ...]:
     The arguments are bound as a ``bytearray`` (stored as the same blob): ``sqlite3`` binds
     ``str``, ``int``, ``float`` and ``bytearray`` as they are, but looks every other value
     (``bytes``, ``None``) up in its adapter registry first, which costs more than the copy.
+    The enums' ``_value_`` is their text read as a plain attribute (``.value`` is a
+    property: a Python call each).
     """
     return (
         job.job_id,
         job.task_name,
-        job.trigger.value,
+        job.trigger._value_,
         to_db_time(job.next_run_at),
         bytearray(job.arguments),
         job.attempt,
-        job.state.value,
+        job.state._value_,
     )
 
 

@@ -84,6 +84,7 @@ import math
 import warnings
 
 import trio
+from trio.lowlevel import current_task
 
 from ..storage import Delete, Storage, StorageError, Write
 from ._locks import QuickLock
@@ -149,7 +150,15 @@ class StorageWriter:
         checkpoint then yields itself (module docs)."""
         batch = self._open
         batch.writes.append(write)
-        sequential = self._sequential(batch)
+        # A sequential caller's write, the writer idle, nothing to retry (module docs):
+        task = current_task()
+        caller, self._last_caller = self._last_caller, task
+        sequential = (
+            caller is task
+            and not self._committing
+            and not self._retrying
+            and len(batch.writes) - len(batch.unwatched) == 1
+        )
         if sequential and self._storage._commit_in_caller:
             batch = await self._commit_in_caller(batch, write)
         elif sequential and self._committed_by_caller(batch):
@@ -182,17 +191,6 @@ class StorageWriter:
             self._wakeup.set()
             raise
         return batch
-
-    def _sequential(self, batch: Batch) -> bool:
-        """A sequential caller's write, the writer idle, nothing to retry (module docs)."""
-        task = trio.lowlevel.current_task()
-        caller, self._last_caller = self._last_caller, task
-        return (
-            caller is task
-            and not self._committing
-            and not self._retrying
-            and len(batch.writes) - len(batch.unwatched) == 1
-        )
 
     def _committed_by_caller(self, batch: Batch) -> bool:
         """Commit ``batch`` now, synchronously, if the storage can (module docs)."""
