@@ -65,6 +65,23 @@ async def test_the_hub_tells_the_listener_what_the_dispatcher_would() -> None:
     assert told[0].started_at.tzinfo is UTC  # type: ignore[attr-defined]
 
 
+def _unset_slots(event: JobEvent) -> list[str]:
+    slots = [name for cls in type(event).__mro__ for name in getattr(cls, "__slots__", ())]
+    return [name for name in slots if not hasattr(event, name)]
+
+
+async def test_the_hot_paths_set_every_slot_of_their_events() -> None:
+    # The dispatcher's one-listener path and the hub build started and ended events
+    # without __init__, setting each slot themselves: a slot added to an event class and
+    # not set there fails here.
+    for history in (False, True):
+        events: list[JobEvent] = []
+        _, work = _app(events, history=history)
+        await work()
+        assert {type(e) for e in events} >= {JobEvent, StartedEvent}
+        assert [(e.kind, _unset_slots(e)) for e in events if _unset_slots(e)] == []
+
+
 async def _seven() -> int:
     return 7
 

@@ -14,7 +14,8 @@ none, the actors test one attribute against ``None`` and do nothing else. Events
 plain ``__slots__`` objects with a plain ``__init__`` (two are built per job, so an
 attrs class's frozen ``__init__`` was most of a listener's cost); the runtime's hot paths
 build started and ended events without it, setting the slots themselves (see
-``_dispatch._new`` and the hub's ``tell``): a field added here must be set there too.
+``_dispatch._new`` and the hub's ``tell``): a field added here must be set there too
+(``tests/test_ops_listener.py`` fails on a slot they leave unset).
 A started event keeps the system clock's reading as a float and builds its
 ``started_at`` datetime only if it is read (``datetime.now`` costs about four times
 ``time.time``). They are values: read them, never assign to them (every listener gets
