@@ -183,7 +183,7 @@ def test_events_of_other_kinds_are_not_attempts(make_app: Callable[..., Jobify])
     other = SimpleNamespace(kind="skipped", job=job, attempt=1, status=JobStatus.SCHEDULED)
     hub(other)  # type: ignore[arg-type]
     assert "j" not in history
-    assert hub.started_at == {}
+    assert getattr(job, "_hub_start", None) is None  # no start kept for it
 
 
 async def _never(job: object) -> None:
@@ -226,14 +226,15 @@ def test_batches_keep_what_one_run_at_a_time_would(
     per_job: int, max_jobs: int, batches: list[list[tuple[int, bool]]]
 ) -> None:
     history = RunHistory(Jobify(storage=False), per_job=per_job, max_jobs=max_jobs)
+    start = ("t", 1, 0.5, START)
     entries: list[tuple[Any, ...]] = []
     for batch in batches:
         ends = [
-            (f"j{job}", "t", len(entries) + i, JobStatus.SUCCESS, None, False, again, 1.0, 0.5)
+            (f"j{job}", "t", len(entries) + i, JobStatus.SUCCESS, None, False, again, 1.0, start)
             for i, (job, again) in enumerate(batch)
         ]
         entries.extend(ends)
-        history.record((), ends)
+        history.record(ends)
         kept = {job_id: _entries(runs) for job_id, runs in history._jobs.items()}
         expected = _filed_one_at_a_time(entries, per_job, max_jobs)
         assert list(kept) == list(expected)

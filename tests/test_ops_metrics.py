@@ -111,6 +111,42 @@ async def test_lateness_is_start_minus_exec_at(
     assert value(registry, "jobify_trio_start_lateness_seconds_bucket", task="busy", le="1.0") == 1
 
 
+async def test_a_scrape_counts_a_running_start_once(
+    make_app: Callable[..., Jobify], autojump_clock: trio.testing.MockClock
+) -> None:
+    """A start is counted when it starts: a scrape during a long attempt sees it, and
+    neither a second scrape nor the attempt's end counts it again (nor a retry's start,
+    counted at its end)."""
+    registry = prometheus_client.CollectorRegistry()
+    app = make_app()
+    JobMetrics(app, registry=registry)
+    gate = trio.Event()
+    calls = 0
+
+    @app.task(name="long", retry=SmartRetry(1, initial_delay=1, jitter=False))
+    async def long() -> None:
+        nonlocal calls
+        calls += 1
+        await gate.wait()
+        if calls == 1:
+            raise ValueError("again")
+
+    started, lateness = "jobify_trio_runs_started_total", "jobify_trio_start_lateness_seconds"
+    async with app:
+        job = await long.push()
+        await trio.sleep(1)
+        for _ in range(2):  # two scrapes while the first attempt runs
+            assert value(registry, started, task="long") == 1
+            assert value(registry, f"{lateness}_count", task="long") == 1
+        gate.set()
+        await job.wait()
+    assert calls == 2
+    assert value(registry, started, task="long") == 1  # (first attempts)
+    assert value(registry, f"{lateness}_count", task="long") == 2
+    assert value(registry, "jobify_trio_retries_total", task="long") == 1
+    assert value(registry, "jobify_trio_runs_succeeded_total", task="long") == 1
+
+
 def test_a_second_registration_on_one_registry_is_a_clear_error(
     make_app: Callable[..., Jobify],
 ) -> None:
@@ -127,30 +163,28 @@ def test_no_metrics_means_no_listener(make_app: Callable[..., Jobify]) -> None:
     assert len(app._listeners) == 1
 
 
-def _counted_one_at_a_time(
-    stats: Any, starts: list[tuple[Any, ...]], ends: list[tuple[Any, ...]]
-) -> None:
+def _counted_one_at_a_time(stats: Any, ends: list[tuple[Any, ...]]) -> None:
     """What ``JobMetrics.record`` does to one task's ``stats``, one attempt at a time (the
-    sums per batch, in order), to check its batched counting against."""
+    sums per batch, in order), to check its batched counting against: each end counts
+    its attempt's start, then its own outcome."""
     from bisect import bisect_left
 
     from jobify_trio._ops import _metrics
 
-    bounds, total = stats.lateness.bounds, 0.0
-    for _, attempt, now, due in starts:
-        stats.counts[_metrics._STARTED] += attempt == 1
-        late = now - due.timestamp()
-        stats.lateness.counts[bisect_left(bounds, late)] += 1
-        if late > bounds[0] or late > 0.0:  # (early is on time)
-            total += late
-    stats.lateness.total += total
-    bounds, total = stats.duration.bounds, 0.0
-    for _, _, _, status, _, retried, _, now, started in ends:
-        if started is not None:
-            stats.duration.counts[bisect_left(bounds, now - started)] += 1
+    late_total, total = 0.0, 0.0
+    for _, _, _, status, _, retried, _, now, start in ends:
+        if start is not None:
+            _, attempt, started, due = start
+            stats.counts[_metrics._STARTED] += attempt == 1
+            late = started - due.timestamp()
+            stats.lateness.counts[bisect_left(stats.lateness.bounds, late)] += 1
+            if late > 0.0:  # (early is on time)
+                late_total += late
+            stats.duration.counts[bisect_left(stats.duration.bounds, now - started)] += 1
             total += now - started
         outcome = _metrics._RETRIED if retried else _metrics._ENDED.get(status, _metrics._FAILED)
         stats.counts[outcome] += 1
+    stats.lateness.total += late_total
     stats.duration.total += total
 
 
@@ -184,18 +218,15 @@ def test_batched_counting_matches_counting_one_attempt_at_a_time(
     }
     due = datetime(2026, 1, 1, tzinfo=UTC)
     for batch in batches:
-        starts, ends = [], []
+        ends = []
         for task, attempt, late, took, status, retried in batch:
             started = due.timestamp() + late
-            starts.append((task, attempt, started, due))
+            start = None if took is None else (task, attempt, started, due)
             ended = started if took is None else started + took
-            began = None if took is None else started
-            ends.append(("id", task, attempt, status, None, retried, False, ended, began))
-        metrics.record(starts, ends)
-        for task, runs in groupby(starts, itemgetter(0)):  # (as the sums are, per run)
-            _counted_one_at_a_time(expected[task], list(runs), [])
-        for task, runs in groupby(ends, itemgetter(1)):
-            _counted_one_at_a_time(expected[task], [], list(runs))
+            ends.append(("id", task, attempt, status, None, retried, False, ended, start))
+        metrics.record(ends)
+        for task, runs in groupby(ends, itemgetter(1)):  # (as the sums are, per run)
+            _counted_one_at_a_time(expected[task], list(runs))
     for task, stats in metrics._tasks.items():
         want = expected[task]
         assert stats.counts == want.counts

@@ -91,6 +91,7 @@ class Job(Generic[R]):
         "_exception",
         "_exec_at",
         "_generation",
+        "_hub_start",
         "_id",
         "_kwargs",
         "_on_run_end",
@@ -123,6 +124,9 @@ class Job(Generic[R]):
     _cancel_hook: Callable[[Job[Any]], Awaitable[None]]
     _pause_hook: Callable[[Job[Any], bool], Awaitable[None]] | None
     _paused: bool
+    # the operations hub's record of the running attempt's start (its StartEntry), None
+    # once that attempt ended; unset until the hub sees a start (see _ops._hub)
+    _hub_start: tuple[Any, ...] | None
 
     def __init__(self) -> None:
         raise TypeError("Job has no public constructor; jobs come from task.push() or schedule()")

@@ -29,7 +29,16 @@ import trio
 from .._core._job import JobStatus
 from ..storage import StoredRun
 from ._history_store import HistoryStore
-from ._hub import BATCH, ERROR_TEXT_LIMIT, EndEntry, StartEntry, attach, error_text, sinks_of
+from ._hub import (
+    BATCH,
+    ERROR_TEXT_LIMIT,
+    STARTED,
+    EndEntry,
+    StartEntry,
+    attach,
+    error_text,
+    sinks_of,
+)
 
 if TYPE_CHECKING:
     from .._api._app import Jobify
@@ -70,6 +79,7 @@ class RunRecord:
 # The runs of one job id: the hub's EndEntry tuple itself for a job seen once (the usual
 # case: nothing is built to file it), a list of them (oldest first) from its second run.
 # A run loaded from storage is an EndEntry with a tenth item: the instance that ran it.
+# (An EndEntry holds its attempt's StartEntry: its start time is start[STARTED].)
 _Runs = EndEntry | list[EndEntry]
 _ID: Final = 0  # EndEntry fields: the job id,
 _AGAIN: Final = 6  # and True while the job runs again
@@ -77,7 +87,8 @@ _INSTANCE: Final = 9  # (stored runs only)
 
 
 def _record(entry: EndEntry, tz: tzinfo, instance: str | None) -> RunRecord:
-    job_id, task, attempt, status, error, retried, _, ended, started = entry[:9]
+    job_id, task, attempt, status, error, retried, _, ended, start = entry[:9]
+    started = None if start is None else start[STARTED]
     if len(entry) > _INSTANCE:
         instance = cast(Any, entry)[_INSTANCE]
     return RunRecord(
@@ -103,10 +114,12 @@ def _entry(run: StoredRun) -> EndEntry | None:
         status = JobStatus(run.status)
     except ValueError:
         return None
-    started = None if run.started_at is None else run.started_at.timestamp()
+    start: StartEntry | None = None
+    if run.started_at is not None:  # (its due time is not stored: the start stands in)
+        start = (run.task_name, run.attempt, run.started_at.timestamp(), run.started_at)
     entry = (
         run.job_id, run.task_name, run.attempt, status, run.error, run.retried, False,
-        run.ended_at.timestamp(), started, run.instance,
+        run.ended_at.timestamp(), start, run.instance,
     )  # fmt: skip
     return cast(EndEntry, entry)
 
@@ -166,9 +179,7 @@ class RunHistory:
         self._ends: deque[EndEntry] = deque()
         self._hub = attach(app, self, "RunHistory")
 
-    wants_starts = False  # a run is recorded when it ends; the hub knows when it started
-
-    def record(self, starts: Sequence[StartEntry], ends: Sequence[EndEntry]) -> None:
+    def record(self, ends: Sequence[EndEntry]) -> None:
         """File the ends of attempts (called by the app's operations listener, in
         batches: see ``jobify_trio._ops._hub``). The usual entry (a job seen for the first
         time) is filed as it is, and evicts the job that ended longest ago: no object is
@@ -214,7 +225,7 @@ class RunHistory:
             return
         self._unstored = []
         durable, tasks, jobs = self._durable, self._app.tasks, self._jobs
-        for job_id, task, attempt, status, error, retried, _, ended, started in ends:
+        for job_id, task, attempt, status, error, retried, _, ended, start in ends:
             keep = durable.get(task)
             if keep is None:
                 found = tasks.get(task)
@@ -223,6 +234,7 @@ class RunHistory:
                 runs = jobs.get(job_id)
                 if self.per_job == 1 or (type(runs) is list and len(runs) >= self.per_job):
                     store.overflowed(job_id)  # (before a prune that record may queue)
+                started = None if start is None else start[STARTED]
                 store.record(
                     job_id, task, attempt, status.value, started, ended, error, retried,
                     self._instance,
@@ -317,8 +329,9 @@ class RunHistory:
 
     def running_since(self, job_id: str) -> datetime | None:
         """When the running attempt of ``job_id`` started, or None if it is not running."""
-        started = self._hub.started_at.get(job_id)
-        return None if started is None else datetime.fromtimestamp(started, self._tz)
+        job = self._app.find_job(job_id)
+        start = None if job is None else getattr(job, "_hub_start", None)
+        return None if start is None else datetime.fromtimestamp(start[STARTED], self._tz)
 
     async def stored_runs(self, job_id: str) -> list[RunRecord]:
         """The stored runs of ``job_id`` (within the retention period, at most ``per_job``),

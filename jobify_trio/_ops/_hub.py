@@ -7,23 +7,27 @@ sinks, and it fans the attempt out. With no sink attached there is no listener a
 so the runtime does nothing for them.
 
 Batches: a :class:`BatchSink` (the run history, the metrics) is not called per attempt.
-The hub appends one plain tuple per attempt start (only if a batch sink wants starts)
-and per attempt end to a log, and hands the sinks the log each time :data:`BATCH`
-attempts have ended (:meth:`OpsListener.flush`), so the per-job cost is a clock read
-and a tuple, and the sinks' work runs in one loop over many attempts. Every read of a sink's state
-(``RunHistory.runs``, a metrics scrape) flushes first, so readers never see a stale
-value. The log holds no job and no exception: a failed attempt's error is kept as its
-short text (:func:`error_text`). A :class:`Sink` (per-attempt calls) is still called at
-once, for sinks that must see each attempt as it happens.
+When an attempt starts, the hub keeps a plain tuple (a :data:`StartEntry`) on the job
+itself (``Job._hub_start``: no dict, no log); when it ends, the hub appends one plain
+tuple (an :data:`EndEntry`, holding that start entry) to a log, and hands the sinks the
+log each time :data:`BATCH` attempts have ended (:meth:`OpsListener.flush`), so the
+per-job cost is a clock read and a tuple per start and per end, and the sinks' work
+runs in one loop over many attempts. Every read of a sink's state (``RunHistory.runs``,
+a metrics scrape) flushes first, so readers never see a stale value; a reader that must
+also see the attempts still running (the metrics count a start when it starts) reads
+their start entries from the running jobs (:meth:`OpsListener.running_starts`), under
+the flush's lock. The log holds no job and no exception: a failed attempt's error is
+kept as its short text (:func:`error_text`). A :class:`Sink` (per-attempt calls) is
+still called at once, for sinks that must see each attempt as it happens.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, cast
 
 from .._core._clock import stamp_reader
 from .._core._job import Job, JobStatus, failure_status
@@ -52,12 +56,17 @@ ERROR_TEXT_LIMIT = 200
 
 StartEntry = tuple[str, int, float, datetime]
 """(task name, attempt, started, due): an attempt started at ``started`` (a POSIX
-timestamp of the app's wall clock); ``due`` is the job's ``exec_at`` then."""
+timestamp of the app's wall clock); ``due`` is the job's ``exec_at`` then. The hub keeps
+it on the job while the attempt runs (``Job._hub_start``), and in the attempt's end."""
 
-EndEntry = tuple[str, str, int, JobStatus, "str | None", bool, bool, float, "float | None"]
-"""(job id, task name, attempt, status, error, retried, again, ended, started): an
-attempt ended (see :class:`Sink` for ``retried``, ``again`` and ``started``); ``error``
+EndEntry = tuple[str, str, int, JobStatus, "str | None", bool, bool, float, "StartEntry | None"]
+"""(job id, task name, attempt, status, error, retried, again, ended, start): an attempt
+ended (see :class:`Sink` for ``retried`` and ``again``); ``start`` is the start entry of
+the attempt (None if it never started, e.g. a job cancelled while scheduled); ``error``
 is :func:`error_text` of its exception (None on success)."""
+
+STARTED: Final = 2
+"""The index of the start time in a :data:`StartEntry`."""
 
 
 def error_text(exc: BaseException | None, limit: int = ERROR_TEXT_LIMIT) -> str | None:
@@ -98,29 +107,26 @@ class Sink(Protocol):
 
 
 class BatchSink(Protocol):
-    """Told about attempts in batches, in the order they happened (see the module docs).
-
-    ``starts`` is empty unless ``wants_starts``. A batch sink is also a :class:`Sink`
-    in the sense that :func:`sinks_of` finds it.
+    """Told about attempt ends in batches, in the order they happened (see the module
+    docs); each end holds its attempt's start. A batch sink is also a :class:`Sink` in
+    the sense that :func:`sinks_of` finds it.
     """
-
-    wants_starts: bool
 
     async def _app_starting(self, runtime: Runtime) -> None: ...
 
     def _app_stopping(self) -> None: ...
 
-    def record(self, starts: Sequence[StartEntry], ends: Sequence[EndEntry]) -> None: ...
+    def record(self, ends: Sequence[EndEntry]) -> None: ...
 
 
 class OpsListener(AttemptObserver):
     """The attempt observer fanning each attempt out to the attached sinks.
 
-    It reads the wall clock once per attempt start and end for all sinks, and remembers
-    when each running attempt started. A sink that raises is logged, not propagated (the
-    runtime calls this listener directly). Called as a plain listener with a
-    :class:`JobEvent`, it feeds the sinks the same way (events of other kinds than
-    STARTED, RETRYING and ENDED are not attempts: they are skipped).
+    It reads the wall clock once per attempt start and end for all sinks, and keeps each
+    running attempt's start entry on its job (``Job._hub_start``). A sink that raises is
+    logged, not propagated (the runtime calls this listener directly). Called as a plain
+    listener with a :class:`JobEvent`, it feeds the sinks the same way (events of other
+    kinds than STARTED, RETRYING and ENDED are not attempts: they are skipped).
 
     :meth:`flush` may run in another thread (a metrics scrape): a lock serialises
     flushes, and the hot path only appends to the logs (a flush takes and deletes the
@@ -128,24 +134,22 @@ class OpsListener(AttemptObserver):
     """
 
     __slots__ = (
-        "_batch_sinks", "_end_sinks", "_ends", "_lock", "_log_ends", "_log_starts", "_stamp",
-        "_start_sinks", "_starts", "_then", "batch", "started_at",
+        "_app", "_batch_sinks", "_end_sinks", "_ends", "_lock", "_log_ends", "_stamp",
+        "_start_sinks", "_then", "batch",
     )  # fmt: skip
 
     def __init__(self, app: Jobify) -> None:
+        self._app = app
         self._stamp = stamp_reader(app.wall_clock)
         self._start_sinks: tuple[Sink, ...] = ()
         self._end_sinks: tuple[Sink, ...] = ()
         self._batch_sinks: tuple[BatchSink, ...] = ()
-        self._log_starts = self._log_ends = False
-        self._starts: list[StartEntry] = []
+        self._log_ends = False
         self._ends: list[EndEntry] = []
         self._lock = threading.Lock()
         self.batch = BATCH
         """Attempt ends logged before a flush (1 while a run history stores runs: a
         stored run is queued to the storage writer when its attempt ends)."""
-        self.started_at: dict[str, float] = {}
-        """When the running attempt of each job (by id) started (a POSIX timestamp)."""
         self._then: JobListener | None = None  # the app's one plain listener (see tell)
 
     @property
@@ -156,7 +160,6 @@ class OpsListener(AttemptObserver):
         if hasattr(sink, "record"):
             self._batch_sinks += (cast(BatchSink, sink),)
             self._log_ends = True
-            self._log_starts = self._log_starts or sink.wants_starts
             return
         self._end_sinks += (sink,)
         if sink.wants_starts:
@@ -175,20 +178,31 @@ class OpsListener(AttemptObserver):
         for sink in self._batch_sinks:
             sink._app_stopping()
 
-    def flush(self) -> None:
-        """Hand the logged attempts to the batch sinks (before reading them)."""
+    def flush(self, then: Callable[[], None] | None = None) -> None:
+        """Hand the logged attempt ends to the batch sinks (before reading them); then call
+        ``then`` (a reader's own work, e.g. counting :meth:`running_starts`) under the
+        same lock, which serialises it with every sink's ``record``."""
         with self._lock:
-            starts, ends = self._starts, self._ends
-            n_starts, n_ends = len(starts), len(ends)
-            if not n_starts and not n_ends:
-                return
-            new_starts, new_ends = starts[:n_starts], ends[:n_ends]
-            del starts[:n_starts], ends[:n_ends]
-            for sink in self._batch_sinks:
-                try:
-                    sink.record(new_starts, new_ends)
-                except Exception:
-                    _log.exception("recording job attempts in %r failed", sink)
+            ends = self._ends
+            n_ends = len(ends)
+            if n_ends:
+                new_ends = ends[:n_ends]
+                del ends[:n_ends]
+                for sink in self._batch_sinks:
+                    try:
+                        sink.record(new_ends)
+                    except Exception:
+                        _log.exception("recording job attempts in %r failed", sink)
+            if then is not None:
+                then()
+
+    def running_starts(self) -> Iterator[tuple[str, StartEntry]]:
+        """(job id, start entry) of each attempt running now (any thread: each entry is
+        read in one step from its job)."""
+        for job in self._app.get_active_jobs():
+            start = getattr(job, "_hub_start", None)
+            if start is not None:
+                yield job._id, start
 
     def tell(self, listener: JobListener | None) -> bool:
         """Call ``listener`` after each attempt's start and end with its event (see
@@ -198,25 +212,26 @@ class OpsListener(AttemptObserver):
         return listener is not None
 
     def started(self, job: Job[Any], attempt: int) -> None:
-        now = self.started_at[job._id] = self._stamp()
-        if self._log_starts:  # (flushed with the ends: it holds at most BATCH + running)
-            self._starts.append((job._task.name, attempt, now, job._exec_at))
+        stamp = self._stamp  # (read as an attribute: a method load of a slot is not specialised)
+        now = stamp()
+        job._hub_start = (job._task.name, attempt, now, job._exec_at)
         if self._start_sinks:
             try:
                 for sink in self._start_sinks:
                     sink.started(job, attempt, now)
             except Exception:
                 _log.exception("recording the start of job %r failed", job._id)
-        if self._then is not None:  # (what the dispatcher's _started_1 does, see tell)
+        then = self._then
+        if then is not None:  # (what the dispatcher's _started_1 does, see tell)
             event = _new(StartedEvent)
             event.job = job
             event.attempt = attempt
             event.scheduled_at = job._exec_at
             event._started = now
             try:
-                self._then(event)
+                then(event)
             except Exception:
-                _log.exception("job event listener %r failed on %s", self._then, event.kind)
+                _log.exception("job event listener %r failed on %s", then, event.kind)
 
     def retrying(
         self, job: Job[Any], attempt: int, exc: BaseException, next_attempt: int, delay: float
@@ -225,26 +240,31 @@ class OpsListener(AttemptObserver):
 
     def ended(self, job: Job[Any], status: JobStatus) -> None:
         # (the body of _attempt_ended, inlined: this runs once per job)
-        now = self._stamp()
-        job_id = job._id
-        started = self.started_at.pop(job_id, None)
+        stamp = self._stamp
+        now = stamp()
+        try:  # (_start_of, inlined)
+            start: StartEntry | None = job._hub_start
+        except AttributeError:  # (the hub never saw this job start)
+            start = None
+        else:
+            job._hub_start = None
         again, attempt = job._status is _SCHEDULED, job._attempt
         if self._log_ends:
             error = None if status is _SUCCESS else error_text(job._exception)
             ends = self._ends
-            ends.append(
-                (job_id, job._task.name, attempt, status, error, False, again, now, started)
-            )
+            ends.append((job._id, job._task.name, attempt, status, error, False, again, now, start))
             if len(ends) >= self.batch:
                 self.flush()
         if self._end_sinks:
             exception = None if status is _SUCCESS else job._exception
+            started = None if start is None else start[STARTED]
             try:
                 for sink in self._end_sinks:
                     sink.ended(job, attempt, status, exception, False, again, now, started)
             except Exception:
-                _log.exception("recording the end of job %r failed", job_id)
-        if self._then is not None:  # (what the dispatcher's _ended_1 does, see tell)
+                _log.exception("recording the end of job %r failed", job._id)
+        then = self._then
+        if then is not None:  # (what the dispatcher's _ended_1 does, see tell)
             event = _new(JobEvent)
             event.kind = _ENDED
             event.job = job
@@ -253,9 +273,9 @@ class OpsListener(AttemptObserver):
             event.exception = None if status is _SUCCESS else job._exception
             event.next_run = job._exec_at if again else None
             try:
-                self._then(event)
+                then(event)
             except Exception:
-                _log.exception("job event listener %r failed on %s", self._then, event.kind)
+                _log.exception("job event listener %r failed on %s", then, event.kind)
 
     def _attempt_ended(
         self,
@@ -267,13 +287,14 @@ class OpsListener(AttemptObserver):
         again: bool,
     ) -> None:
         now = self._stamp()
-        started = self.started_at.pop(job._id, None)
+        start = _start_of(job)
         if self._log_ends:
             error = error_text(exception)
-            entry = (job._id, job._task.name, attempt, status, error, retried, again, now, started)
+            entry = (job._id, job._task.name, attempt, status, error, retried, again, now, start)
             self._ends.append(entry)
             if len(self._ends) >= self.batch:
                 self.flush()
+        started = None if start is None else start[STARTED]
         try:
             for sink in self._end_sinks:
                 sink.ended(job, attempt, status, exception, retried, again, now, started)
@@ -296,6 +317,17 @@ _STARTED, _RETRYING, _ENDED = JobEventKind.STARTED, JobEventKind.RETRYING, JobEv
 _SUCCESS, _SCHEDULED = JobStatus.SUCCESS, JobStatus.SCHEDULED
 _log = logging.getLogger("jobify_trio")
 _new = object.__new__  # (builds an event without its __init__, as the dispatcher does)
+
+
+def _start_of(job: Job[Any]) -> StartEntry | None:
+    """The start entry of ``job``'s attempt that ends now (None if it never started), which
+    the job forgets."""
+    try:
+        start: StartEntry | None = job._hub_start
+    except AttributeError:  # (the hub never saw this job start)
+        return None
+    job._hub_start = None
+    return start
 
 
 def hub_of(app: Jobify) -> OpsListener | None:

@@ -2,10 +2,15 @@
 
 :class:`JobMetrics` attaches one sink to the app's job events (so with no ``JobMetrics``
 there is no listener and no cost) and registers one prometheus-client collector. It is a
-batch sink of the hub: batches of attempt starts and ends only add to plain per-task
-numbers (an increment, and a ``bisect`` into the bucket bounds); prometheus-client turns
-them into metric families when the registry is collected (scraped, which flushes the
-hub's log first), and writes the exposition format.
+batch sink of the hub: batches of attempt ends (each holding its attempt's start) only
+add to plain per-task numbers (an increment, and a ``bisect`` into the bucket bounds);
+prometheus-client turns them into metric families when the registry is collected
+(scraped, which flushes the hub's log first), and writes the exposition format.
+
+A start is counted when it starts, as far as a scrape can tell: a scrape also counts the
+starts of the attempts running then (their start entries, read from the running jobs),
+and remembers them, so that their ends do not count them again; every other start is
+counted with its end, in the same loop.
 """
 
 from __future__ import annotations
@@ -88,7 +93,7 @@ class _Histogram:
         return out
 
 
-_task_of_start, _task_of_end = itemgetter(0), itemgetter(1)
+_task_of_end = itemgetter(1)
 
 
 class _TaskStats:
@@ -132,6 +137,9 @@ class JobMetrics:
         self._duration_bounds = _bounds("duration_buckets", duration_buckets)
         self._lateness_bounds = _bounds("lateness_buckets", lateness_buckets)
         self._tasks: dict[str, _TaskStats] = {}
+        # job id: the start entry of its running attempt, counted by a scrape (its end
+        # must not count it again); only touched under the hub's lock
+        self._early: dict[str, StartEntry] = {}
         self.registry = REGISTRY if registry is None else registry
         try:
             self.registry.register(_Collector(self))
@@ -141,55 +149,50 @@ class JobMetrics:
 
     # -- the hot path --------------------------------------------------------------------
 
-    wants_starts = True
-
     async def _app_starting(self, runtime: Runtime) -> None:
         """Nothing to load: the metrics start from zero with the process."""
 
     def _app_stopping(self) -> None:
         """Nothing to store."""
 
-    def record(self, starts: Sequence[StartEntry], ends: Sequence[EndEntry]) -> None:
-        """Count a batch of attempt starts and ends (called by the app's operations
+    def record(self, ends: Sequence[EndEntry]) -> None:
+        """Count a batch of attempt ends and their starts (called by the app's operations
         listener, see ``jobify_trio._ops._hub``): in runs of one task (usually the whole
         batch), each counted into local numbers first."""
-        for task, task_starts in groupby(starts, _task_of_start):
-            self._count_starts(self._stats(task), task_starts)
         for task, task_ends in groupby(ends, _task_of_end):
-            self._count_ends(self._stats(task), task_ends)
+            self._count_ends(self._stats(task), task, task_ends)
 
     def _stats(self, task: str) -> _TaskStats:
         return self._tasks.get(task) or self._new_task(task)
 
-    @staticmethod
-    def _count_starts(stats: _TaskStats, starts: Iterable[StartEntry]) -> None:
-        # (the usual counts, first attempts and the lowest bucket, are kept in locals)
-        first, low, total = 0, 0, 0.0
-        bounds, counts = stats.lateness.bounds, stats.lateness.counts
-        lowest = bounds[0]  # (the usual bucket, tested before a bisect)
-        for _, attempt, now, due in starts:
-            if attempt == 1:
-                first += 1
-            late = now - due.timestamp()
-            if late <= lowest:
-                low += 1
-                if late > 0.0:  # (early counts as on time: the clock's resolution)
-                    total += late
-            else:
-                total += late
-                counts[bisect_left(bounds, late)] += 1
-        counts[0] += low
-        stats.counts[_STARTED] += first
-        stats.lateness.total += total
-
-    @staticmethod
-    def _count_ends(stats: _TaskStats, ends: Iterable[EndEntry]) -> None:
+    def _count_ends(self, stats: _TaskStats, task: str, ends: Iterable[EndEntry]) -> None:
+        # (the usual counts, first attempts, successes and the lowest buckets, are kept in
+        # locals; a start is counted here unless a scrape counted it while it ran)
+        early, first, late_low, late_total = self._early, 0, 0, 0.0
+        late_bounds, late_counts = stats.lateness.bounds, stats.lateness.counts
+        late_lowest = late_bounds[0]  # (the usual bucket, tested before a bisect)
         total, bounds, counts = 0.0, stats.duration.bounds, stats.duration.counts
         lowest = bounds[0]
         outcomes, ended = stats.counts, _ENDED
         low = succeeded = 0
-        for _, _, _, status, _, retried, _, now, started in ends:
-            if started is not None:
+        for job_id, _, _, status, _, retried, _, now, start in ends:
+            if start is not None:
+                name, attempt, started, due = start
+                if early and early.get(job_id) is start:
+                    del early[job_id]  # (counted by a scrape)
+                elif name is not task:  # (a rerun of another task)
+                    self._count_start(start)
+                else:
+                    if attempt == 1:
+                        first += 1
+                    late = started - due.timestamp()
+                    if late <= late_lowest:
+                        late_low += 1
+                        if late > 0.0:  # (early counts as on time: the clock's resolution)
+                            late_total += late
+                    else:
+                        late_total += late
+                        late_counts[bisect_left(late_bounds, late)] += 1
                 took = now - started
                 total += took
                 if took <= lowest:
@@ -202,9 +205,32 @@ class JobMetrics:
                 succeeded += 1
             else:
                 outcomes[ended.get(status, _FAILED)] += 1
+        late_counts[0] += late_low
+        outcomes[_STARTED] += first
+        stats.lateness.total += late_total
         counts[0] += low
         outcomes[_SUCCEEDED] += succeeded
         stats.duration.total += total
+
+    def _count_start(self, start: StartEntry) -> None:
+        """Count one start (of a running attempt, at a scrape; or a rerun's)."""
+        task, attempt, started, due = start
+        stats = self._stats(task)
+        stats.counts[_STARTED] += attempt == 1
+        late, lateness = started - due.timestamp(), stats.lateness
+        lateness.counts[bisect_left(lateness.bounds, late)] += 1
+        if late > 0.0:  # (early counts as on time, as in _count_ends)
+            lateness.total += late
+
+    def _count_running(self) -> None:
+        """Count the starts of the attempts running now that no scrape counted yet (under
+        the hub's lock: see ``_families``). A job whose earlier attempt, counted by a
+        scrape, has its end still in the hub's log waits for the next scrape or its end."""
+        early = self._early
+        for job_id, start in self._hub.running_starts():
+            if job_id not in early:
+                early[job_id] = start
+                self._count_start(start)
 
     def _new_task(self, name: str) -> _TaskStats:
         stats = self._tasks[name] = _TaskStats(self._duration_bounds, self._lateness_bounds)
@@ -215,7 +241,7 @@ class JobMetrics:
     def _families(self, *, with_samples: bool) -> Iterator[Metric]:
         ns = self._ns
         if with_samples:
-            self._hub.flush()
+            self._hub.flush(self._count_running)
         tasks = sorted(self._tasks.items()) if with_samples else []  # (a copy: thread-safe)
         for index, (name, doc) in enumerate(_COUNTERS):
             counter = CounterMetricFamily(f"{ns}_{name}", doc, labels=["task"])
