@@ -144,9 +144,15 @@ class Durability:
         check_storable(job._task.name, job_id, exec_at)
         if self._cancelling:
             self._rewritten(job_id)
-        row = StoredJob._trusted(
-            job_id, job._task.name, trigger, exec_at, arguments, paused=job._paused
-        )
+        task_name = job._task.name
+        if (  # a push loop's row, committed as it stands (StorageWriter.push_now)
+            trigger is Trigger.PUSH
+            and not job._paused
+            and self.stamp is None
+            and self.writer.push_now((job_id, task_name, exec_at, arguments))
+        ):
+            return False
+        row = StoredJob._trusted(job_id, task_name, trigger, exec_at, arguments, paused=job._paused)
         return await self.writer.write(self._upsert(row, new=new))
 
     async def commit_cron(
