@@ -5,13 +5,15 @@ row alone, synchronously."""
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 from _helpers import new_app
 
+from jobify_trio import Jobify
 from jobify_trio._storage._writer import DELETES_PER_COMMIT
 from jobify_trio.storage import SQLiteStorage
 
@@ -120,3 +122,40 @@ async def test_a_queued_delete_of_the_same_id_is_committed_first(tmp_path: Path)
         await trio.sleep(0.05)  # (the writer had nothing left to commit)
         assert "x" in _rows(tmp_path / "jobs.db")
         release.set()
+
+
+class _SetClock:
+    """A wall clock that reads what the test sets."""
+
+    def __init__(self, now: datetime) -> None:
+        self.value = now
+
+    def now(self) -> datetime:
+        return self.value
+
+
+async def test_a_row_that_cannot_be_stored_fails_only_its_call_in_a_push_loop(
+    tmp_path: Path,
+) -> None:
+    # a push loop's row is not checked before it is committed: an id that is not text or a
+    # run time out of UTC's range falls back to the general path, which names the value
+    east = timezone(timedelta(hours=5))
+    clock = _SetClock(datetime(2026, 1, 1, tzinfo=east))
+    storage = _Counted(tmp_path / "jobs.db")
+    app = Jobify(storage=storage, wall_clock=clock, tz=east)
+    runs: list[int] = []
+    task = app.task(name="t")(runs.append)
+    async with app:
+        await task.push(0)
+        await task.push(1)
+        assert storage.pushed == 1
+        clock.value = datetime(1, 1, 1, tzinfo=east)  # year 1 here is before year 1 in UTC
+        with pytest.raises(ValueError, match="out of the range of dates in UTC"):
+            await task.push(2)
+        clock.value = datetime(2026, 1, 1, tzinfo=east)
+        with pytest.raises(ValueError, match="job_id '\\\\ud800' cannot be stored"):
+            await task.schedule(3).push(job_id="\ud800")
+        await task.push(4)
+        assert storage.pushed == 2
+        await app.wait_all()
+    assert sorted(runs) == [0, 1, 4]

@@ -144,16 +144,23 @@ class Durability:
         check_storable(job._task.name, job_id, exec_at)
         if self._cancelling:
             self._rewritten(job_id)
-        task_name = job._task.name
-        if (  # a push loop's row, committed as it stands (StorageWriter.push_now)
-            trigger is Trigger.PUSH
+        row = StoredJob._trusted(
+            job_id, job._task.name, trigger, exec_at, arguments, paused=job._paused
+        )
+        return await self.writer.write(self._upsert(row, new=new))
+
+    def pushed_now(self, job: Job[Any], arguments: bytes) -> bool:
+        """:meth:`commit` of a new push's row, done now and synchronously when
+        ``StorageWriter.push_now`` can (no coroutine); False: call :meth:`commit`. A row
+        :func:`check_storable` refuses fails there (or is left to :meth:`commit`)."""
+        job_id = job._id
+        return (
+            job_id.isascii()
+            and not self._cancelling
             and not job._paused
             and self.stamp is None
-            and self.writer.push_now((job_id, task_name, exec_at, arguments))
-        ):
-            return False
-        row = StoredJob._trusted(job_id, task_name, trigger, exec_at, arguments, paused=job._paused)
-        return await self.writer.write(self._upsert(row, new=new))
+            and self.writer.push_now((job_id, job._task.name, job._exec_at, arguments))
+        )
 
     async def commit_cron(
         self,
