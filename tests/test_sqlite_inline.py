@@ -4,6 +4,7 @@ which waits up to ``busy_timeout``)."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
@@ -155,32 +156,26 @@ async def test_locked_commit_succeeds_once_the_lock_is_released(tmp_path: Path) 
     assert _rows(path) == 1
 
 
+async def _release_later(other: sqlite3.Connection) -> None:
+    await trio.sleep(LOCK_SECONDS)
+    other.rollback()
+
+
 async def test_a_locked_push_loop_commit_waits_on_the_thread(tmp_path: Path) -> None:
     # a sequential push's row (StorageWriter.push_now) finds the write lock taken: it is
     # committed on the thread once the lock is released, the event loop never blocked
     path = tmp_path / "jobs.db"
     app, t, storage = _app(path, busy_timeout=5.0)
     canary = Canary()
-    other = None
-
-    async def release_later() -> None:
-        await trio.sleep(LOCK_SECONDS)
-        assert other is not None
-        other.rollback()
-
     async with app, trio.open_nursery() as nursery:
         nursery.start_soon(canary.run)
         await t.push(0)  # the next push is a sequential caller's
         assert storage._inline is not None
-        commits = storage._inline.commits
-        other = _lock(path)
-        try:
-            nursery.start_soon(release_later)
-            started = trio.current_time()
+        commits, started = storage._inline.commits, trio.current_time()
+        with contextlib.closing(_lock(path)) as other:
+            nursery.start_soon(_release_later, other)
             await t.push(1)
-            assert trio.current_time() - started >= LOCK_SECONDS * 0.9
-        finally:
-            other.close()
+        assert trio.current_time() - started >= LOCK_SECONDS * 0.9
         await t.push(2)  # inline again
         nursery.cancel_scope.cancel()
         assert storage._inline.busy >= 1
