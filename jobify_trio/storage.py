@@ -56,6 +56,7 @@ from .exceptions import BaseJobifyError
 
 if TYPE_CHECKING:
     from ._storage._postgres import PostgresStorage
+    from ._storage._records import PushedRow
     from ._storage._sqlite_inline import InlineCommits
     from ._storage._sqlite_thread import SQLiteThread
 
@@ -152,6 +153,13 @@ class Storage(SharingMethods, abc.ABC):
         """Apply ``writes`` like :meth:`apply`, synchronously, if the backend can without
         blocking the event loop; False if it did nothing (then :meth:`apply` is called).
         Private: the storage writer's fast path for a sequential caller."""
+        return False
+
+    def _push_now(self, row: PushedRow, /) -> bool:
+        """:meth:`_apply_now` of one ``Upsert`` of ``row`` (a push at its first attempt:
+        the other columns at their defaults), without building it; False if it did nothing.
+        Private: the storage writer's fast path for a push loop (``StorageWriter.push_now``);
+        a store that defines :meth:`_apply_now` may define it."""
         return False
 
     @property
@@ -283,6 +291,11 @@ class SQLiteStorage(SQLiteSharing, Storage):
         """Commit ``writes`` on the inline connection if it can (see _sqlite_inline.py)."""
         inline = self._inline
         return inline is not None and self._thread is not None and inline.try_apply(writes)
+
+    def _push_now(self, row: PushedRow, /) -> bool:
+        """:meth:`_apply_now` of a push's row, without building it (see _sqlite_inline.py)."""
+        inline = self._inline
+        return inline is not None and self._thread is not None and inline.try_push(row)
 
     @property
     def keeps_runs(self) -> bool:

@@ -4,6 +4,7 @@ which waits up to ``busy_timeout``)."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
@@ -153,6 +154,34 @@ async def test_locked_commit_succeeds_once_the_lock_is_released(tmp_path: Path) 
     assert canary.ticks >= 10
     assert canary.longest < LONGEST_GAP
     assert _rows(path) == 1
+
+
+async def _release_later(other: sqlite3.Connection) -> None:
+    await trio.sleep(LOCK_SECONDS)
+    other.rollback()
+
+
+async def test_a_locked_push_loop_commit_waits_on_the_thread(tmp_path: Path) -> None:
+    # a sequential push's row (StorageWriter.push_now) finds the write lock taken: it is
+    # committed on the thread once the lock is released, the event loop never blocked
+    path = tmp_path / "jobs.db"
+    app, t, storage = _app(path, busy_timeout=5.0)
+    canary = Canary()
+    async with app, trio.open_nursery() as nursery:
+        nursery.start_soon(canary.run)
+        await t.push(0)  # the next push is a sequential caller's
+        assert storage._inline is not None
+        commits, started = storage._inline.commits, trio.current_time()
+        with contextlib.closing(_lock(path)) as other:
+            nursery.start_soon(_release_later, other)
+            await t.push(1)
+        assert trio.current_time() - started >= LOCK_SECONDS * 0.9
+        await t.push(2)  # inline again
+        nursery.cancel_scope.cancel()
+        assert storage._inline.busy >= 1
+        assert storage._inline.commits == commits + 1
+    assert canary.ticks >= 10
+    assert canary.longest < LONGEST_GAP
 
 
 async def test_the_wal_stays_bounded_during_a_stream_of_inline_commits(tmp_path: Path) -> None:

@@ -169,6 +169,12 @@ def test_stored_times_are_isoformat_text_in_utc() -> None:
         zone = timezone(timedelta(hours=rng.randint(-12, 12)))
         moments += [moment, moment + timedelta(microseconds=rng.randrange(2_000_000))]
         moments.append(moment.astimezone(zone))
+        odd = timezone(
+            timedelta(minutes=rng.randint(-600, 600), microseconds=rng.randrange(1, 10**6))
+        )
+        moments.append(moment.astimezone(odd))  # an offset with microseconds
+    lowest, highest = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
+    moments += [lowest, highest, highest, highest - timedelta(seconds=1), highest, lowest]
     for moment in moments:
         assert to_db_time(moment) == moment.astimezone(UTC).isoformat(timespec="microseconds")
 

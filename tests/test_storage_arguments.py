@@ -62,6 +62,12 @@ def test_extended_json_fast_paths_match(args: tuple[Any, ...], kwargs: dict[str,
     _same(ArgumentCodec(ExtendedJSONSerializer()), args, kwargs)
 
 
+@given(arg=values)
+def test_one_positional_argument_matches(arg: Any) -> None:
+    """A call with one positional scalar has a path of its own."""
+    _same(ArgumentCodec(ExtendedJSONSerializer()), (arg,), {})
+
+
 @given(args=st.lists(scalars, max_size=3).map(tuple), kwargs=kwargs_st)
 def test_other_serializers_match(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     _same(ArgumentCodec(JSONSerializer()), args, kwargs)

@@ -250,7 +250,7 @@ class Runtime:
                 return elsewhere
         job = self._new_job(task, args, kwargs, job_id, self._now())
         yielded = False
-        if stored is not None:
+        if stored is not None and not self.durability.pushed_now(job, stored):  # type: ignore[union-attr]
             yielded = await self._store(job, Trigger.PUSH, stored, new=True, made_id=job_id is None)
             if not self._armable(job):
                 return job

@@ -118,6 +118,9 @@ class ArgumentCodec:
     def __init__(self, serializer: Serializer) -> None:
         self.serializer = serializer
         self._tagged_json = type(serializer) is ExtendedJSONSerializer
+        #: One positional scalar (a common call) is written without the checks and the
+        #: join of the general scalar path below.
+        self._one_scalar = self._tagged_json and _POSITIONAL is not None
         self._empty: bytes | None = None
         if type(serializer) in _DETERMINISTIC:
             self._empty = encode_call_arguments(serializer, task_name="", args=(), kwargs={})
@@ -126,6 +129,9 @@ class ArgumentCodec:
         """Like :func:`~jobify_trio.serializers.encode_call_arguments` (same bytes)."""
         if not args and not kwargs and self._empty is not None:
             return self._empty
+        if len(args) == 1 and not kwargs and self._one_scalar and _scalar(args[0]):
+            head, tail, _ = _POSITIONAL  # type: ignore[misc]  # (not None: _one_scalar)
+            return (head + _scalar_json(args[0]) + tail).encode("ascii")
         if self._tagged_json and _all_scalars(args, kwargs):
             if not kwargs and _POSITIONAL is not None:  # no envelope to build and walk
                 head, tail, separator = _POSITIONAL

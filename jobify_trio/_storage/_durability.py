@@ -149,6 +149,19 @@ class Durability:
         )
         return await self.writer.write(self._upsert(row, new=new))
 
+    def pushed_now(self, job: Job[Any], arguments: bytes) -> bool:
+        """:meth:`commit` of a new push's row, done now and synchronously when
+        ``StorageWriter.push_now`` can (no coroutine); False: call :meth:`commit`. A row
+        :func:`check_storable` refuses fails there (or is left to :meth:`commit`)."""
+        job_id = job._id
+        return (
+            job_id.isascii()
+            and not self._cancelling
+            and not job._paused
+            and self.stamp is None
+            and self.writer.push_now((job_id, job._task.name, job._exec_at, arguments))
+        )
+
     async def commit_cron(
         self,
         job_id: str,

@@ -13,7 +13,7 @@ import enum
 import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 import attrs
 
@@ -178,6 +178,11 @@ class Delete:
 
 _SET_UPSERT_JOB, _SET_UPSERT_NEW = _slot_setters(Upsert)
 (_SET_DELETE_ID,) = _slot_setters(Delete)
+
+
+#: A push's row as ``StorageWriter.push_now`` hands it to ``Storage._push_now``: its id,
+#: task name, run time and encoded arguments (the other columns at their defaults).
+PushedRow: TypeAlias = tuple[str, str, datetime, bytes]
 
 
 def upsert_of(job: StoredJob, new: bool) -> Upsert:

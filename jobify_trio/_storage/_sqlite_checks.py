@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..storage import SCHEMA_VERSION, StorageError
 
-__all__ = ["check_existing", "explain", "lenient_text", "readable", "version_error"]
+__all__ = ["check_existing", "explain", "is_busy", "lenient_text", "readable", "version_error"]
 
 
 def version_error(path: Path, table: str, found: object) -> StorageError:
@@ -104,3 +104,14 @@ def explain(path: Path, action: str, exc: sqlite3.Error) -> str:
     elif "locked" in lowered or "busy" in lowered:
         hint = " (another process holds a lock on it)"
     return f"job database {str(path)!r}: cannot {action}: {text}{hint}"
+
+
+def is_busy(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is ``SQLITE_BUSY`` or ``SQLITE_LOCKED``: another connection holds
+    the write lock."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:
+        return "locked" in str(exc) or "busy" in str(exc)
+    return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)

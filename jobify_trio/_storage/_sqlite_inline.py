@@ -28,12 +28,13 @@ second connection (it would be another database): every commit goes to the threa
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..storage import StorageError, Write
+from ._records import PushedRow
 from ._sqlite import SQLiteDatabase
+from ._sqlite_checks import is_busy
 from ._sqlite_thread import SQLiteThread
 
 __all__ = ["CHECKPOINT_EVERY", "INLINE_MAX_WRITES", "InlineCommits"]
@@ -92,8 +93,19 @@ class InlineCommits:
         try:
             self._db.apply(writes)
         except StorageError as exc:
-            if not _is_busy(exc):
+            if not is_busy(exc.__cause__):
                 raise
+            self.busy += 1
+            return False
+        self.commits += 1
+        self._since_checkpoint += 1
+        return True
+
+    def try_push(self, row: PushedRow) -> bool:
+        """:meth:`try_apply` of one push's row, without building it (``Storage._push_now``)."""
+        if self._since_checkpoint >= CHECKPOINT_EVERY:
+            return False
+        if not self._db.insert_pushed(row):  # the write lock is taken
             self.busy += 1
             return False
         self.commits += 1
@@ -103,13 +115,3 @@ class InlineCommits:
     async def close(self) -> None:
         """Close the connection (on the thread, after the work queued there)."""
         await self._thread.run(self._db.close)
-
-
-def _is_busy(exc: StorageError) -> bool:
-    cause = exc.__cause__
-    if not isinstance(cause, sqlite3.OperationalError):
-        return False
-    code = getattr(cause, "sqlite_errorcode", None)
-    if code is None:
-        return "locked" in str(cause) or "busy" in str(cause)
-    return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)

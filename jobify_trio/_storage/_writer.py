@@ -20,7 +20,8 @@ exception: while they are only deletes of other jobs (ended jobs), fewer than
 (:func:`_leaves_deletes`); the next push that finds that many takes them all along, in one
 multi-row ``DELETE``. Reordering them is harmless (different rows), and a delete of the
 id being written is never left behind. The call skips two task switches: waking the
-writer and being woken by it.
+writer and being woken by it. A push's row committed that way alone is committed
+without building it (:meth:`StorageWriter.push_now`, ``Storage._push_now``).
 
 **Writes nobody waits for are left to such a caller.** Only the first of them wakes the
 writer; finding nothing else in the open batch, the writer waits up to
@@ -88,14 +89,18 @@ from trio.lowlevel import current_task
 
 from ..storage import Delete, Storage, StorageError, Write
 from ._locks import QuickLock
+from ._records import PushedRow
 from ._writer_batch import (
     DEFER_MAX_WRITES,
     DEFER_SECONDS,
     DELETES_PER_COMMIT,
     WAKE_AT_ONCE,
     Batch,
+    as_storage_error,
     job_id_of,
     leaves_deletes,
+    only_unwatched,
+    pushes_alone,
 )
 
 __all__ = [
@@ -125,6 +130,7 @@ class StorageWriter:
         self._commit_lock = QuickLock()  # one commit at a time
         self._commit_done = trio.Event()  # set when the current commit ends
         self._last_caller: object = None  # the task of the last watched write
+        self._pushes_now = type(storage)._push_now is not Storage._push_now
         self.batches = 0  # commits made (for tests and benchmarks)
         self.direct = 0  # of which committed by the caller (for tests and benchmarks)
 
@@ -141,6 +147,27 @@ class StorageWriter:
             batch.unwatched
         ) >= DEFER_MAX_WRITES:
             self._wakeup.set()  # else the writer knows already (module docs)
+
+    def push_now(self, row: PushedRow) -> bool:
+        """Commit a push's row now without building it (``Storage._push_now``) if
+        :meth:`write` would commit it alone, synchronously (:func:`pushes_alone`); else
+        False (the caller then calls :meth:`write`)."""
+        if (
+            not self._pushes_now
+            or self._last_caller is not current_task()
+            or self._committing
+            or self._retrying
+            or not pushes_alone(self._open, row[0])
+        ):
+            return False
+        try:
+            if not self._storage._push_now(row):
+                return False
+        except Exception:  # the writer's path applies it again and reports the error
+            return False
+        self.batches += 1
+        self.direct += 1
+        return True
 
     async def write(self, write: Write) -> bool:
         """Queue ``write`` and return once it is committed; :class:`StorageError` if not.
@@ -219,7 +246,7 @@ class StorageWriter:
             await self._defer()
             batch = await self._commit_open_batch()
             if batch is not None:
-                await self._wake(batch)
+                await batch.wake_rest()
 
     async def _defer(self) -> None:
         """Leave writes nobody waits for to a sequential caller while one keeps taking
@@ -228,7 +255,7 @@ class StorageWriter:
         while True:
             while self._committing:
                 await self._commit_done.wait()
-            if not self._only_unwatched():
+            if self._retrying or not only_unwatched(self._open):
                 return
             taken = self.direct
             self._deferring = True
@@ -240,22 +267,6 @@ class StorageWriter:
             self._wakeup = trio.Event()
             if self.direct == taken:
                 return
-
-    def _only_unwatched(self) -> bool:
-        batch = self._open
-        return (
-            not self._retrying and 0 < len(batch.writes) == len(batch.unwatched) < DEFER_MAX_WRITES
-        )
-
-    async def _wake(self, batch: Batch) -> None:
-        """Wake the rest of ``batch``'s callers, :data:`WAKE_AT_ONCE` per scheduler pass
-        (all at once if the writer is cancelled meanwhile: nobody is left waiting)."""
-        try:
-            while batch.lot:
-                await trio.lowlevel.checkpoint()
-                batch.lot.unpark(count=WAKE_AT_ONCE)
-        finally:
-            batch.lot.unpark_all()
 
     async def flush(self) -> None:
         """Commit everything queued so far (used at shutdown, after the actors stopped).
@@ -278,7 +289,7 @@ class StorageWriter:
 
     async def _wake_all(self, batch: Batch | None) -> None:
         if batch is not None:
-            await self._wake(batch)
+            await batch.wake_rest()
 
     async def _commit_open_batch(self, own: Batch | None = None) -> Batch | None:
         """Commit the open batch (and the writes to retry), or a caller's ``own`` batch;
@@ -331,7 +342,7 @@ class StorageWriter:
         except Exception as exc:  # a broken backend must not stop the writer (module docs)
             systemic = isinstance(exc, StorageError)
             if systemic or len(batch.writes) == 1:
-                batch.error = self._as_storage_error(exc)
+                batch.error = as_storage_error(self._storage, exc)
                 self._failed(batch, batch.writes, batch.error, retried, again=systemic)
             else:  # maybe one bad row: apply them one by one
                 await self._apply_one_by_one(batch, retried)
@@ -345,7 +356,7 @@ class StorageWriter:
             try:
                 await self._storage.apply([write])
             except Exception as exc:
-                error = self._as_storage_error(exc)
+                error = as_storage_error(self._storage, exc)
                 if isinstance(exc, StorageError):
                     rest = batch.writes[index:]
                     batch.errors.update((id(later), error) for later in rest)
@@ -380,10 +391,3 @@ class StorageWriter:
                 RuntimeWarning,
                 stacklevel=1,
             )
-
-    def _as_storage_error(self, exc: Exception) -> StorageError:
-        if isinstance(exc, StorageError):
-            return exc
-        error = StorageError(f"{self._storage!r}.apply() failed: {type(exc).__name__}: {exc}")
-        error.__cause__ = exc
-        return error

@@ -14,7 +14,10 @@ __all__ = [
     "WAKE_AT_ONCE",
     "Batch",
     "job_id_of",
+    "as_storage_error",
     "leaves_deletes",
+    "only_unwatched",
+    "pushes_alone",
 ]
 
 #: How long the writer leaves writes nobody waits for to a sequential caller.
@@ -49,8 +52,18 @@ class Batch:
         else:
             await self.lot.park()
 
+    async def wake_rest(self) -> None:
+        """Wake the rest of the callers, :data:`WAKE_AT_ONCE` per scheduler pass (all at
+        once if the writer is cancelled meanwhile: nobody is left waiting)."""
+        try:
+            while self.lot:
+                await trio.lowlevel.checkpoint()
+                self.lot.unpark(count=WAKE_AT_ONCE)
+        finally:
+            self.lot.unpark_all()
+
     def finish(self) -> None:
-        """Mark done, wake the first :data:`WAKE_AT_ONCE` callers (``StorageWriter._wake``)."""
+        """Mark done, wake the first :data:`WAKE_AT_ONCE` callers (:meth:`wake_rest`)."""
         self.committed = True
         if self.lot:  # (a caller's own batch has nobody parked)
             self.lot.unpark(count=WAKE_AT_ONCE)
@@ -67,6 +80,31 @@ def leaves_deletes(batch: Batch) -> bool:
         and isinstance(write, Upsert)
         and write.job.job_id not in batch.deleting
     )
+
+
+def only_unwatched(batch: Batch) -> bool:
+    """Whether ``batch`` holds only writes nobody waits for, fewer than
+    :data:`DEFER_MAX_WRITES` (the writer may leave them to a sequential caller)."""
+    return 0 < len(batch.writes) == len(batch.unwatched) < DEFER_MAX_WRITES
+
+
+def pushes_alone(batch: Batch, job_id: str) -> bool:
+    """Whether a push of ``job_id`` would commit its row alone (``StorageWriter.push_now``):
+    the open ``batch`` is empty, or holds only deletes :func:`leaves_deletes` leaves queued."""
+    unwatched = len(batch.unwatched)
+    return len(batch.writes) == unwatched and (
+        not unwatched
+        or (not batch.mixed and unwatched < DELETES_PER_COMMIT and job_id not in batch.deleting)
+    )
+
+
+def as_storage_error(storage: object, exc: Exception) -> StorageError:
+    """``exc`` as the :class:`StorageError` a failed ``apply`` of ``storage`` raises."""
+    if isinstance(exc, StorageError):
+        return exc
+    error = StorageError(f"{storage!r}.apply() failed: {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
 
 
 def job_id_of(write: Write) -> str:
