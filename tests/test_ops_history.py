@@ -245,17 +245,19 @@ async def test_a_listener_and_the_history_see_one_start_time_on_the_system_clock
     # with the hub and one listener, the started event takes the hub's clock reading
     app = Jobify(storage=False)
     history = RunHistory(app)
-    started: list[Any] = []
+    started: dict[str, Any] = {}  # by job id: jobs pushed in a loop may start in any order
 
     @app.task(name="noop")
     async def noop() -> None:
         return None
 
-    app.add_listener(
-        lambda event: started.append(event.started_at) if event.kind == "started" else None
-    )
+    def listener(event: Any) -> None:
+        if event.kind == "started":
+            started[event.job.id] = event.started_at
+
+    app.add_listener(listener)
     async with app:
         jobs = [await noop.push() for _ in range(5)]
         await app.wait_all()
-        recorded = [history.runs(job.id)[0].started_at for job in jobs]
+        recorded = {job.id: history.runs(job.id)[0].started_at for job in jobs}
     assert recorded == started
