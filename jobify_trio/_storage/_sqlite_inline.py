@@ -43,10 +43,15 @@ __all__ = ["CHECKPOINT_EVERY", "INLINE_MAX_WRITES", "InlineCommits"]
 INLINE_MAX_WRITES = 32
 #: Inline commits after which a batch goes to the thread, with a checkpoint. A checkpoint
 #: costs a few milliseconds whatever its size (three ``fsync`` calls and a thread round
-#: trip) plus about 3 µs per commit: 768 commits (a WAL of about 3.2 MB in a push loop;
-#: SQLite's own default is 1,000 pages, 4 MB with its default page size) cut a push
-#: loop's wait for checkpoints from 7.4 to 5.2 µs per push against 384, measured A/B.
-CHECKPOINT_EVERY = 768
+#: trip) plus a few µs per commit. The event loop idles while it waits for one, and a
+#: timer that falls due during that wait wakes up to 1 ms late (``epoll`` rounds its
+#: timeout up to whole milliseconds): with a checkpoint every 768 commits (about 30 a
+#: second in a push loop) that made a 1 ms canary's p99 lag 0.7-0.95 ms; every 2,048
+#: commits, 0.24-0.63 ms, at the same push rate (measured A/B, 20,000 pushes x 5, twice).
+#: The WAL then grows to about 8.5 MB in a push loop (SQLite's own default is 1,000
+#: pages, 4 MB with its default page size); every 4,096 commits, one round's longest
+#: lag was 16 ms.
+CHECKPOINT_EVERY = 2048
 
 
 class InlineCommits:
