@@ -268,13 +268,11 @@ class Runtime:
         return job
 
     async def _hand_over(self, command: RunJob) -> None:
-        """Wait for a free worker (backpressure). A worker never gets here: jobs that push
-        jobs overflow instead (see ``Executor.offer``).
-
-        Cancelled while waiting (or the app stopped meanwhile), the job is withdrawn: it
-        leaves the registry and a durable job's committed row is deleted (queued at once and
-        committed with the next batch: a crash in between restores it, at least once).
-        """
+        """Wait for a free worker (backpressure; a worker never gets here: jobs that push
+        jobs overflow instead, see ``Executor.offer``). Cancelled while waiting (or the app
+        stopped meanwhile), the job is withdrawn: it leaves the registry and a durable job's
+        committed row is deleted (queued at once and committed with the next batch: a crash
+        in between restores it, at least once)."""
         try:
             await self.executor.wait_to_send(command, fresh=True)
         except BaseException as exc:
