@@ -15,6 +15,7 @@ __all__ = [
     "Batch",
     "job_id_of",
     "as_storage_error",
+    "deletes_stay",
     "leaves_deletes",
     "only_unwatched",
     "pushes_alone",
@@ -74,11 +75,18 @@ def leaves_deletes(batch: Batch) -> bool:
     the unwatched writes before it: only deletes of other jobs, fewer than
     :data:`DELETES_PER_COMMIT` (module docs)."""
     write = batch.writes[-1]
+    return isinstance(write, Upsert) and deletes_stay(batch, write.job.job_id)
+
+
+def deletes_stay(batch: Batch, job_id: str) -> bool:
+    """Whether the unwatched writes of ``batch`` are only deletes of other jobs than
+    ``job_id``, fewer than :data:`DELETES_PER_COMMIT`: a sequential caller writing
+    ``job_id`` leaves them queued (the one rule of :func:`leaves_deletes` and
+    :func:`pushes_alone`)."""
     return (
         not batch.mixed
         and 0 < len(batch.unwatched) < DELETES_PER_COMMIT
-        and isinstance(write, Upsert)
-        and write.job.job_id not in batch.deleting
+        and job_id not in batch.deleting
     )
 
 
@@ -92,10 +100,7 @@ def pushes_alone(batch: Batch, job_id: str) -> bool:
     """Whether a push of ``job_id`` would commit its row alone (``StorageWriter.push_now``):
     the open ``batch`` is empty, or holds only deletes :func:`leaves_deletes` leaves queued."""
     unwatched = len(batch.unwatched)
-    return len(batch.writes) == unwatched and (
-        not unwatched
-        or (not batch.mixed and unwatched < DELETES_PER_COMMIT and job_id not in batch.deleting)
-    )
+    return len(batch.writes) == unwatched and (not unwatched or deletes_stay(batch, job_id))
 
 
 def as_storage_error(storage: object, exc: Exception) -> StorageError:
