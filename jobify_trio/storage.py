@@ -4,7 +4,9 @@ A durable job is stored as one :class:`StoredJob` row: which task, which trigger
 runs next, its encoded arguments (see :mod:`jobify_trio.serializers`), the attempt it is
 at, and for a cron job its schedule and counters. The app writes rows through a single
 *storage writer* actor that groups the writes of many scheduling calls into one
-transaction (group commit); a scheduling call returns once its own row is committed.
+transaction (group commit); a scheduling call returns once its own row is committed
+(or, for a push with a generated id on an unshared SQLite file, journaled: see
+``docs/durability.rst``).
 
 A store implements four coroutine methods: :meth:`Storage.startup`, :meth:`Storage.shutdown`,
 :meth:`Storage.load` and :meth:`Storage.apply` (an ordered batch of upserts and deletes in
@@ -19,6 +21,7 @@ See ``docs/durability.rst``.
 from __future__ import annotations
 
 import abc
+import warnings
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -55,6 +58,7 @@ from ._storage._sqlite_sharing import SQLiteSharing
 from .exceptions import BaseJobifyError
 
 if TYPE_CHECKING:
+    from ._storage._journal import PushJournal
     from ._storage._postgres import PostgresStorage
     from ._storage._records import PushedRow
     from ._storage._sqlite_inline import InlineCommits
@@ -162,6 +166,12 @@ class Storage(SharingMethods, abc.ABC):
         a store that defines :meth:`_apply_now` may define it."""
         return False
 
+    def _journal_push(self, row: PushedRow, /) -> bool:
+        """Make a push's row (as :meth:`_push_now`, whose job id was generated) durable
+        now without committing it: the store commits it with a later :meth:`apply`
+        (SQLite's push journal). False if it did nothing. Private."""
+        return False
+
     @property
     def keeps_runs(self) -> bool:
         """True if the store keeps a run history (:class:`RecordRun`, :meth:`load_runs`)."""
@@ -218,6 +228,11 @@ class SQLiteStorage(SQLiteSharing, Storage):
     leases, claims, exactly-once cron slots. By default (``shared=False``) the store only
     records which instance runs on it, so a second live instance is refused at startup
     instead of running every job twice.
+
+    An unshared store journals the rows of pushes with a generated id instead of
+    committing each one (one ``write`` call, folded into the table with the next commit;
+    see :doc:`/durability`); ``push_journal=False`` commits each row instead, so that the
+    table is always current for readers of the file other than ``jobify-trio jobs``.
     """
 
     def __init__(
@@ -227,20 +242,25 @@ class SQLiteStorage(SQLiteSharing, Storage):
         table_name: str = "jobify_jobs",
         busy_timeout: float = 5.0,
         shared: bool = False,
+        push_journal: bool = True,
     ) -> None:
         if not isinstance(path, str | Path) or not str(path):
             raise TypeError(f"SQLiteStorage path must be a non-empty str or Path, got {path!r}")
-        if not isinstance(shared, bool):
-            raise TypeError(f"SQLiteStorage shared must be True or False, got {shared!r}")
+        for name, flag in (("shared", shared), ("push_journal", push_journal)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"SQLiteStorage {name} must be True or False, got {flag!r}")
         self.shared = shared
+        self.push_journal = push_journal
         self.path = Path(path)
         self.table_name = validate_table_name(table_name)
         self.busy_timeout = float(busy_timeout)
         self._thread: SQLiteThread | None = None
         self._inline: InlineCommits | None = None
+        self._journal: PushJournal | None = None
 
     async def startup(self) -> None:
         """Start the connection's thread, open the file, create or check the tables."""
+        from ._storage._journal import replay_journal
         from ._storage._sqlite_inline import InlineCommits
         from ._storage._sqlite_thread import SQLiteThread
 
@@ -250,7 +270,13 @@ class SQLiteStorage(SQLiteSharing, Storage):
         await thread.open()
         try:
             self._inline = await InlineCommits.open(thread, self.path, self.table_name)
+            if self._inline is not None:  # a file: fold a journal a crash left (_journal.py)
+                keep = self.push_journal and not self.shared
+                self._journal = await thread.call(lambda db: replay_journal(db, keep_open=keep))
         except BaseException:
+            inline, self._inline = self._inline, None
+            if inline is not None:
+                await inline.close()
             await thread.close()
             raise
         self._thread = thread
@@ -258,6 +284,8 @@ class SQLiteStorage(SQLiteSharing, Storage):
 
     async def shutdown(self) -> None:
         """Close the connection and stop its thread (after every queued write)."""
+        if self._thread is not None and self._journal is not None:
+            await self._close_journal(self._thread, self._journal)
         thread, self._thread = self._thread, None
         inline, self._inline = self._inline, None
         if thread is not None:
@@ -266,6 +294,25 @@ class SQLiteStorage(SQLiteSharing, Storage):
                     await inline.close()
             finally:
                 await thread.close()
+
+    async def _close_journal(self, thread: SQLiteThread, journal: PushJournal) -> None:
+        """Fold the journaled rows into the table, then release the journal; if that
+        fails they stay journaled, and the next startup folds them."""
+        self._journal = None
+        try:
+            _, fold = journal.fold(())
+            if fold is not None:
+                await thread.call(lambda db: db.apply_folding((), fold))
+                journal.folded(fold)
+        except StorageError as exc:
+            warnings.warn(
+                f"{self!r} could not fold its push journal at shutdown ({exc}); its rows "
+                f"stay in {journal.path} and are restored at the next start",
+                RuntimeWarning,
+                stacklevel=1,
+            )
+        finally:
+            journal.close()
 
     def _open_thread(self) -> SQLiteThread:
         if self._thread is None:
@@ -281,7 +328,14 @@ class SQLiteStorage(SQLiteSharing, Storage):
         """Apply the writes in one transaction (inline if small and the lock is free)."""
         if writes:
             thread = self._open_thread()
-            inline = self._inline
+            inline, journal = self._inline, self._journal
+            if journal is not None:  # the journaled rows go first (_journal.py)
+                writes, fold = journal.fold(writes)
+                if fold is not None:
+                    if writes or fold.rows:
+                        await inline.apply(writes, fold)  # type: ignore[union-attr]
+                    journal.folded(fold)
+                    return
             if inline is not None:
                 await inline.apply(writes)
             else:
@@ -289,13 +343,29 @@ class SQLiteStorage(SQLiteSharing, Storage):
 
     def _apply_now(self, writes: Sequence[Write], /) -> bool:
         """Commit ``writes`` on the inline connection if it can (see _sqlite_inline.py)."""
-        inline = self._inline
-        return inline is not None and self._thread is not None and inline.try_apply(writes)
+        inline, journal = self._inline, self._journal
+        if inline is None or self._thread is None:
+            return False
+        if journal is None:
+            return inline.try_apply(writes)
+        writes, fold = journal.fold(writes)
+        if fold is None:
+            return inline.try_apply(writes)
+        if (writes or fold.rows) and not inline.try_apply(writes, fold):
+            return False
+        journal.folded(fold)
+        return True
 
     def _push_now(self, row: PushedRow, /) -> bool:
         """:meth:`_apply_now` of a push's row, without building it (see _sqlite_inline.py)."""
         inline = self._inline
         return inline is not None and self._thread is not None and inline.try_push(row)
+
+    def _journal_push(self, row: PushedRow, /) -> bool:
+        """Journal a push's row (see _journal.py); False if the store keeps no journal
+        (shared, ``:memory:``, not started) or it is full."""
+        journal = self._journal
+        return journal is not None and self._thread is not None and journal.append(row)
 
     @property
     def keeps_runs(self) -> bool:

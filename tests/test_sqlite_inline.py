@@ -41,7 +41,8 @@ class Canary:
 
 
 def _app(path: Path, busy_timeout: float) -> tuple[Jobify, Any, SQLiteStorage]:
-    storage = SQLiteStorage(path, busy_timeout=busy_timeout)
+    """An app whose pushes commit their rows (no push journal: test_push_journal.py)."""
+    storage = SQLiteStorage(path, busy_timeout=busy_timeout, push_journal=False)
     app = new_app(storage=storage)
 
     @app.task(name="t")

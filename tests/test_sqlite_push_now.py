@@ -1,6 +1,7 @@
 """A push loop's rows committed without building them (``StorageWriter.push_now``): the
 same rows as the general path writes, and only when the general path would commit the
-row alone, synchronously."""
+row alone, synchronously. (Without the push journal, which takes such rows by default:
+see test_push_journal.py.)"""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ class _Counted(SQLiteStorage):
 
 
 async def test_a_push_loop_writes_the_general_paths_rows(tmp_path: Path) -> None:
-    storage = _Counted(tmp_path / "jobs.db")
+    storage = _Counted(tmp_path / "jobs.db", push_journal=False)
     app = new_app(storage=storage)
     release = trio.Event()
 
@@ -70,7 +71,7 @@ async def test_a_push_loop_writes_the_general_paths_rows(tmp_path: Path) -> None
 
 async def test_a_push_leaves_fewer_queued_deletes_than_it_takes_along(tmp_path: Path) -> None:
     # the rows of ended jobs are deleted DELETES_PER_COMMIT at a time, by the general path
-    storage = _Counted(tmp_path / "jobs.db")
+    storage = _Counted(tmp_path / "jobs.db", push_journal=False)
     app = new_app(storage=storage)
 
     @app.task(name="quick")
@@ -94,7 +95,7 @@ async def test_a_push_leaves_fewer_queued_deletes_than_it_takes_along(tmp_path: 
 async def test_a_queued_delete_of_the_same_id_is_committed_first(tmp_path: Path) -> None:
     # the first job with id "x" ended: its delete is queued (left to a later push); a new
     # job with that id must not be committed before it (the delete would remove its row)
-    storage = _Counted(tmp_path / "jobs.db")
+    storage = _Counted(tmp_path / "jobs.db", push_journal=False)
     app = new_app(storage=storage)
     release = trio.Event()
 
@@ -141,7 +142,7 @@ async def test_a_row_that_cannot_be_stored_fails_only_its_call_in_a_push_loop(
     # run time out of UTC's range falls back to the general path, which names the value
     east = timezone(timedelta(hours=5))
     clock = _SetClock(datetime(2026, 1, 1, tzinfo=east))
-    storage = _Counted(tmp_path / "jobs.db")
+    storage = _Counted(tmp_path / "jobs.db", push_journal=False)
     app = Jobify(storage=storage, wall_clock=clock, tz=east)
     runs: list[int] = []
     task = app.task(name="t")(runs.append)

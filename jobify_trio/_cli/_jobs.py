@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from .._storage._journal import journaled_rows
 from .._storage._sqlite import SQLiteDatabase
 from .._storage._sqlite_rows import row_to_job
 from ..storage import StorageError, validate_table_name
@@ -177,7 +178,17 @@ def _list(db: SQLiteDatabase, known: set[str] | None, out: TextIO) -> None:
         lines.append(
             (job_id, task, trigger, next_run, state, attempt, *rows_as_cells([(owner, until)])[0])
         )
-    print_table(LIST_HEADER, lines, f"{len(rows)} stored job(s)", out)
+    in_table = {line[0] for line in lines}
+    journaled = [r for r in journaled_rows(db) if r.job_id not in in_table]
+    no_lease = rows_as_cells([(None, None)])[0]
+    for record in journaled:
+        state = "journaled"
+        if known is not None and record.task_name not in known:
+            state += " (unknown task)"
+        at = record.run_at
+        lines.append((record.job_id, record.task_name, "push", at, state, "1", *no_lease))
+    note = f", {len(journaled)} of them journaled (not in the table yet)" if journaled else ""
+    print_table(LIST_HEADER, lines, f"{len(lines)} stored job(s){note}", out)
 
 
 def purge(store: OpsStore, doomed: list[str], *, dry_run: bool, now: datetime, out: TextIO) -> int:

@@ -248,10 +248,10 @@ class Runtime:
             )
             if elsewhere is not None:
                 return elsewhere
-        job = self._new_job(task, args, kwargs, job_id, self._now())
-        yielded = False
-        if stored is not None and not self.durability.pushed_now(job, stored):  # type: ignore[union-attr]
-            yielded = await self._store(job, Trigger.PUSH, stored, new=True, made_id=job_id is None)
+        job, yielded = self._new_job(task, args, kwargs, job_id, self._now()), False
+        fresh = job_id is None  # (a generated id: the row may be journaled, see _journal.py)
+        if stored is not None and not self.durability.pushed_now(job, stored, fresh):  # type: ignore[union-attr]
+            yielded = await self._store(job, Trigger.PUSH, stored, new=True, made_id=fresh)
             if not self._armable(job):
                 return job
         job._status = JobStatus.SCHEDULED

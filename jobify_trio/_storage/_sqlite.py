@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..storage import (
     CorruptRow,
@@ -33,6 +33,9 @@ from ._sqlite_params import FLAT, SMALL, few_besides_deletes, write_params, writ
 from ._sqlite_rows import ROW_GROUPS, row_to_job, row_values, to_db_time
 from ._sqlite_runs import RUN_SQL, load_runs, prune_runs
 from ._sqlite_schema import create_or_migrate
+
+if TYPE_CHECKING:
+    from ._journal import JournalFold
 
 __all__ = ["COLUMNS", "PAGE_SIZE", "SQLiteDatabase"]
 
@@ -226,16 +229,40 @@ class SQLiteDatabase:
             self._apply_small(writes)
             return
         with self._transaction("write"):
-            for kind, values in write_runs(writes):
-                if kind in FLAT:
-                    self._write_run(kind, values)
-                elif kind == "prune":
-                    for (prune,) in values:
-                        prune_runs(self._conn, self.table, prune)
-                elif len(values) == 1:  # (executemany costs a cursor more)
-                    self._conn.execute(self._other_sql(kind), values[0])
-                else:
-                    self._conn.executemany(self._other_sql(kind), values)
+            self._apply_runs(writes)
+
+    def apply_folding(self, writes: Sequence[Write], fold: JournalFold) -> None:
+        """:meth:`apply` of ``writes`` after the push journal's ``fold`` (its rows first,
+        its sequence number last), in one transaction (see _journal.py)."""
+        with self._transaction("write") as conn:
+            if fold.rows:
+                conn.executemany(self._pushed, fold.rows)
+            self._apply_runs(writes)
+            conn.execute(
+                f"INSERT OR REPLACE INTO {self.meta} (key, value) VALUES ('journal_folded', ?)",
+                (str(fold.upto),),
+            )
+
+    def journal_folded(self) -> int:
+        """The last sequence number of the push journal folded into the table (0: none)."""
+        with self._errors("read"):
+            row = self._conn.execute(
+                f"SELECT value FROM {self.meta} WHERE key = 'journal_folded'"
+            ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def _apply_runs(self, writes: Sequence[Write]) -> None:
+        """The statements of :meth:`apply`'s general path (inside its transaction)."""
+        for kind, values in write_runs(writes):
+            if kind in FLAT:
+                self._write_run(kind, values)
+            elif kind == "prune":
+                for (prune,) in values:
+                    prune_runs(self._conn, self.table, prune)
+            elif len(values) == 1:  # (executemany costs a cursor more)
+                self._conn.execute(self._other_sql(kind), values[0])
+            else:
+                self._conn.executemany(self._other_sql(kind), values)
 
     def _apply_small(self, writes: Sequence[Write]) -> None:
         """A few writes besides deletes, one statement each (consecutive deletes: one

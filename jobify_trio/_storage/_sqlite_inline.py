@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..storage import StorageError, Write
+from ._journal import JournalFold
 from ._records import PushedRow
 from ._sqlite import SQLiteDatabase
 from ._sqlite_checks import is_busy
@@ -72,10 +73,10 @@ class InlineCommits:
         db = await thread.run(lambda: SQLiteDatabase(path, table, busy_timeout=0.0, inline=True))
         return cls(db, thread)
 
-    async def apply(self, writes: Sequence[Write]) -> None:
-        """Commit ``writes`` inline if :meth:`try_apply` can, else on the thread (then with
-        a checkpoint after the commit, if one is due)."""
-        if self.try_apply(writes):
+    async def apply(self, writes: Sequence[Write], fold: JournalFold | None = None) -> None:
+        """Commit ``writes`` (after the push journal's ``fold``) inline if :meth:`try_apply`
+        can, else on the thread (then with a checkpoint after the commit, if one is due)."""
+        if self.try_apply(writes, fold):
             return
         checkpoint = self._since_checkpoint >= CHECKPOINT_EVERY
 
@@ -83,20 +84,28 @@ class InlineCommits:
             if checkpoint:  # the rows are committed whatever the checkpoint does
                 with contextlib.suppress(StorageError):
                     db.checkpoint()
-            db.apply(writes)  # after it: this commit starts the WAL over (module docs)
+            # after it: this commit starts the WAL over (module docs)
+            if fold is None:
+                db.apply(writes)
+            else:
+                db.apply_folding(writes, fold)
 
         await self._thread.call(work)
         if checkpoint:
             self._since_checkpoint = 0
 
-    def try_apply(self, writes: Sequence[Write]) -> bool:
-        """Commit ``writes`` now; False if they must go to the thread instead (too many
-        writes, a checkpoint is due, or the write lock is taken). Other errors are raised
-        as the thread's are."""
-        if len(writes) > INLINE_MAX_WRITES or self._since_checkpoint >= CHECKPOINT_EVERY:
+    def try_apply(self, writes: Sequence[Write], fold: JournalFold | None = None) -> bool:
+        """Commit ``writes`` (after the push journal's ``fold``) now; False if they must go
+        to the thread instead (too many writes, a checkpoint is due, or the write lock is
+        taken). Other errors are raised as the thread's are."""
+        size = len(writes) if fold is None else len(writes) + len(fold.rows)
+        if size > INLINE_MAX_WRITES or self._since_checkpoint >= CHECKPOINT_EVERY:
             return False
         try:
-            self._db.apply(writes)
+            if fold is None:
+                self._db.apply(writes)
+            else:
+                self._db.apply_folding(writes, fold)
         except StorageError as exc:
             if not is_busy(exc.__cause__):
                 raise

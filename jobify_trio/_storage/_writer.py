@@ -60,7 +60,8 @@ cancelled while its row is in flight raises and withdraws its job (its row is de
 whether or not it committed), just as when it is cancelled while the writer commits it.
 That saves the cancel scope (about 10 µs a push: a ``trio.CancelScope`` costs more than
 the rest of the writer's bookkeeping). At shutdown the app commits whatever is still
-queued with :meth:`flush` after the actors stopped.
+queued with :meth:`flush` after the actors stopped. A push whose row the store journals
+(SQLite, unshared: ``_journal.py``) commits nothing: its row rides with a later batch.
 
 A failed commit never stops the writer. Whatever ``apply`` raised is kept on the batch as
 a :class:`StorageError` (the original exception is its ``__cause__``) and every caller
@@ -133,6 +134,7 @@ class StorageWriter:
         self._pushes_now = type(storage)._push_now is not Storage._push_now
         self.batches = 0  # commits made (for tests and benchmarks)
         self.direct = 0  # of which committed by the caller (for tests and benchmarks)
+        self.journaled = 0  # push rows journaled, not committed (for tests and benchmarks)
 
     def write_nowait(self, write: Write) -> None:
         """Queue ``write``; it is committed with a later batch (errors are warned about)."""
@@ -148,20 +150,24 @@ class StorageWriter:
         ) >= DEFER_MAX_WRITES:
             self._wakeup.set()  # else the writer knows already (module docs)
 
-    def push_now(self, row: PushedRow) -> bool:
-        """Commit a push's row now without building it (``Storage._push_now``) if
-        :meth:`write` would commit it alone, synchronously (:func:`pushes_alone`); else
-        False (the caller then calls :meth:`write`)."""
-        if (
-            not self._pushes_now
-            or self._last_caller is not current_task()
-            or self._committing
-            or self._retrying
-            or not pushes_alone(self._open, row[0])
-        ):
+    def push_now(self, row: PushedRow, *, fresh: bool = False) -> bool:
+        """Make a push's row durable now, without building it, if the store can: a
+        ``fresh`` row (its id generated) is journaled (``Storage._journal_push``), whoever
+        pushes it; another is committed (``Storage._push_now``) if :meth:`write` would
+        commit it alone, synchronously (:func:`pushes_alone`). Neither while a commit is in
+        flight (see _journal.py). False: the caller then calls :meth:`write`."""
+        if not self._pushes_now or self._committing:
             return False
         try:
-            if not self._storage._push_now(row):
+            if fresh and self._storage._journal_push(row):
+                self.journaled += 1
+                return True
+            if (
+                self._last_caller is not current_task()
+                or self._retrying
+                or not pushes_alone(self._open, row[0])
+                or not self._storage._push_now(row)
+            ):
                 return False
         except Exception:  # the writer's path applies it again and reports the error
             return False
