@@ -21,11 +21,12 @@ See ``docs/durability.rst``.
 from __future__ import annotations
 
 import abc
-import warnings
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
+
+import trio
 
 from ._storage._records import (
     CorruptRow,
@@ -58,9 +59,9 @@ from ._storage._sqlite_sharing import SQLiteSharing
 from .exceptions import BaseJobifyError
 
 if TYPE_CHECKING:
-    from ._storage._journal import PushJournal
     from ._storage._postgres import PostgresStorage
     from ._storage._records import PushedRow
+    from ._storage._sqlite_folds import JournalFolds
     from ._storage._sqlite_inline import InlineCommits
     from ._storage._sqlite_thread import SQLiteThread
 
@@ -256,11 +257,10 @@ class SQLiteStorage(SQLiteSharing, Storage):
         self.busy_timeout = float(busy_timeout)
         self._thread: SQLiteThread | None = None
         self._inline: InlineCommits | None = None
-        self._journal: PushJournal | None = None
+        self._folds: JournalFolds | None = None  # the push journal (_sqlite_folds.py)
 
     async def startup(self) -> None:
         """Start the connection's thread, open the file, create or check the tables."""
-        from ._storage._journal import replay_journal
         from ._storage._sqlite_inline import InlineCommits
         from ._storage._sqlite_thread import SQLiteThread
 
@@ -272,7 +272,7 @@ class SQLiteStorage(SQLiteSharing, Storage):
             self._inline = await InlineCommits.open(thread, self.path, self.table_name)
             if self._inline is not None:  # a file: fold a journal a crash left (_journal.py)
                 keep = self.push_journal and not self.shared
-                self._journal = await thread.call(lambda db: replay_journal(db, keep_open=keep))
+                self._folds = await _open_journal(thread, self._inline, keep)
         except BaseException:
             inline, self._inline = self._inline, None
             if inline is not None:
@@ -284,35 +284,19 @@ class SQLiteStorage(SQLiteSharing, Storage):
 
     async def shutdown(self) -> None:
         """Close the connection and stop its thread (after every queued write)."""
-        if self._thread is not None and self._journal is not None:
-            await self._close_journal(self._thread, self._journal)
         thread, self._thread = self._thread, None
         inline, self._inline = self._inline, None
+        folds, self._folds = self._folds, None
         if thread is not None:
             try:
-                if inline is not None:
-                    await inline.close()
+                try:
+                    if folds is not None:
+                        await folds.close(self)
+                finally:
+                    if inline is not None:
+                        await inline.close()
             finally:
                 await thread.close()
-
-    async def _close_journal(self, thread: SQLiteThread, journal: PushJournal) -> None:
-        """Fold the journaled rows into the table, then release the journal; if that
-        fails they stay journaled, and the next startup folds them."""
-        self._journal = None
-        try:
-            _, fold = journal.fold(())
-            if fold is not None:
-                await thread.call(lambda db: db.apply_folding((), fold))
-                journal.folded(fold)
-        except StorageError as exc:
-            warnings.warn(
-                f"{self!r} could not fold its push journal at shutdown ({exc}); its rows "
-                f"stay in {journal.path} and are restored at the next start",
-                RuntimeWarning,
-                stacklevel=1,
-            )
-        finally:
-            journal.close()
 
     def _open_thread(self) -> SQLiteThread:
         if self._thread is None:
@@ -328,33 +312,20 @@ class SQLiteStorage(SQLiteSharing, Storage):
         """Apply the writes in one transaction (inline if small and the lock is free)."""
         if writes:
             thread = self._open_thread()
-            inline, journal = self._inline, self._journal
-            if journal is not None:  # the journaled rows go first (_journal.py)
-                writes, fold = journal.fold(writes)
-                if fold is not None:
-                    if writes or fold.rows:
-                        await inline.apply(writes, fold)  # type: ignore[union-attr]
-                    journal.folded(fold)
-                    return
-            if inline is not None:
-                await inline.apply(writes)
+            if self._folds is not None:  # the journaled rows go first (_sqlite_folds.py)
+                await self._folds.apply(writes)
+            elif self._inline is not None:
+                await self._inline.apply(writes)
             else:
                 await thread.call(lambda db: db.apply(writes))
 
     def _apply_now(self, writes: Sequence[Write], /) -> bool:
         """Commit ``writes`` on the inline connection if it can (see _sqlite_inline.py)."""
-        inline, journal = self._inline, self._journal
-        if inline is None or self._thread is None:
+        if self._thread is None:
             return False
-        if journal is None:
-            return inline.try_apply(writes)
-        writes, fold = journal.fold(writes)
-        if fold is None:
-            return inline.try_apply(writes)
-        if (writes or fold.rows) and not inline.try_apply(writes, fold):
-            return False
-        journal.folded(fold)
-        return True
+        if self._folds is not None:
+            return self._folds.apply_now(writes)
+        return self._inline is not None and self._inline.try_apply(writes)
 
     def _push_now(self, row: PushedRow, /) -> bool:
         """:meth:`_apply_now` of a push's row, without building it (see _sqlite_inline.py)."""
@@ -364,8 +335,8 @@ class SQLiteStorage(SQLiteSharing, Storage):
     def _journal_push(self, row: PushedRow, /) -> bool:
         """Journal a push's row (see _journal.py); False if the store keeps no journal
         (shared, ``:memory:``, not started) or it is full."""
-        journal = self._journal
-        return journal is not None and self._thread is not None and journal.append(row)
+        folds = self._folds
+        return folds is not None and self._thread is not None and folds.push(row)
 
     @property
     def keeps_runs(self) -> bool:
@@ -393,6 +364,19 @@ class SQLiteStorage(SQLiteSharing, Storage):
 
     def __repr__(self) -> str:
         return f"SQLiteStorage({str(self.path)!r}, table_name={self.table_name!r})"
+
+
+async def _open_journal(
+    thread: SQLiteThread, inline: InlineCommits, keep: bool
+) -> JournalFolds | None:
+    """Replay the push journal a crash left (on the thread, shielded: a journal opened
+    and locked there must reach its store); its folds if ``keep``."""
+    from ._storage._journal import replay_journal
+    from ._storage._sqlite_folds import JournalFolds
+
+    with trio.CancelScope(shield=True):
+        journal = await thread.call(lambda db: replay_journal(db, keep_open=keep))
+    return None if journal is None else JournalFolds(journal, inline, thread)
 
 
 def __getattr__(name: str) -> Any:

@@ -41,14 +41,19 @@ _records = st.lists(
 )
 
 
-def _encoded(records: list[JournalRecord]) -> bytes:
-    return b"".join(encode(r.seq, r.job_id, r.task_name, r.run_at, r.arguments) for r in records)
+SALT = 0x5A17
+
+
+def _encoded(records: list[JournalRecord], salt: int = SALT) -> bytes:
+    return b"".join(
+        encode(r.seq, r.job_id, r.task_name, r.run_at, r.arguments, salt=salt) for r in records
+    )
 
 
 @given(_records)
 def test_records_decode_to_what_was_encoded(records: list[JournalRecord]) -> None:
     data = _encoded(records)
-    decoded = decode(data)
+    decoded = decode(data, salt=SALT)
     assert decoded.records == records
     assert decoded.end == decoded.size == len(data)
     assert decoded.damaged == 0
@@ -60,7 +65,7 @@ def test_a_cut_journal_decodes_to_the_whole_records_before_the_cut(
 ) -> None:
     raw = _encoded(records)
     cut = data.draw(st.integers(0, len(raw)))
-    decoded = decode(raw[:cut])
+    decoded = decode(raw[:cut], salt=SALT)
     ends = [len(_encoded(records[: i + 1])) for i in range(len(records))]
     whole = sum(1 for end in ends if end <= cut)
     assert decoded.records == records[:whole]
@@ -77,13 +82,23 @@ def test_a_damaged_byte_ends_the_good_prefix_at_its_record(
     raw[index] ^= data.draw(st.integers(1, 255))
     ends = [len(_encoded(records[: i + 1])) for i in range(len(records))]
     hit = next(i for i, end in enumerate(ends) if index < end)
-    decoded = decode(bytes(raw))
+    decoded = decode(bytes(raw), salt=SALT)
     assert decoded.records == records[:hit]  # (CRC-32 catches every one-byte change)
 
 
 def test_a_field_too_long_is_a_value_error_naming_the_job() -> None:
     with pytest.raises(ValueError, match="'j'"):
-        encode(1, "j", "t" * 70_000, "at", b"")
+        encode(1, "j", "t" * 70_000, "at", b"", salt=SALT)
+
+
+@given(_records.filter(bool), st.integers(0, 2**32 - 1))
+def test_another_databases_journal_reads_as_damaged(
+    records: list[JournalRecord], salt: int
+) -> None:
+    data = _encoded(records, salt)
+    decoded = decode(data, salt=salt ^ 1)
+    assert decoded.records == []
+    assert decoded.damaged == len(data)
 
 
 def _table(path: Path) -> dict[str, tuple[Any, ...]]:
@@ -119,7 +134,7 @@ async def test_a_push_loop_is_journaled_and_leaves_nothing_behind(tmp_path: Path
         writer = app._runtime.durability.writer  # type: ignore[union-attr]
         for i in range(500):
             await t.push(i)
-        journal = storage._journal
+        journal = storage._folds.journal if storage._folds else None
         assert journal is not None
         assert journal.path == journal_path(db, "jobify_jobs")
         assert journal.path.exists()
@@ -143,8 +158,8 @@ async def test_pushes_with_ids_of_their_own_are_committed_not_journaled(tmp_path
     async with app:
         for i in range(5):
             await t.schedule(i).push(job_id=f"mine-{i}")
-        assert storage._journal is not None
-        assert storage._journal.appended == 0
+        assert storage._folds is not None
+        assert storage._folds.journal.appended == 0
         assert sorted(_table(tmp_path / "jobs.db")) == [f"mine-{i}" for i in range(5)]
         release.set()
 
@@ -185,8 +200,8 @@ async def test_a_fold_cancels_deleted_rows_and_takes_newer_ones(tmp_path: Path) 
         assert rows["kept"][3] == b'{"args":[1]}'
         assert rows["retried"][4] == 2  # attempt: the upsert's row, not the journal's
         assert rows["paused"][-1] == 1
-        assert storage._journal is not None
-        assert storage._journal.pending == 0
+        assert storage._folds is not None
+        assert storage._folds.journal.pending == 0
         assert journal_path(db, "jobify_jobs").stat().st_size == 0
         assert _folded(db) == 5
         await _journal_rows(storage, ["short"])
@@ -228,9 +243,15 @@ async def test_rows_still_journaled_at_shutdown_are_folded(tmp_path: Path) -> No
 def _write_journal(db: Path, records: list[tuple[int, str]], tail: bytes = b"") -> Path:
     at = to_db_time(datetime(2020, 1, 1, tzinfo=UTC))
     arguments = encode_call_arguments(ExtendedJSONSerializer(), task_name="t", args=(7,), kwargs={})
+    conn = sqlite3.connect(db)
+    (salt,) = conn.execute(
+        "SELECT value FROM jobify_jobs_meta WHERE key = 'journal_salt'"
+    ).fetchone()
+    conn.close()
     path = journal_path(db, "jobify_jobs")
     path.write_bytes(
-        b"".join(encode(seq, job_id, "t", at, arguments) for seq, job_id in records) + tail
+        b"".join(encode(seq, job_id, "t", at, arguments, salt=int(salt)) for seq, job_id in records)
+        + tail
     )
     return path
 
@@ -291,9 +312,10 @@ async def test_a_live_journal_is_neither_replayed_nor_shared(tmp_path: Path) -> 
     try:
         await _journal_rows(first, ["live"])
         second = SQLiteStorage(db, shared=True)
-        await second.startup()  # the lock is held: nothing replayed, nothing journaled
+        with pytest.warns(RuntimeWarning, match="is locked by another process"):
+            await second.startup()  # the lock is held: nothing replayed, nothing journaled
         try:
-            assert second._journal is None
+            assert second._folds is None
             assert _table(db) == {}
             assert not second._journal_push(("x", "t", datetime.now(UTC), b"{}"))
         finally:
@@ -311,7 +333,7 @@ async def test_a_shared_store_replays_an_unshared_ones_journal(tmp_path: Path) -
     storage = SQLiteStorage(db, shared=True)
     await storage.startup()
     try:
-        assert storage._journal is None  # it journals nothing itself
+        assert storage._folds is None  # it journals nothing itself
         assert sorted(_table(db)) == ["left"]
         assert not journal_path(db, "jobify_jobs").exists()
     finally:
@@ -383,7 +405,7 @@ async def test_a_push_loop_goes_on_under_a_held_write_lock_and_folds_later(
         with contextlib.closing(_lock(db)) as other:
             started = trio.current_time()
             jobs = [await t.push(i) for i in range(50)]
-            assert trio.current_time() - started < 0.05  # not held up by the lock
+            assert trio.current_time() - started < 0.25  # not held up by the lock
             await trio.sleep(0.2)  # the odd jobs end: a fold is due, and waits
             assert _table(db) == {}
             assert storage._inline is not None
@@ -399,3 +421,45 @@ async def test_a_push_loop_goes_on_under_a_held_write_lock_and_folds_later(
     assert _table(db) == {}
     assert canary.ticks >= 10
     assert canary.longest < LONGEST_GAP
+
+
+async def test_a_journal_left_beside_another_database_is_not_replayed(tmp_path: Path) -> None:
+    db, other = tmp_path / "jobs.db", tmp_path / "other" / "jobs.db"
+    other.parent.mkdir()
+    await _make_store(db)
+    await _make_store(other)
+    path = _write_journal(other, [(1, "theirs")])
+    path.rename(journal_path(db, "jobify_jobs"))  # beside a database it does not belong to
+    storage = SQLiteStorage(db)
+    with pytest.warns(RuntimeWarning, match="another database's journal"):
+        await storage.startup()
+    await storage.shutdown()
+    assert _table(db) == {}
+
+
+def test_the_journal_is_named_after_the_real_path(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    assert journal_path(tmp_path / "link" / "jobs.db", "t") == journal_path(
+        tmp_path / "real" / "jobs.db", "t"
+    )
+    assert journal_path(tmp_path / "real" / "jobs.db", "t").name == "jobs.db-t-journal"
+
+
+async def test_a_forked_child_does_not_keep_the_journal_locked(tmp_path: Path) -> None:
+    storage = SQLiteStorage(tmp_path / "jobs.db")
+    await storage.startup()
+    try:
+        assert storage._folds is not None
+        fd = storage._folds.journal._fd
+        pid = os.fork()
+        if pid == 0:  # the child: the inherited descriptor must be closed
+            try:
+                os.fstat(fd)
+            except OSError:
+                os._exit(0)
+            os._exit(1)
+        _, status = os.waitpid(pid, 0)  # noqa: ASYNC222 (the child exits at once)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        await storage.shutdown()

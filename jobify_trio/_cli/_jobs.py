@@ -164,6 +164,7 @@ def known_tasks(spec: str, app_dir: Path) -> set[str]:
 
 
 def _list(db: SQLiteDatabase, known: set[str] | None, out: TextIO) -> None:
+    journal = journaled_rows(db)  # first: a fold meanwhile shows its rows in the table
     rows = db.rows()
     lines: list[tuple[str, ...]] = []
     for raw in rows:
@@ -179,7 +180,7 @@ def _list(db: SQLiteDatabase, known: set[str] | None, out: TextIO) -> None:
             (job_id, task, trigger, next_run, state, attempt, *rows_as_cells([(owner, until)])[0])
         )
     in_table = {line[0] for line in lines}
-    journaled = [r for r in journaled_rows(db) if r.job_id not in in_table]
+    journaled = [record for record in journal if record.job_id not in in_table]
     no_lease = rows_as_cells([(None, None)])[0]
     for record in journaled:
         state = "journaled"

@@ -12,8 +12,9 @@ number. Its layout, little-endian::
 
 :func:`decode` reads records up to the first that is cut short or does not check out (its
 CRC, its lengths, its text): a record written by one ``write`` call that the process did
-not finish (it cannot be torn by a crash of the process, only by the machine's) ends the
-good prefix. Everything after it is reported as damaged, never guessed at.
+not finish (a crash of the machine, or a kill arriving in the middle of a large ``write``:
+that push had not returned) ends the good prefix. Everything after it is reported as
+damaged, never guessed at. The CRC is seeded with a salt of the database's own.
 """
 
 from __future__ import annotations
@@ -62,8 +63,12 @@ class Decoded:
         return self.size - self.end
 
 
-def encode(seq: int, job_id: str, task_name: str, run_at: str, arguments: bytes) -> bytes:
-    """One record; ``ValueError`` if a text field is longer than :data:`MAX_FIELD` bytes."""
+def encode(
+    seq: int, job_id: str, task_name: str, run_at: str, arguments: bytes, *, salt: int
+) -> bytes:
+    """One record; ``ValueError`` if a text field is longer than :data:`MAX_FIELD` bytes.
+    ``salt`` (32 bits, the database's own) seeds the CRC: a journal that belongs to
+    another database (a file restored from a backup beside it) reads as damaged."""
     ident, task, at = job_id.encode(), task_name.encode(), run_at.encode()
     length = len(ident) + len(task) + len(at) + len(arguments)
     try:
@@ -73,22 +78,22 @@ def encode(seq: int, job_id: str, task_name: str, run_at: str, arguments: bytes)
         )  # fmt: skip
     except struct.error as exc:
         raise ValueError(f"job {job_id!r} does not fit a journal record: {exc}") from exc
-    return zlib.crc32(rest).to_bytes(4, "little") + rest
+    return zlib.crc32(rest, salt).to_bytes(4, "little") + rest
 
 
-def decode(data: bytes) -> Decoded:
-    """The good records at the start of ``data`` (module docs)."""
+def decode(data: bytes, *, salt: int) -> Decoded:
+    """The good records at the start of ``data``, written with ``salt`` (module docs)."""
     records: list[JournalRecord] = []
     offset, size = 0, len(data)
     while True:
-        record, end = _record_at(data, offset)
+        record, end = _record_at(data, offset, salt)
         if record is None:
             return Decoded(records=records, end=offset, size=size)
         records.append(record)
         offset = end
 
 
-def _record_at(data: bytes, offset: int) -> tuple[JournalRecord | None, int]:
+def _record_at(data: bytes, offset: int, salt: int) -> tuple[JournalRecord | None, int]:
     if len(data) - offset < HEADER_SIZE:
         return None, offset
     crc, length, seq, id_len, task_len, at_len = _HEADER.unpack_from(data, offset)
@@ -97,7 +102,7 @@ def _record_at(data: bytes, offset: int) -> tuple[JournalRecord | None, int]:
     texts = id_len + task_len + at_len
     if end > len(data) or texts > length or seq < 1:
         return None, offset
-    if zlib.crc32(data[offset + _CRC_SKIP : end]) != crc:
+    if zlib.crc32(data[offset + _CRC_SKIP : end], salt) != crc:
         return None, offset
     try:
         ident = data[start : start + id_len].decode()

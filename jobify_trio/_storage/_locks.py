@@ -26,6 +26,10 @@ class QuickLock:
         self._held = False
         self._lot = trio.lowlevel.ParkingLot()  # the waiters, in order
 
+    def locked(self) -> bool:
+        """Whether the lock is held."""
+        return self._held
+
     async def acquire(self) -> None:
         """Take the lock: at once if it is free, else wait until it is handed over."""
         if self._held:

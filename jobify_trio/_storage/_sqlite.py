@@ -243,14 +243,6 @@ class SQLiteDatabase:
                 (str(fold.upto),),
             )
 
-    def journal_folded(self) -> int:
-        """The last sequence number of the push journal folded into the table (0: none)."""
-        with self._errors("read"):
-            row = self._conn.execute(
-                f"SELECT value FROM {self.meta} WHERE key = 'journal_folded'"
-            ).fetchone()
-        return 0 if row is None else int(row[0])
-
     def _apply_runs(self, writes: Sequence[Write]) -> None:
         """The statements of :meth:`apply`'s general path (inside its transaction)."""
         for kind, values in write_runs(writes):
