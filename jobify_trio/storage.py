@@ -5,7 +5,7 @@ runs next, its encoded arguments (see :mod:`jobify_trio.serializers`), the attem
 at, and for a cron job its schedule and counters. The app writes rows through a single
 *storage writer* actor that groups the writes of many scheduling calls into one
 transaction (group commit); a scheduling call returns once its own row is committed
-(or, for a push with a generated id on an unshared SQLite file, journaled: see
+(or, for a loop's push with a generated id on an unshared SQLite file, journaled: see
 ``docs/durability.rst``).
 
 A store implements four coroutine methods: :meth:`Storage.startup`, :meth:`Storage.shutdown`,
@@ -230,10 +230,11 @@ class SQLiteStorage(SQLiteSharing, Storage):
     records which instance runs on it, so a second live instance is refused at startup
     instead of running every job twice.
 
-    An unshared store journals the rows of pushes with a generated id instead of
-    committing each one (one ``write`` call, folded into the table with the next commit;
-    see :doc:`/durability`); ``push_journal=False`` commits each row instead, so that the
-    table is always current for readers of the file other than ``jobify-trio jobs``.
+    An unshared store journals the rows of a sequential caller's pushes with a generated
+    id instead of committing each one (one ``write`` call, folded into the table with the
+    next commit; see :doc:`/durability`); ``push_journal=False`` commits each row instead,
+    so that the table is always current for readers of the file other than
+    ``jobify-trio jobs``.
     """
 
     def __init__(

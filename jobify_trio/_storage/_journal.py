@@ -2,8 +2,9 @@
 
 A sequential loop of durable pushes paid one SQLite commit per push: a WAL transaction
 takes and drops three file locks (six ``fcntl`` calls), writes two or more pages and
-updates the WAL index, whatever the row's size. A push whose job id was generated (so no
-other row can have it) is instead appended to a journal file next to the database
+updates the WAL index, whatever the row's size. A sequential caller's push (concurrent
+callers share commits already) whose job id was generated (so no other row can have it)
+is instead appended to a journal file next to the database
 (``<file>-<table>-journal``), in one ``write`` call, and the call returns: the record is
 then as safe as a commit in WAL mode with ``synchronous=NORMAL`` (neither syncs the
 disk: both survive a crash of the process, kill -9 included, and either may lose its

@@ -60,8 +60,9 @@ cancelled while its row is in flight raises and withdraws its job (its row is de
 whether or not it committed), just as when it is cancelled while the writer commits it.
 That saves the cancel scope (about 10 µs a push: a ``trio.CancelScope`` costs more than
 the rest of the writer's bookkeeping). At shutdown the app commits whatever is still
-queued with :meth:`flush` after the actors stopped. A push whose row the store journals
-(SQLite, unshared: ``_journal.py``) commits nothing: its row rides with a later batch.
+queued with :meth:`flush` after the actors stopped. A sequential caller's push whose row
+the store journals (SQLite, unshared: ``_journal.py``) commits nothing: its row rides
+with a later batch.
 
 A failed commit never stops the writer. Whatever ``apply`` raised is kept on the batch as
 a :class:`StorageError` (the original exception is its ``__cause__``) and every caller
@@ -151,20 +152,20 @@ class StorageWriter:
             self._wakeup.set()  # else the writer knows already (module docs)
 
     def push_now(self, row: PushedRow, *, fresh: bool = False) -> bool:
-        """Make a push's row durable now, without building it, if the store can: a
-        ``fresh`` row (its id generated) is journaled (``Storage._journal_push``), whoever
-        pushes it; another is committed (``Storage._push_now``) if :meth:`write` would
-        commit it alone, synchronously (:func:`pushes_alone`). Neither while a commit is in
-        flight (see _journal.py). False: the caller then calls :meth:`write`."""
-        if not self._pushes_now or self._committing:
+        """Make a sequential caller's push durable now, without building its row, if the
+        store can: a ``fresh`` row (its id generated) is journaled
+        (``Storage._journal_push``); another is committed (``Storage._push_now``) if
+        :meth:`write` would commit it alone, synchronously (:func:`pushes_alone`). Neither
+        while a commit is in flight (see _journal.py). False: the caller then calls
+        :meth:`write` (concurrent callers share its commits: module docs)."""
+        if not self._pushes_now or self._committing or self._last_caller is not current_task():
             return False
         try:
             if fresh and self._storage._journal_push(row):
                 self.journaled += 1
                 return True
             if (
-                self._last_caller is not current_task()
-                or self._retrying
+                self._retrying
                 or not pushes_alone(self._open, row[0])
                 or not self._storage._push_now(row)
             ):
