@@ -220,7 +220,8 @@ class SQLiteStorage(SQLiteSharing, Storage):
     database runs in WAL mode with ``synchronous=NORMAL``: a commit survives a crash of the
     process (kill -9); after a power loss the last commits may be lost. ``table_name`` is
     validated;
-    a second table ``<table_name>_meta`` holds the schema version (3), the sharing
+    a second table ``<table_name>_meta`` holds the schema version (3) and the push
+    journal's salt and folded sequence number, the sharing
     protocol's tables are ``<table_name>_instances``, ``_claims``, ``_results`` and
     ``_commands``, and the run history (:class:`~jobify_trio.RunHistory`) is kept in
     ``<table_name>_runs``; a version 1 or 2 file is migrated when opened.

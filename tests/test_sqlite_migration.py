@@ -86,7 +86,9 @@ async def test_a_version_1_file_is_migrated_and_keeps_its_rows(tmp_path: Path) -
         "jobify_jobs_runs",
     } <= tables(path)
     with sqlite3.connect(path) as conn:
-        version = conn.execute("SELECT value FROM jobify_jobs_meta").fetchall()
+        version = conn.execute(
+            "SELECT value FROM jobify_jobs_meta WHERE key = 'schema_version'"
+        ).fetchall()
     conn.close()
     assert version == [("3",)]
     reopened = SQLiteStorage(path)  # a second open finds version 3 and changes nothing

@@ -71,7 +71,9 @@ async def test_a_version_2_file_is_migrated_and_keeps_its_rows(tmp_path: Path) -
     assert not rows["later"].paused
     assert "jobify_jobs_runs" in tables(path)
     with sqlite3.connect(path) as conn:
-        version = conn.execute("SELECT value FROM jobify_jobs_meta").fetchall()
+        version = conn.execute(
+            "SELECT value FROM jobify_jobs_meta WHERE key = 'schema_version'"
+        ).fetchall()
     conn.close()
     assert version == [("3",)]
 

@@ -29,7 +29,7 @@ salt kept in the ``_meta`` table, so a journal beside a database it does not bel
 reads as damaged. The journal is locked (``flock``) by the store that owns it, from
 startup to shutdown (a forked child closes its copy): a second process (a second
 instance, which the store refuses anyway, or a shared store) neither replays nor
-appends to a live journal, and warns. A shared store (``shared=True``) replays a journal
+appends to a live journal. A shared store (``shared=True``) replays a journal
 left by an unshared one, and journals nothing itself (its rows carry leases other
 instances must see at once). Windows has no ``flock``: no journal there.
 
@@ -232,19 +232,13 @@ if SUPPORTED:
 def replay_journal(db: SQLiteDatabase, *, keep_open: bool) -> PushJournal | None:
     """Lock the journal of ``db``'s table, fold what a crash left in it, and empty it
     (module docs); the open journal if ``keep_open``, else None (it is closed, and
-    removed). None as well, with a warning, if another process holds it, and on a
-    platform without ``flock``. Runs on the store's thread."""
+    removed). None as well if another process holds it (this store then commits every
+    push), and on a platform without ``flock``. Runs on the store's thread."""
     path = journal_path(db.path, db.table)
     if not SUPPORTED or (not keep_open and not path.exists()):
         return None
     fd = _lock(path)
-    if fd is None:
-        warnings.warn(
-            f"the push journal {path} is locked by another process (a live app on the "
-            "same file?): it is not replayed, and this store commits every push's row",
-            RuntimeWarning,
-            stacklevel=1,
-        )
+    if fd is None:  # its live owner restores its rows itself
         return None
     try:
         salt = _salt(db, create=keep_open)
