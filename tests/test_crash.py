@@ -79,16 +79,21 @@ trio.run(main)
 """
 
 
-def _start(tmp: Path, script: Path) -> subprocess.Popen[bytes]:
+def start_child(script: Path, args: list[str], cwd: Path) -> subprocess.Popen[bytes]:
+    """Run ``script`` with ``args`` in a child process that imports this checkout."""
     env = dict(os.environ)
     repo = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [repo, env.get("PYTHONPATH")]))
     env["PYTHONWARNINGS"] = "ignore"
+    return subprocess.Popen(
+        [sys.executable, str(script), *args], cwd=cwd, env=env, stderr=subprocess.PIPE
+    )
+
+
+def _start(tmp: Path, script: Path) -> subprocess.Popen[bytes]:
     args = [str(tmp / "jobs.db"), str(tmp / "results.txt"), str(tmp / "acked.txt")]
     args += [str(n) for n in (N_PUSH, N_DELAY, N_CRON, CRON_RUNS)]
-    return subprocess.Popen(
-        [sys.executable, str(script), *args], cwd=tmp, env=env, stderr=subprocess.PIPE
-    )
+    return start_child(script, args, tmp)
 
 
 def _seed() -> int:

@@ -16,13 +16,12 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from test_crash import _lines, _seed
+from test_crash import _lines, _seed, start_child
 
 ITEMS = 30000
 KILLS = 5
@@ -64,14 +63,8 @@ trio.run(main)
 
 
 def _start(tmp: Path, script: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    repo = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [repo, env.get("PYTHONPATH")]))
-    env["PYTHONWARNINGS"] = "ignore"
     args = [str(tmp / "jobs.db"), str(tmp / "results.txt"), str(tmp / "acked.txt"), str(ITEMS)]
-    return subprocess.Popen(
-        [sys.executable, str(script), *args], cwd=tmp, env=env, stderr=subprocess.PIPE
-    )
+    return start_child(script, args, tmp)
 
 
 @pytest.mark.slow
