@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from ..storage import Delete, StorageError, Upsert, Write
-from ._journal_format import JournalRecord, decode, encode
+from ._journal_format import Decoded, JournalRecord, decode, encode
 from ._records import PushedRow
 from ._sqlite_rows import to_db_time
 
@@ -280,7 +280,10 @@ def _fold_left(db: SQLiteDatabase, fd: int, path: Path, salt: int | None) -> int
     last sequence number used. With no salt (the database never had a journal) any
     record is another database's: kept aside as damaged."""
     data = _read_all(fd)
-    decoded = decode(data, salt=salt) if salt is not None else decode(b"", salt=0)
+    if salt is None:
+        decoded = Decoded(records=[], end=0, size=len(data))
+    else:
+        decoded = decode(data, salt=salt)
     folded = journal_folded(db)
     todo = [record for record in decoded.records if record.seq > folded]
     last = max([folded, *(record.seq for record in decoded.records)])

@@ -217,19 +217,22 @@ class SQLiteDatabase:
 
     # -- writing ----------------------------------------------------------------------------
 
-    def apply(self, writes: Sequence[Write]) -> None:
-        """Apply every write in order, in one transaction.
+    def apply(self, writes: Sequence[Write], fold: JournalFold | None = None) -> None:
+        """Apply every write in order, in one transaction (after the push journal's
+        ``fold``, if given: :meth:`apply_folding`).
 
         Consecutive upserts (and consecutive deletes) go out as multi-row statements of
         :data:`_CHUNKS` rows: one ``sqlite3_step`` per chunk instead of one per row. Each
         step releases and re-takes the GIL, and re-taking it while the event loop is busy
         can wait a whole switch interval, so fewer steps matter more than fewer rows.
         """
-        if len(writes) <= SMALL or few_besides_deletes(writes):
+        if fold is not None:
+            self.apply_folding(writes, fold)
+        elif len(writes) <= SMALL or few_besides_deletes(writes):
             self._apply_small(writes)
-            return
-        with self._transaction("write"):
-            self._apply_runs(writes)
+        else:
+            with self._transaction("write"):
+                self._apply_runs(writes)
 
     def apply_folding(self, writes: Sequence[Write], fold: JournalFold) -> None:
         """:meth:`apply` of ``writes`` after the push journal's ``fold`` (its rows first,

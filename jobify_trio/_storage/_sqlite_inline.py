@@ -84,11 +84,7 @@ class InlineCommits:
             if checkpoint:  # the rows are committed whatever the checkpoint does
                 with contextlib.suppress(StorageError):
                     db.checkpoint()
-            # after it: this commit starts the WAL over (module docs)
-            if fold is None:
-                db.apply(writes)
-            else:
-                db.apply_folding(writes, fold)
+            db.apply(writes, fold)  # after it: this commit starts the WAL over (module docs)
 
         await self._thread.call(work)
         if checkpoint:
@@ -102,10 +98,7 @@ class InlineCommits:
         if size > INLINE_MAX_WRITES or self._since_checkpoint >= CHECKPOINT_EVERY:
             return False
         try:
-            if fold is None:
-                self._db.apply(writes)
-            else:
-                self._db.apply_folding(writes, fold)
+            self._db.apply(writes, fold)
         except StorageError as exc:
             if not is_busy(exc.__cause__):
                 raise
